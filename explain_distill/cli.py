@@ -1,0 +1,201 @@
+"""``explain-distill``: run | audit | report.
+
+Progress and timings go to stderr, the path of what was written to stdout, so
+``open "$(explain-distill run --dataset digits)"`` works.  Exit codes: 0 success (audit passed),
+1 audit failed, 2 usage or input error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+logger = logging.getLogger("explain_distill.cli")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from .data import DATASETS
+
+    parser = argparse.ArgumentParser(
+        prog="explain-distill",
+        description="Distill a neural network into explainable surrogates and measure their fidelity.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    sub = parser.add_subparsers(dest="command", metavar="{run,audit,report}")
+    sub.required = True
+
+    run = sub.add_parser(
+        "run",
+        help="train a teacher, distill surrogates, analyse them and write an HTML report",
+        description="Train a teacher, distill it into surrogates, analyse them and write DIR/index.html, "
+        "DIR/metrics.json and the saved run (DIR/model).",
+    )
+    src = run.add_mutually_exclusive_group()
+    src.add_argument("--dataset", choices=DATASETS, help="a built-in data set (default: digits)")
+    src.add_argument("--csv", type=Path, help="a CSV file with a header row")
+    run.add_argument("--target", help="label column of --csv")
+    run.add_argument("--out", type=Path, help="output directory (default: reports/<dataset>)")
+    run.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the teacher trains (default: auto)")
+    run.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    run.add_argument("--temperature", type=float, default=4.0, help="soft-label temperature T (default: 4)")
+    run.add_argument("--surrogates", help="comma-separated registry names (default: all registered)")
+    run.add_argument("--min-agreement", type=float, help="audit bar shown as pass/fail in the report")
+
+    aud = sub.add_parser(
+        "audit",
+        help="check a saved run's surrogates against a fidelity bar (exit 1 when not met)",
+        description="Gate on fidelity: the lower end of the 95%% Wilson interval of top-1 agreement "
+        "between teacher and surrogate on the test split must reach --min-agreement. "
+        "Exit 0 when every audited surrogate passes, 1 when one fails, 2 on a usage error.",
+    )
+    aud.add_argument("run_dir", type=Path, help="a directory written by `explain-distill run`")
+    aud.add_argument("--min-agreement", type=float, required=True, help="the bar, in [0, 1]")
+    aud.add_argument("--surrogate", action="append", help="audit only this surrogate (repeatable)")
+    aud.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    rep = sub.add_parser(
+        "report",
+        help="re-render the HTML report of a saved run, without retraining",
+        description="Re-render RUN_DIR/index.html from the saved run (no retraining).",
+    )
+    rep.add_argument("run_dir", type=Path)
+    rep.add_argument("--out", type=Path, help="write the report here instead of RUN_DIR")
+    return parser
+
+
+def _setup_logging(quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger("explain_distill")
+    root.handlers = [h for h in root.handlers if isinstance(h, logging.NullHandler)] + [handler]
+    root.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from ._io import atomic_directory, write_json
+    from .data import Dataset, load_dataset
+    from .distill import distill
+    from .report import build_report
+    from .teacher import train_teacher
+
+    t0 = time.perf_counter()
+    if args.csv is not None:
+        if not args.target:
+            raise ValueError("--csv needs --target COLUMN naming the label column.")
+        data = Dataset.from_csv(args.csv, target=args.target, seed=args.seed)
+    else:
+        if args.target:
+            raise ValueError("--target only applies with --csv.")
+        data = load_dataset(args.dataset or "digits", seed=args.seed)
+    out = args.out or Path("reports") / data.name
+    logger.info("data: %s (%d train, %d test, %d features, %d classes) [%.1fs]",
+                data.name, len(data.X_train), len(data.X_test), data.n_features, data.n_classes, time.perf_counter() - t0)
+    teacher = train_teacher(data, device=args.device, seed=args.seed)
+    acc = float((teacher.predict(data.X_test) == data.y_test).mean())
+    logger.info("teacher: %s, %d params, test accuracy %.3f [%.1fs]",
+                teacher.history.get("arch"), teacher.n_params, acc, time.perf_counter() - t0)
+    result = distill(teacher, data, surrogates=args.surrogates, temperature=args.temperature, seed=args.seed)
+    for row in result.fidelity():
+        logger.info("  %-12s fidelity %.3f [%.3f, %.3f]  accuracy %.3f  size %d",
+                    row["surrogate"], row["fidelity"], row["low"], row["high"], row["accuracy"], row["params"])
+    logger.info("distilled [%.1fs]", time.perf_counter() - t0)
+    with atomic_directory(out) as tmp:
+        result.save(tmp / "model")
+        metrics = metrics_document(result, seconds=time.perf_counter() - t0)
+        write_json(tmp / "metrics.json", metrics)
+        build_report(result, tmp, run_seconds=time.perf_counter() - t0)
+    logger.info("done in %.1fs", time.perf_counter() - t0)
+    print(out / "index.html")
+    return EXIT_OK
+
+
+def metrics_document(result: Any, *, seconds: float | None = None) -> dict[str, Any]:
+    """The metrics.json document (see README, 'metrics.json')."""
+    m = result.metrics or result.evaluate()
+    return {
+        "schema": "explain_distill.metrics/1",
+        "data": result.dataset.describe(),
+        "teacher": m["teacher"],
+        "surrogates": m["surrogates"],
+        "run": {
+            "seed": result.seed,
+            "temperature": result.temperature,
+            "seconds": None if seconds is None else round(seconds, 3),
+            "data_sha256": result.info.get("data_sha256"),
+            "teacher_sha256": result.info.get("teacher_sha256"),
+            "versions": result.info.get("versions", {}),
+            "transfer_set": result.info.get("transfer_set", {}),
+        },
+    }
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from ._io import atomic_directory, write_json
+    from .distill import load
+    from .report import build_report
+
+    result = load(args.run_dir, device="cpu")
+    out = args.out or args.run_dir
+    if out == args.run_dir:
+        build_report(result, out)
+    else:
+        with atomic_directory(out) as tmp:
+            write_json(tmp / "metrics.json", metrics_document(result))
+            build_report(result, tmp)
+    print(Path(out) / "index.html")
+    return EXIT_OK
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from ._validation import check_fraction
+    from .analysis import audit
+    from .distill import load
+
+    check_fraction(args.min_agreement, "--min-agreement")
+    result = load(args.run_dir, device="cpu")
+    names = args.surrogate or list(result.surrogates)
+    unknown = [n for n in names if n not in result.surrogates]
+    if unknown:
+        raise ValueError(f"--surrogate {unknown} not in this run; it has: {', '.join(result.surrogates)}.")
+    outcomes = [
+        audit(result.teacher, result.surrogates[n], result.dataset.X_test, min_agreement=args.min_agreement, name=n)
+        for n in names
+    ]
+    passed = all(o.passed for o in outcomes)
+    if args.json:
+        print(json.dumps({"passed": passed, "min_agreement": args.min_agreement, "results": [o.to_dict() for o in outcomes]}, indent=2))
+    else:
+        print(f"{'surrogate':<14}{'agreement':>10}{'95% low':>10}{'95% high':>10}{'n':>7}  verdict (bar {args.min_agreement:.3f} on the lower bound)")
+        for o in outcomes:
+            lo, hi = o.intervals["agreement"]
+            print(f"{o.surrogate:<14}{o.metrics['agreement']:>10.4f}{lo:>10.4f}{hi:>10.4f}{o.n:>7}  {'PASS' if o.passed else 'FAIL'}")
+    return EXIT_OK if passed else EXIT_FAILED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.quiet)
+    handlers = {"run": _cmd_run, "audit": _cmd_audit, "report": _cmd_report}
+    try:
+        return handlers[args.command](args)
+    except KeyboardInterrupt:
+        print("explain-distill: interrupted; nothing was written over the previous output.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        if args.debug:
+            raise
+        print(f"explain-distill {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""Surrogate models: scikit-learn classifiers that learn from the teacher's soft labels.
+
+``SURROGATES`` maps a registry name to its estimator class.  Every class takes hard labels (n,)
+or soft labels (n, K) in ``fit``, exposes ``predict_proba``/``predict``/``classes_``/
+``n_features_in_`` and ``n_params_`` (its size), and saves without pickle through
+:func:`save_surrogate` / :func:`load_surrogate`.  Surrogates see arrays only, never a teacher.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ._base import load_surrogate as _load
+from ._base import save_surrogate
+from .shallow import SoftLabelLogisticRegression, SoftLabelTreeClassifier
+
+__all__ = [
+    "SURROGATES",
+    "SoftLabelTreeClassifier",
+    "SoftLabelLogisticRegression",
+    "save_surrogate",
+    "load_surrogate",
+]
+
+SURROGATES: dict[str, type] = {
+    "tree": SoftLabelTreeClassifier,
+    "logistic": SoftLabelLogisticRegression,
+}
+
+
+def load_surrogate(path: str | os.PathLike) -> Any:
+    """Load a surrogate saved with :func:`save_surrogate` (registry-resolved, no pickle)."""
+    return _load(path, SURROGATES)

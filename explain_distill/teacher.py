@@ -1,0 +1,506 @@
+"""The teacher: any torch ``nn.Module`` classifier behind one numpy-facing wrapper.
+
+``Teacher(module, class_names=...)`` wraps a user's network; ``train_teacher(dataset)`` trains a
+built-in one (an MLP for tabular data, a small CNN for images and 1-D signals) on CUDA when
+present (bf16 autocast) and on the CPU otherwise, with a validation split and early stopping.
+
+Inputs cross this boundary flat, as (n_samples, n_features) arrays; the wrapper reshapes them to
+``input_shape`` for the module.  Inference is batched, under ``torch.no_grad`` and in eval mode,
+and the module's previous mode is restored afterwards.  Weights are saved with safetensors next
+to a JSON config; nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._io import read_json, write_json
+from ._validation import check_array_2d, check_choice, check_int, check_n_features, check_names, check_positive
+from .data import Dataset
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Teacher", "train_teacher", "resolve_device", "build_module", "MLP", "CNN"]
+
+Device = Literal["auto", "cpu", "cuda"]
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` without a GPU is an error that says so."""
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise TypeError(f"device must be 'auto', 'cpu' or 'cuda[:N]'; received {device!r}.")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but no CUDA GPU is available (torch {torch.__version__}, "
+            f"CUDA build: {torch.version.cuda}). Use device='cpu' or 'auto', or install a CUDA build of torch."
+        )
+    try:
+        return torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]'; received {device!r}.") from exc
+
+
+# ---------------------------------------------------------------------------- built-in networks
+class MLP(nn.Module):
+    """A fully connected classifier for tabular data."""
+
+    def __init__(self, n_features: int, n_classes: int, hidden: Sequence[int] = (256, 128), dropout: float = 0.1):
+        super().__init__()
+        layers: list[nn.Module] = []
+        d = n_features
+        for h in hidden:
+            layers += [nn.Linear(d, h), nn.ReLU(), nn.Dropout(dropout)]
+            d = h
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(d, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x.flatten(1)))
+
+
+class CNN(nn.Module):
+    """A small CNN for images (C, H, W) or 1-D signals (C, L).
+
+    ``features`` ends with the last convolution and its ReLU, the layer Grad-CAM looks at.
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        n_classes: int,
+        channels: Sequence[int] = (32, 64, 64),
+        hidden: int = 128,
+        dropout: float = 0.2,
+    ):
+        super().__init__()
+        dims = len(input_shape) - 1
+        if dims not in (1, 2):
+            raise ValueError(f"CNN input_shape must be (C, L) or (C, H, W); received {tuple(input_shape)}.")
+        conv = nn.Conv1d if dims == 1 else nn.Conv2d
+        pool = nn.MaxPool1d if dims == 1 else nn.MaxPool2d
+        k = 5 if dims == 1 else 3
+        c_in = input_shape[0]
+        layers: list[nn.Module] = []
+        for i, c in enumerate(channels):
+            layers += [conv(c_in, c, k, padding=k // 2), nn.ReLU()]
+            if i == len(channels) - 2:
+                layers.append(pool(2))
+            c_in = c
+        self.features = nn.Sequential(*layers)
+        with torch.no_grad():
+            n_flat = self.features(torch.zeros(1, *input_shape)).numel()
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Dropout(dropout), nn.Linear(n_flat, hidden), nn.ReLU(), nn.Linear(hidden, n_classes)
+        )
+        self.input_shape = tuple(input_shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+def build_module(config: dict[str, Any]) -> nn.Module:
+    """Rebuild a built-in architecture from its JSON config."""
+    arch = config.get("arch")
+    if arch == "mlp":
+        return MLP(int(config["n_features"]), int(config["n_classes"]), tuple(config["hidden"]), float(config["dropout"]))
+    if arch == "cnn":
+        return CNN(
+            tuple(config["input_shape"]),
+            int(config["n_classes"]),
+            tuple(config["channels"]),
+            int(config["hidden"]),
+            float(config["dropout"]),
+        )
+    raise ValueError(
+        f"Unknown teacher architecture {arch!r} in the config; built-ins are 'mlp' and 'cnn'. "
+        f"For your own module pass it explicitly: Teacher.load(dir, module=MyNet())."
+    )
+
+
+class FlatInput(nn.Module):
+    """Adapter: takes flat (n, n_features) inputs, reshapes them for ``module``; used by Captum."""
+
+    def __init__(self, module: nn.Module, input_shape: Sequence[int]):
+        super().__init__()
+        self.module = module
+        self.input_shape = tuple(input_shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x.reshape(x.shape[0], *self.input_shape))
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """Put ``module`` in eval mode and restore every submodule's previous mode afterwards."""
+    modes = {m: m.training for m in module.modules()}
+    module.eval()
+    try:
+        yield module
+    finally:
+        for m, training in modes.items():
+            m.training = training
+
+
+# ---------------------------------------------------------------------------- the wrapper
+class Teacher:
+    """A trained classifier seen through numpy: ``logits(X)``, ``predict_proba(X, temperature)``.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Maps a batch shaped ``(n, *input_shape)`` to logits ``(n, n_classes)``.
+    class_names : sequence of str
+        One name per output column, in the module's output order.
+    input_shape : tuple of int, optional
+        Shape of one sample as the module expects it; defaults to ``(n_features,)`` (flat).
+    device : {"auto", "cpu", "cuda"}
+        Where inference runs.  The module is moved there.
+    batch_size : int
+        Inference batch size; memory is bounded by it for any number of samples.
+    config : dict, optional
+        The JSON config of a built-in architecture (set by ``train_teacher``), so ``load`` can
+        rebuild it.  User modules leave it None and pass the module to ``load``.
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        *,
+        class_names: Sequence[str],
+        input_shape: Sequence[int] | None = None,
+        device: str | torch.device = "auto",
+        batch_size: int = 4096,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"module must be a torch.nn.Module; received {type(module).__name__}.")
+        self.class_names = check_names(class_names, len(list(class_names)), what="class_names")
+        if len(self.class_names) < 2:
+            raise ValueError(f"A teacher needs at least 2 classes; received class_names={self.class_names!r}.")
+        self.input_shape = tuple(int(s) for s in input_shape) if input_shape is not None else None
+        self.batch_size = check_int(batch_size, "batch_size", low=1)
+        self.device = resolve_device(device)
+        self.module = module.to(self.device)
+        self.config = dict(config) if config else None
+        self.history: dict[str, Any] = {}
+
+    # -- sizes
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def n_features(self) -> int | None:
+        return int(np.prod(self.input_shape)) if self.input_shape is not None else None
+
+    @property
+    def n_params(self) -> int:
+        return int(sum(p.numel() for p in self.module.parameters()))
+
+    @property
+    def size_bytes(self) -> int:
+        return int(sum(p.numel() * p.element_size() for p in self.module.parameters()))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        p = next(self.module.parameters(), None)
+        return p.dtype if p is not None else torch.float32
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the weights, in parameter order: the teacher hash in metrics.json."""
+        h = hashlib.sha256()
+        for name, t in self.module.state_dict().items():
+            h.update(name.encode())
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
+
+    def flat_module(self) -> nn.Module:
+        """An ``nn.Module`` taking flat (n, n_features) inputs: what Captum attributes through."""
+        if self.input_shape is None:
+            return self.module
+        return FlatInput(self.module, self.input_shape)
+
+    # -- inference
+    def _check_X(self, X: Any) -> np.ndarray:
+        X = check_array_2d(X, name="X", dtype=None)
+        if self.n_features is not None:
+            check_n_features(X, self.n_features, what="the teacher")
+        return X
+
+    def _forward_batches(self, X: np.ndarray) -> Iterator[torch.Tensor]:
+        dtype = self.dtype
+        on_cuda = self.device.type == "cuda"
+        with eval_mode(self.module), torch.no_grad():
+            for start in range(0, len(X), self.batch_size):
+                xb = torch.from_numpy(np.ascontiguousarray(X[start : start + self.batch_size]))
+                if on_cuda:
+                    xb = xb.pin_memory().to(self.device, non_blocking=True)
+                xb = xb.to(dtype)
+                if self.input_shape is not None:
+                    xb = xb.reshape(len(xb), *self.input_shape)
+                yield self.module(xb)
+
+    def logits(self, X: Any) -> np.ndarray:
+        """Raw outputs, float32 array of shape (n_samples, n_classes)."""
+        X = self._check_X(X)
+        out = np.empty((len(X), self.n_classes), dtype=np.float32)
+        start = 0
+        for z in self._forward_batches(X):
+            self._check_output(z)
+            out[start : start + len(z)] = z.float().cpu().numpy()
+            start += len(z)
+        self._check_finite_output(out)
+        return out
+
+    def predict_proba(self, X: Any, temperature: float = 1.0) -> np.ndarray:
+        """Class probabilities softmax(logits / T), float32 (n_samples, n_classes).
+
+        T > 1 softens them (Hinton et al. 2015): the relative probabilities of wrong classes,
+        the "dark knowledge" a surrogate learns from, become visible.
+        """
+        temperature = check_positive(temperature, "temperature")
+        X = self._check_X(X)
+        out = np.empty((len(X), self.n_classes), dtype=np.float32)
+        start = 0
+        for z in self._forward_batches(X):
+            self._check_output(z)
+            p = torch.softmax(z.float() / temperature, dim=1)
+            out[start : start + len(p)] = p.cpu().numpy()
+            start += len(p)
+        self._check_finite_output(out)
+        return out
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Class indices (into ``class_names``) of the largest logit."""
+        return self.logits(X).argmax(axis=1)
+
+    def _check_output(self, z: torch.Tensor) -> None:
+        if z.ndim != 2 or z.shape[1] != self.n_classes:
+            raise ValueError(
+                f"The teacher module returned shape {tuple(z.shape)} but {self.n_classes} class_names were given; "
+                f"it must return logits of shape (batch, {self.n_classes})."
+            )
+
+    @staticmethod
+    def _check_finite_output(out: np.ndarray) -> None:
+        if not np.isfinite(out).all():
+            rows = np.unique(np.nonzero(~np.isfinite(out))[0])[:5].tolist()
+            raise ValueError(
+                f"The teacher produced NaN or infinite outputs for rows {rows}. Check the inputs' scale "
+                f"and the module's weights (a diverged training run gives this)."
+            )
+
+    # -- persistence
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Weights to ``teacher.safetensors`` and the config to ``teacher.json`` in ``directory``."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.module.state_dict().items()}
+        save_file(state, str(directory / "teacher.safetensors"))
+        write_json(
+            directory / "teacher.json",
+            {
+                "format": "explain_distill.teacher/1",
+                "class_names": self.class_names,
+                "input_shape": list(self.input_shape) if self.input_shape else None,
+                "config": self.config,
+                "n_params": self.n_params,
+                "history": self.history,
+            },
+        )
+        return directory
+
+    @classmethod
+    def load(
+        cls, directory: str | os.PathLike, *, module: nn.Module | None = None, device: str = "auto"
+    ) -> "Teacher":
+        """Rebuild a saved teacher; pass ``module`` (un-trained, same architecture) for your own networks."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        meta = read_json(directory / "teacher.json", what="teacher config")
+        if not isinstance(meta, dict) or meta.get("format") != "explain_distill.teacher/1":
+            raise ValueError(f"{directory / 'teacher.json'} is not an explain_distill teacher config.")
+        if module is None:
+            if not meta.get("config"):
+                raise ValueError(
+                    f"The teacher in {directory} is a user module; pass it to rebuild: Teacher.load(dir, module=MyNet())."
+                )
+            module = build_module(meta["config"])
+        weights = directory / "teacher.safetensors"
+        if not weights.is_file():
+            raise FileNotFoundError(f"Missing teacher weights: {weights} does not exist.")
+        try:
+            state = load_file(str(weights))
+        except (SafetensorError, OSError) as exc:
+            raise ValueError(
+                f"{weights} is not a valid safetensors file ({exc}); it is truncated or not a model we wrote. "
+                f"Pickled checkpoints are never loaded."
+            ) from exc
+        try:
+            module.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ValueError(f"The weights in {weights} do not fit the module: {exc}") from exc
+        teacher = cls(
+            module, class_names=meta["class_names"], input_shape=meta.get("input_shape"), device=device, config=meta.get("config")
+        )
+        teacher.history = meta.get("history") or {}
+        return teacher
+
+
+# ---------------------------------------------------------------------------- training
+def default_config(dataset: Dataset) -> dict[str, Any]:
+    if dataset.kind in ("image", "signal") and len(dataset.input_shape) in (2, 3):
+        return {
+            "arch": "cnn",
+            "input_shape": list(dataset.input_shape),
+            "n_classes": dataset.n_classes,
+            "channels": [32, 64, 64],
+            "hidden": 128,
+            "dropout": 0.2,
+        }
+    return {
+        "arch": "mlp",
+        "n_features": dataset.n_features,
+        "n_classes": dataset.n_classes,
+        "hidden": [256, 128],
+        "dropout": 0.1,
+    }
+
+
+def _progress_enabled(progress: bool | None) -> bool:
+    if progress is None:
+        return sys.stderr.isatty()
+    return bool(progress)
+
+
+def train_teacher(
+    dataset: Dataset,
+    *,
+    device: Device | str = "auto",
+    seed: int = 0,
+    epochs: int = 100,
+    batch_size: int = 64,
+    learning_rate: float = 2e-3,
+    weight_decay: float = 1e-4,
+    patience: int = 12,
+    val_fraction: float = 0.1,
+    config: dict[str, Any] | None = None,
+    progress: bool | None = None,
+) -> Teacher:
+    """Train the built-in teacher for ``dataset`` and return it wrapped as a :class:`Teacher`.
+
+    An MLP for tabular data, a small CNN for images and signals.  A stratified ``val_fraction``
+    of the training split is held out for early stopping (the best weights by validation loss are
+    kept).  On CUDA the forward pass runs under bf16 autocast; the loss is accumulated on the
+    device so no step waits on the host.  ``progress=None`` shows a bar only on a terminal.
+    """
+    from sklearn.model_selection import train_test_split
+    from tqdm.auto import tqdm
+
+    if not isinstance(dataset, Dataset):
+        raise TypeError(f"dataset must be an explain_distill Dataset; received {type(dataset).__name__}.")
+    check_int(epochs, "epochs", low=1)
+    check_int(batch_size, "batch_size", low=1)
+    check_int(patience, "patience", low=1)
+    check_positive(learning_rate, "learning_rate")
+    dev = resolve_device(device)
+    t0 = time.perf_counter()
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+
+    X, y = dataset.X_train, dataset.y_train
+    counts = np.bincount(y, minlength=dataset.n_classes)
+    strat = y if counts[counts > 0].min() >= 2 else None
+    n_val = max(int(round(val_fraction * len(X))), dataset.n_classes)
+    if len(X) - n_val < dataset.n_classes or n_val >= len(X):
+        X_tr, y_tr, X_val, y_val = X, y, X, y
+        logger.warning("training split too small for a validation split; early stopping on the training data")
+    else:
+        X_tr, X_val, y_tr, y_val = train_test_split(X, y, test_size=n_val, random_state=seed, stratify=strat)
+
+    config = dict(config or default_config(dataset))
+    module = build_module(config).to(dev)
+    shape = tuple(dataset.input_shape) if config["arch"] == "cnn" else (dataset.n_features,)
+    opt = torch.optim.AdamW(module.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    loss_fn = nn.CrossEntropyLoss()
+    use_amp = dev.type == "cuda"
+
+    Xt = torch.from_numpy(X_tr).reshape(len(X_tr), *shape).to(dev)
+    yt = torch.from_numpy(y_tr).to(dev)
+    Xv = torch.from_numpy(X_val).reshape(len(X_val), *shape).to(dev)
+    yv = torch.from_numpy(y_val).to(dev)
+
+    steps_per_epoch = math.ceil(len(Xt) / batch_size)
+    min_steps = 300  # small data sets get a few steps per epoch: do not stop on noise before this
+    best = (math.inf, -1)
+    best_state = copy.deepcopy(module.state_dict())
+    bar = tqdm(range(epochs), desc=f"teacher ({config['arch']}, {dev.type})", disable=not _progress_enabled(progress), leave=False)
+    epoch = 0
+    val_acc = val_acc_best = float("nan")
+    for epoch in bar:
+        module.train()
+        order = torch.from_numpy(rng.permutation(len(Xt))).to(dev)
+        running = torch.zeros((), device=dev)
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=use_amp):
+                loss = loss_fn(module(Xt[idx]), yt[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            running += loss.detach() * len(idx)
+        sched.step()
+        module.eval()
+        with torch.no_grad(), torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=use_amp):
+            zv = module(Xv).float()
+        val_loss = float(loss_fn(zv, yv))  # one host sync per epoch, for early stopping
+        val_acc = float((zv.argmax(1) == yv).float().mean())
+        bar.set_postfix(loss=f"{float(running) / len(Xt):.3f}", val_loss=f"{val_loss:.3f}", val_acc=f"{val_acc:.3f}")
+        # Best checkpoint by validation accuracy, the latest one on ties: on small validation
+        # splits the loss rises with one confident mistake and would stop on an underfit net.
+        score = 1.0 - val_acc
+        if score <= best[0]:
+            best = (score, epoch)
+            best_state = copy.deepcopy(module.state_dict())
+            val_acc_best = val_acc
+        elif epoch - best[1] >= patience and (epoch + 1) * steps_per_epoch >= min_steps:
+            break
+    bar.close()
+    module.load_state_dict(best_state)
+    module.eval()
+    teacher = Teacher(module, class_names=dataset.class_names, input_shape=dataset.input_shape, device=dev, config=config)
+    teacher.history = {
+        "device": str(dev),
+        "epochs_run": epoch + 1,
+        "best_epoch": best[1] + 1,
+        "best_val_score": best[0],
+        "val_accuracy": val_acc_best,
+        "seed": seed,
+        "seconds": round(time.perf_counter() - t0, 3),
+        "arch": config["arch"],
+    }
+    logger.info("teacher trained on %s in %.1fs (%d epochs)", dev, teacher.history["seconds"], epoch + 1)
+    return teacher

@@ -1,0 +1,98 @@
+"""The import rules of DESIGN.md, checked by parsing every module's imports.
+
+Stages form a line; a module may import only stages to its left (and the base modules
+``_validation``, ``_stats``, ``_io``, ``_version`` that sit under everything).  Nothing imports
+``report`` or ``cli`` except the package ``__init__`` (the public API) and ``cli`` itself.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1] / "explain_distill"
+ORDER = ["data", "teacher", "transfer", "surrogates", "distill", "analysis", "viz", "report", "cli"]
+BASE = {"_validation", "_stats", "_io", "_version"}
+# Stages that must not touch torch or models at all.
+NO_TORCH = {"viz"}
+
+
+def _stage(module: str) -> str:
+    """'explain_distill.surrogates.shallow' -> 'surrogates'."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def _imports(path: Path) -> list[tuple[str, int]]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    rel = path.relative_to(PKG.parent).with_suffix("")
+    pkg_parts = list(rel.parts[:-1]) if rel.name != "__init__" else list(rel.parts[:-1])
+    if rel.name == "__init__":
+        pkg_parts = list(rel.parts[:-1])
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(a.name, node.lineno) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = pkg_parts[: len(pkg_parts) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+                if not node.module:
+                    out += [(f"{mod}.{a.name}", node.lineno) for a in node.names]
+                    continue
+            else:
+                mod = node.module or ""
+            out.append((mod, node.lineno))
+    return out
+
+
+def _modules() -> list[Path]:
+    return sorted(p for p in PKG.rglob("*.py"))
+
+
+def test_package_has_every_stage():
+    for stage in ORDER:
+        assert (PKG / f"{stage}.py").exists() or (PKG / stage).is_dir(), stage
+
+
+def _violations(me: str, imports: list[tuple[str, int]]) -> list[str]:
+    violations = []
+    for mod, line in imports:
+        if not mod.startswith("explain_distill"):
+            if me in NO_TORCH and mod.split(".")[0] in {"torch", "captum"}:
+                violations.append(f"line {line}: {me} imports {mod} (viz draws plain data, never a model)")
+            continue
+        other = _stage(mod)
+        if other in BASE or other == me:
+            continue
+        if other == "__init__":
+            violations.append(f"line {line}: imports the package root (circular); import the stage module")
+        elif me in BASE:
+            violations.append(f"line {line}: base module {me} imports {other}")
+        elif ORDER.index(other) > ORDER.index(me):
+            violations.append(f"line {line}: {me} imports {other}, which is to its right in {ORDER}")
+    return violations
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PKG)))
+def test_imports_point_left(path: Path):
+    me = _stage(".".join(("explain_distill",) + path.relative_to(PKG).with_suffix("").parts))
+    if me == "__init__":
+        return  # the public API may import every stage
+    violations = _violations(me, _imports(path))
+    assert not violations, "\n".join(violations)
+
+
+def test_checker_flags_upward_and_torch_imports(tmp_path):
+    # The checker must be able to fail: feed it a fake surrogates module importing distill,
+    # and a fake viz module importing torch.
+    fake = PKG / "surrogates" / "_fake_for_test.py"
+    try:
+        fake.write_text("from ..distill import distill\nfrom .._validation import check_int\n")
+        got = _violations("surrogates", _imports(fake))
+    finally:
+        fake.unlink()
+    assert len(got) == 1 and "surrogates imports distill" in got[0]
+    assert _violations("viz", [("torch.nn", 3)]) and not _violations("analysis", [("torch.nn", 3)])
