@@ -1,28 +1,72 @@
 """Lay out what ``distill``, ``analysis`` and ``viz`` produce as one self-contained HTML file.
 
 jinja2 with ``autoescape=True`` (``select_autoescape`` would not escape our ``.html.j2``
-templates): every user string (feature and class names, file names) is escaped; only SVG we
-generated ourselves is marked safe.  A Content-Security-Policy forbids scripts and any network
-request; images are inline SVG or data URIs.
+templates): every user string (feature and class names, file names) is escaped.  Figures are
+embedded as ``data:`` URIs in ``<img>`` (an SVG shown through ``<img>`` never runs script), so
+nothing is marked safe but the numbers we format.  A Content-Security-Policy forbids scripts
+and every network request; the file opens offline with nothing beside it.
+
+Sections whose data is absent (no soft tree, no student, no analyses) say "not computed"
+instead of failing.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import numpy as np
 
+from .._validation import check_fraction
 from .._version import __version__
 from ..distill import Distillation
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_report", "render_html"]
+__all__ = ["build_report", "render_html", "report_context"]
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:; base-uri 'none'; form-action 'none'"
+
+#: How many levels of a tree are drawn (the highlighted path is always drawn in full).
+TREE_DEPTH_SHOWN = {"axis": 3, "oblique": 3}
+_MAX_RULES = 60
+_MAX_LEAF_GLYPHS = 32
+_MAX_TABLE_FEATURES = 12
+_MAX_DISAGREEMENTS = 12
+_N_EXAMPLES = 3
+
+
+def _finite(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _pct(v: Any) -> str:
+    f = _finite(v)
+    return "n/a" if f is None else f"{100 * f:.1f}%"
+
+
+def _num(v: Any, d: int = 3) -> str:
+    f = _finite(v)
+    if f is None:
+        return "n/a"
+    if f != 0 and (abs(f) >= 1e5 or abs(f) < 10 ** (-d)):
+        return f"{f:.{max(d - 1, 1)}e}"
+    return f"{f:.{d}f}"
+
+
+def _intcomma(v: Any) -> str:
+    f = _finite(v)
+    return "n/a" if f is None else f"{int(f):,}"
 
 
 def _environment() -> jinja2.Environment:
@@ -33,44 +77,556 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["pct"] = lambda v: "n/a" if v is None or v != v else f"{100 * v:.1f}%"
-    env.filters["num"] = lambda v, d=3: "n/a" if v is None or v != v else f"{v:.{d}f}"
-    env.filters["intcomma"] = lambda v: f"{int(v):,}"
+    env.filters["pct"] = _pct
+    env.filters["num"] = _num
+    env.filters["intcomma"] = _intcomma
     return env
 
 
 def render_html(context: dict[str, Any]) -> str:
-    """Render the report template with ``context`` (a plain dict)."""
+    """Render the report template with ``context`` (a plain dict, see :func:`report_context`)."""
     return _environment().get_template("report.html.j2").render(csp=CSP, version=__version__, **context)
 
 
-def report_context(distillation: Distillation, *, run_seconds: float | None = None) -> dict[str, Any]:
-    d = distillation
-    if not d.metrics:
-        d.evaluate()
+# ------------------------------------------------------------------------------ small helpers
+def _get(obj: Any, name: str, default: Any = None) -> Any:
+    """Attribute or key ``name`` of a dataclass or a dict (analyses may arrive as either)."""
+    if obj is None:
+        return default
+    if isinstance(obj, Mapping):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def _uri(fig: Any) -> str:
+    from ..viz.plots import figure_to_data_uri
+
+    return figure_to_data_uri(fig)
+
+
+def _figure(what: str, build: Any, *args: Any, **kwargs: Any) -> dict[str, str] | None:
+    """Build and encode one figure; a drawing failure costs that figure, never the report."""
+    try:
+        return {"uri": _uri(build(*args, **kwargs)), "alt": what}
+    except Exception as exc:  # noqa: BLE001 - one bad figure must not lose the whole report
+        logger.warning("could not draw %s: %s: %s", what, type(exc).__name__, exc)
+        return None
+
+
+def _class(names: Sequence[str], i: Any) -> str:
+    try:
+        return str(names[int(i)])
+    except (IndexError, TypeError, ValueError):
+        return str(i)
+
+
+def _interval(v: Any) -> tuple[float | None, float | None]:
+    if v is None:
+        return None, None
+    try:
+        lo, hi = v
+    except (TypeError, ValueError):
+        return None, None
+    return _finite(lo), _finite(hi)
+
+
+# ------------------------------------------------------------------------------ sections
+def _summary(d: Distillation, analyses: Any, min_agreement: float | None) -> list[dict[str, Any]]:
+    fid = _get(analyses, "fidelity", {}) or {}
     rows = []
     for name, m in d.metrics["surrogates"].items():
-        rows.append({"name": name, **m})
+        f = fid.get(name)
+        lo, hi = _interval(_get(f, "interval") if f is not None else m.get("fidelity_interval"))
+        agreement = _get(f, "agreement") if f is not None else m.get("fidelity")
+        verdict = None
+        if min_agreement is not None:
+            verdict = "pass" if lo is not None and lo >= min_agreement else "fail"
+        rows.append({
+            "name": name,
+            "accuracy": m.get("accuracy"),
+            "fidelity": agreement,
+            "low": lo,
+            "high": hi,
+            "params": m.get("params"),
+            "verdict": verdict,
+            "kl": _get(f, "kl"),
+            "js": _get(f, "jensen_shannon"),
+        })
+    return rows
+
+
+def _tabular_cases(X: np.ndarray, feature_names: Sequence[str], headers: list[str]) -> dict[str, Any]:
+    d = X.shape[1]
+    cols = list(range(min(d, _MAX_TABLE_FEATURES)))
     return {
-        "title": f"explain_distill report: {d.dataset.name}",
-        "dataset": d.dataset.describe(),
-        "teacher": {**d.metrics["teacher"], "history": d.teacher.history, "arch": (d.teacher.config or {}).get("arch", "user module")},
-        "surrogates": rows,
-        "temperature": d.temperature,
-        "seed": d.seed,
-        "info": d.info,
-        "run_seconds": run_seconds,
+        "headers": headers,
+        "rows": [{"feature": feature_names[j], "values": [_num(X[i, j], 2) for i in range(len(X))]} for j in cols],
+        "more": d - len(cols),
     }
 
 
-def build_report(distillation: Distillation, out_dir: str | os.PathLike, *, run_seconds: float | None = None) -> Path:
-    """Write ``out_dir/index.html`` for ``distillation`` and return its path."""
+def _fidelity_section(d: Distillation, analyses: Any) -> list[dict[str, Any]]:
+    from ..viz.plots import confusion_figure, inputs_figure
+
+    fid = _get(analyses, "fidelity", {}) or {}
+    ds = d.dataset
+    out = []
+    for name, f in fid.items():
+        confusion = _get(f, "confusion")
+        per_class = []
+        for row in _get(f, "per_class", []) or []:
+            lo, hi = _interval(row.get("interval"))
+            per_class.append({"class": str(row.get("class")), "n": row.get("n"), "agreement": row.get("agreement"), "low": lo, "high": hi})
+        leaves = []
+        for row in (_get(f, "leaves") or [])[:8]:
+            lo, hi = _interval(row.get("interval"))
+            leaves.append({"leaf": row.get("leaf"), "rule": str(row.get("rule", "")), "coverage": row.get("coverage"),
+                           "agreement": row.get("agreement"), "low": lo, "high": hi})
+        dis = _get(f, "disagreements", {}) or {}
+        idx = np.asarray(dis.get("indices", []), dtype=int).reshape(-1)
+        t_cls = np.asarray(dis.get("teacher", []), dtype=int).reshape(-1)
+        s_cls = np.asarray(dis.get("surrogate", []), dtype=int).reshape(-1)
+        t_p = np.asarray(dis.get("teacher_proba", np.full(len(idx), np.nan)), dtype=float).reshape(-1)
+        Xd = dis.get("X")
+        cases = []
+        for i in range(min(len(idx), _MAX_DISAGREEMENTS)):
+            cases.append({
+                "index": int(idx[i]),
+                "teacher": _class(ds.class_names, t_cls[i]) if i < len(t_cls) else "?",
+                "surrogate": _class(ds.class_names, s_cls[i]) if i < len(s_cls) else "?",
+                "teacher_proba": t_p[i] if i < len(t_p) else None,
+            })
+        drawing, table = None, None
+        if cases and Xd is not None:
+            Xd = np.asarray(Xd, dtype=float)[: len(cases)]
+            if ds.kind in ("image", "signal"):
+                titles = [f"#{c['index']}: T {c['teacher']} / S {c['surrogate']}" for c in cases]
+                drawing = _figure(f"disagreements of {name}", inputs_figure, Xd, input_shape=ds.input_shape,
+                                  kind=ds.kind, titles=titles)
+            else:
+                table = _tabular_cases(Xd, ds.feature_names, [f"#{c['index']}" for c in cases])
+        conf_fig = None
+        if confusion is not None:
+            conf_fig = _figure(f"teacher x {name} confusion", confusion_figure, confusion, ds.class_names,
+                               title=f"teacher (rows) x {name} (columns)", xlabel=name)
+        out.append({
+            "name": name,
+            "n": _get(f, "n"),
+            "agreement": _get(f, "agreement"),
+            "interval": _interval(_get(f, "interval")),
+            "kl": _get(f, "kl"), "js": _get(f, "jensen_shannon"), "tv": _get(f, "total_variation"), "brier": _get(f, "brier"),
+            "per_class": per_class,
+            "confusion": conf_fig,
+            "leaves": leaves,
+            "n_disagreements": int(len(idx)),
+            "cases": cases,
+            "drawing": drawing,
+            "table": table,
+            "where": dis.get("where"),
+        })
+    return out
+
+
+def _example_indices(d: Distillation, analyses: Any) -> list[int]:
+    att = _get(analyses, "attribution")
+    idx = _get(att, "indices")
+    if idx is not None and len(idx):
+        return [int(i) for i in np.asarray(idx).reshape(-1)[:_N_EXAMPLES]]
+    return list(range(min(_N_EXAMPLES, len(d.dataset.X_test))))
+
+
+def _tree_drawing(view: Any, highlight: list[int], title: str) -> dict[str, Any]:
+    from ..viz.plots import svg_to_data_uri
+    from ..viz.trees import collapse, render_dot, tree_to_dot
+
+    depth = TREE_DEPTH_SHOWN[view.kind]
+    dot = tree_to_dot(view, highlight=highlight, max_depth_shown=depth, title=title)
+    col = collapse(view, highlight=highlight, max_depth_shown=depth)
+    svg, problem = render_dot(dot)
+    return {
+        "uri": svg_to_data_uri(svg) if svg is not None else None,
+        "dot": dot if svg is None else None,
+        "problem": problem,
+        "n_nodes": len(view.nodes),
+        "n_shown": len(col.shown),
+        "n_hidden": col.n_hidden,
+        "depth_shown": depth,
+        "depth": view.depth,
+        "shown": col.shown,
+    }
+
+
+def _views(d: Distillation) -> dict[str, Any]:
+    from ..analysis.tree_view import TreeView
+
+    ds = d.dataset
+    views = {}
+    for name, est in d.surrogates.items():
+        try:
+            views[name] = TreeView.of(est, feature_names=list(ds.feature_names), class_names=list(ds.class_names),
+                                      input_shape=tuple(ds.input_shape))
+        except TypeError:
+            continue
+        except Exception as exc:  # noqa: BLE001 - a tree that cannot be viewed is reported, not fatal
+            logger.warning("could not view surrogate %s as a tree: %s", name, exc)
+    return views
+
+
+def _examples_table(d: Distillation, name: str, view: Any, examples: list[int]) -> list[dict[str, Any]]:
+    ds = d.dataset
+    X = ds.X_test[examples]
+    t_pred = d.teacher.predict(X)
+    s_pred = np.asarray(d.surrogates[name].predict(X))
+    est = d.surrogates[name]
+    rows = []
+    for j, i in enumerate(examples):
+        path = view.path(X[j])
+        steps = []
+        max_path = getattr(est, "max_path", None)
+        if view.kind == "oblique" and callable(max_path):
+            try:
+                for node, response, direction in max_path(X[j]):
+                    steps.append(f"#{int(node)} ({_num(response, 2)}) {direction}")
+            except Exception as exc:  # noqa: BLE001
+                logger.debug("max_path failed: %s", exc)
+        if not steps:
+            for a, b in zip(path[:-1], path[1:]):
+                steps.append(f"#{a} {'right' if b == view.nodes[a].right else 'left'}")
+        leaf = path[-1]
+        rows.append({
+            "index": int(i),
+            "truth": _class(ds.class_names, ds.y_test[i]),
+            "teacher": _class(ds.class_names, t_pred[j]),
+            "surrogate": _class(ds.class_names, s_pred[j]),
+            "path": " → ".join(steps + [f"leaf #{leaf}"]),
+            "rule": view.rule(leaf),
+            "nodes": path,
+        })
+    return rows
+
+
+def _soft_tree_section(d: Distillation, views: dict[str, Any], examples: list[int]) -> dict[str, Any] | None:
+    from ..viz.plots import filters_figure, inputs_figure, leaf_distributions_figure
+
+    names = [n for n, v in views.items() if v.kind == "oblique"]
+    if not names:
+        return None
+    name = "soft_tree" if "soft_tree" in names else names[0]
+    view = views[name]
+    ds = d.dataset
+    rows = _examples_table(d, name, view, examples)
+    highlight = rows[0]["nodes"] if rows else None
+    drawing = _tree_drawing(view, highlight, f"{name}: max-probability path of test sample #{rows[0]['index']}" if rows else name)
+    inner = [i for i in drawing["shown"] if not view.nodes[i].is_leaf]
+    on_path = set(highlight or [])
+    filters = None
+    if inner:
+        filters = _figure("soft tree filters", filters_figure, np.stack([view.nodes[i].weights for i in inner]),
+                          node_ids=inner, input_shape=ds.input_shape, kind=ds.kind, feature_names=ds.feature_names,
+                          highlight=sorted(on_path))
+    leaf_ids = view.leaves()
+    example_leaves = [r["nodes"][-1] for r in rows]
+    if len(leaf_ids) > _MAX_LEAF_GLYPHS:
+        counts = np.bincount(view.leaf_of(ds.X_test), minlength=len(view.nodes))
+        busiest = sorted(leaf_ids, key=lambda i: (-counts[i], i))
+        keep = list(dict.fromkeys(example_leaves + busiest))[:_MAX_LEAF_GLYPHS]
+        leaf_ids = sorted(keep)
+    leaves = _figure("soft tree leaf distributions", leaf_distributions_figure,
+                     np.stack([view.nodes[i].value for i in leaf_ids]), class_names=ds.class_names,
+                     leaf_ids=leaf_ids, highlight=example_leaves)
+    example_fig = None
+    if ds.kind in ("image", "signal") and rows:
+        example_fig = _figure("example inputs", inputs_figure, ds.X_test[examples], input_shape=ds.input_shape,
+                              kind=ds.kind, titles=[f"#{r['index']}: {r['truth']}" for r in rows])
+    return {
+        "name": name,
+        "depth": view.depth,
+        "n_leaves": len(view.leaves()),
+        "drawing": drawing,
+        "filters": filters,
+        "leaves": leaves,
+        "n_leaf_glyphs": len(leaf_ids),
+        "examples": rows,
+        "example_inputs": example_fig,
+    }
+
+
+def _shallow_tree_sections(d: Distillation, views: dict[str, Any], examples: list[int], analyses: Any) -> list[dict[str, Any]]:
+    fid = _get(analyses, "fidelity", {}) or {}
+    out = []
+    for name, view in views.items():
+        if view.kind != "axis":
+            continue
+        rows = _examples_table(d, name, view, examples)
+        highlight = rows[0]["nodes"] if rows else None
+        drawing = _tree_drawing(view, highlight, f"{name}: path of test sample #{rows[0]['index']}" if rows else name)
+        leaf_stats = {int(r["leaf"]): r for r in (_get(fid.get(name), "leaves") or [])}
+        coverage = np.bincount(view.leaf_of(d.dataset.X_test), minlength=len(view.nodes))
+        rules = []
+        for leaf, rule in view.rules()[:_MAX_RULES]:
+            v = np.asarray(view.nodes[leaf].value, dtype=float)
+            k = int(np.argmax(v))
+            st = leaf_stats.get(leaf, {})
+            rules.append({"leaf": leaf, "rule": rule, "cls": _class(view.class_names, k), "p": float(v[k]),
+                          "coverage": int(coverage[leaf]), "agreement": st.get("agreement")})
+        out.append({
+            "name": name,
+            "depth": view.depth,
+            "n_leaves": len(view.leaves()),
+            "drawing": drawing,
+            "examples": rows,
+            "rules": rules,
+            "more_rules": max(0, len(view.leaves()) - _MAX_RULES),
+        })
+    return out
+
+
+def _table_from(obj: Any) -> dict[str, Any] | None:
+    """A plain table from a dict of scalars or a dict of dicts/list of dicts of scalars."""
+    if isinstance(obj, Mapping) and obj and all(not isinstance(v, (Mapping, list, tuple)) for v in obj.values()):
+        return {"columns": ["", "value"], "rows": [[str(k), _cell(v)] for k, v in obj.items()]}
+    if isinstance(obj, Mapping) and obj and all(isinstance(v, Mapping) for v in obj.values()):
+        cols = list(dict.fromkeys(k for v in obj.values() for k, x in v.items() if not isinstance(x, (Mapping, list, tuple))))
+        return {"columns": [""] + cols, "rows": [[str(name)] + [_cell(v.get(c)) for c in cols] for name, v in obj.items()]}
+    if isinstance(obj, (list, tuple)) and obj and all(isinstance(v, Mapping) for v in obj):
+        cols = list(dict.fromkeys(k for v in obj for k, x in v.items() if not isinstance(x, (Mapping, list, tuple))))
+        return {"columns": cols, "rows": [[_cell(v.get(c)) for c in cols] for v in obj]}
+    return None
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, bool) or v is None:
+        return "n/a" if v is None else str(v)
+    if isinstance(v, (int, np.integer)):
+        return f"{int(v):,}"
+    if isinstance(v, (float, np.floating)):
+        return _num(v)
+    return str(v)
+
+
+def _student_section(d: Distillation, analyses: Any) -> dict[str, Any] | None:
+    from ..viz.plots import bars_figure
+
+    extras = _get(analyses, "extras", {}) or {}
+    fid = _get(analyses, "fidelity", {}) or {}
+    compression = extras.get("compression")
+    kd = extras.get("kd_vs_hard")
+    rows = []
+    for name, f in fid.items():
+        c = _get(f, "compression") or {}
+        if c:
+            rows.append({"name": name, "params": c.get("params"), "teacher_params": c.get("teacher_params"), "ratio": c.get("ratio")})
+    if not rows:
+        tp = d.metrics["teacher"].get("params")
+        for name, m in d.metrics["surrogates"].items():
+            p = m.get("params")
+            rows.append({"name": name, "params": p, "teacher_params": tp, "ratio": (tp / p) if tp and p else None})
+    has_student = "student" in d.surrogates
+    if not has_student and compression is None and kd is None:
+        return {"present": False, "compression_rows": rows, "chart": None, "extra_tables": [], "kd_chart": None}
+    chart = None
+    if rows:
+        chart = _figure("compression", bars_figure, [r["name"] for r in rows],
+                        {"parameters / nodes": [r["params"] for r in rows]}, ylabel="size (log scale)", logy=True,
+                        title=f"surrogate size (teacher: {_intcomma(rows[0]['teacher_params'])} parameters)")
+    tables = []
+    for title, obj in (("Compression", compression), ("Knowledge distillation vs hard labels", kd)):
+        t = _table_from(obj) if obj is not None else None
+        if t is not None:
+            tables.append({"title": title, **t})
+    kd_chart = _kd_chart(kd)
+    return {"present": True, "compression_rows": rows, "chart": chart, "extra_tables": tables, "kd_chart": kd_chart}
+
+
+def _kd_chart(kd: Any) -> dict[str, str] | None:
+    """Grouped bars of accuracy/fidelity for each training variant, when ``kd`` is a dict of dicts."""
+    from ..viz.plots import bars_figure
+
+    if not isinstance(kd, Mapping) or not kd or not all(isinstance(v, Mapping) for v in kd.values()):
+        return None
+    metrics = [m for m in ("accuracy", "fidelity", "agreement") if any(_finite(v.get(m)) is not None for v in kd.values())]
+    if not metrics:
+        return None
+    return _figure("KD vs hard labels", bars_figure, metrics,
+                   {str(k): [_finite(v.get(m)) for m in metrics] for k, v in kd.items()},
+                   ylabel="on the test split", ylim=(0, 1.05), title="student trained on soft vs hard labels")
+
+
+def _saliency_section(d: Distillation, analyses: Any) -> dict[str, Any] | None:
+    from ..viz.plots import attribution_figure
+
+    att = _get(analyses, "attribution")
+    if att is None:
+        return None
+    ds = d.dataset
+    maps = {str(k): np.asarray(v) for k, v in (_get(att, "maps", {}) or {}).items()}
+    if "teacher" in maps:
+        maps = {"teacher": maps.pop("teacher"), **maps}
+    inputs = np.asarray(_get(att, "inputs"))
+    idx = np.asarray(_get(att, "indices", np.arange(len(inputs)))).reshape(-1)
+    titles = [f"#{int(i)}: {_class(ds.class_names, ds.y_test[int(i)])}" if 0 <= int(i) < len(ds.y_test) else f"#{int(i)}" for i in idx]
+    fig = None
+    if maps and inputs.size:
+        fig = _figure("attribution maps", attribution_figure, inputs, maps, input_shape=ds.input_shape, kind=ds.kind,
+                      feature_names=ds.feature_names, row_titles=titles)
+    agreement = []
+    for name, a in (_get(att, "agreement", {}) or {}).items():
+        agreement.append({"name": name, "spearman": a.get("spearman"), "top_k": a.get("top_k"), "sign": a.get("sign")})
+    cams = []
+    for label, key in (("Grad-CAM", "gradcam"), ("Activation attention", "attention")):
+        m = {str(k): np.asarray(v) for k, v in (_get(att, key, {}) or {}).items()}
+        if m and inputs.size:
+            f = _figure(label, attribution_figure, inputs, m, input_shape=ds.input_shape, kind=ds.kind,
+                        feature_names=ds.feature_names, row_titles=titles)
+            if f is not None:
+                cams.append({"title": label, "figure": f})
+    return {"method": str(_get(att, "method", "")), "figure": fig, "agreement": agreement, "cams": cams, "n": int(len(idx))}
+
+
+def _curve_from(obj: Any) -> tuple[list[float], dict[str, list[Any]], str] | None:
+    """Find (x, series, xlabel) in a curve dict of a few plausible shapes."""
+    if not isinstance(obj, Mapping):
+        return None
+    for key in ("x", "temperatures", "temperature", "sizes", "size", "depths", "depth", "sigmas", "epsilons"):
+        xs = obj.get(key)
+        if isinstance(xs, (list, tuple, np.ndarray)) and len(xs):
+            n = len(xs)
+            series: dict[str, list[Any]] = {}
+            for k, v in obj.items():
+                if k == key:
+                    continue
+                if isinstance(v, (list, tuple, np.ndarray)) and len(v) == n and all(_finite(x) is not None or x is None for x in v):
+                    series[str(k)] = list(v)
+                elif isinstance(v, Mapping):
+                    for k2, v2 in v.items():
+                        if isinstance(v2, (list, tuple, np.ndarray)) and len(v2) == n:
+                            series[f"{k} {k2}"] = list(v2)
+                        elif isinstance(v2, Mapping):
+                            for k3, v3 in v2.items():
+                                if isinstance(v3, (list, tuple, np.ndarray)) and len(v3) == n:
+                                    series[f"{k2} {k3}" if k in ("series", "models", "surrogates") else f"{k} {k2} {k3}"] = list(v3)
+            if series:
+                return [float(x) for x in xs], series, str(obj.get("xlabel", "x" if key == "x" else key))
+    return None
+
+
+def _curves_section(analyses: Any) -> dict[str, Any]:
+    from ..viz.plots import curves_figure, metric_panels_figure
+
+    rob = _get(analyses, "robustness")
+    figures = []
+    if rob is not None:
+        for label, xs_key, key, xlabel in (("Gaussian noise", "sigmas", "noise", "noise sigma (in scaled units)"),
+                                           ("FGSM adversarial", "epsilons", "fgsm", "FGSM epsilon")):
+            xs = _get(rob, xs_key)
+            data = _get(rob, key) or {}
+            if xs is not None and len(xs) and data:
+                f = _figure(label, metric_panels_figure, xs, data, xlabel=xlabel, title=label)
+                if f is not None:
+                    figures.append({"title": label, "figure": f})
+    extras = _get(analyses, "extras", {}) or {}
+    curves = []
+    for key, label in (("temperature_curve", "Fidelity vs temperature"), ("size_curve", "Fidelity vs size")):
+        obj = extras.get(key)
+        if obj is None:
+            continue
+        found = _curve_from(obj)
+        if found is None:
+            t = _table_from(obj)
+            curves.append({"title": label, "figure": None, "table": t})
+            continue
+        xs, series, xlabel = found
+        f = _figure(label, curves_figure, xs, series, xlabel=xlabel, ylabel="on the test split", title=label,
+                    logx=key == "size_curve" and min(xs) > 0 and max(xs) / max(min(xs), 1e-12) > 20)
+        curves.append({"title": label, "figure": f, "table": None})
+    return {"robustness": figures, "curves": curves, "robustness_computed": rob is not None}
+
+
+def report_context(
+    distillation: Distillation,
+    *,
+    analyses: Any = None,
+    min_agreement: float | None = None,
+    run_seconds: float | None = None,
+) -> dict[str, Any]:
+    """Everything the template lays out, as plain data (figures already encoded as data URIs)."""
+    d = distillation
+    if not d.metrics:
+        d.evaluate()
+    views = _views(d)
+    examples = _example_indices(d, analyses)
+    soft = _soft_tree_section(d, views, examples)
+    shallow = _shallow_tree_sections(d, views, examples, analyses)
+    trees_problem = next((t["drawing"]["problem"] for t in ([soft] if soft else []) + shallow if t["drawing"]["problem"]), None)
+    info = d.info or {}
+    return {
+        "title": f"explain_distill report: {d.dataset.name}",
+        "dataset": d.dataset.describe(),
+        "teacher": {**d.metrics["teacher"], "arch": (d.teacher.config or {}).get("arch", "user module")},
+        "surrogates": _summary(d, analyses, min_agreement),
+        "min_agreement": min_agreement,
+        "temperature": d.temperature,
+        "seed": d.seed,
+        "analysed": analyses is not None,
+        "fidelity": _fidelity_section(d, analyses),
+        "soft_tree": soft,
+        "shallow_trees": shallow,
+        "trees_problem": trees_problem,
+        "student": _student_section(d, analyses),
+        "saliency": _saliency_section(d, analyses),
+        "curves": _curves_section(analyses),
+        "provenance": {
+            "versions": dict(info.get("versions", {})),
+            "data_sha256": info.get("data_sha256"),
+            "teacher_sha256": info.get("teacher_sha256"),
+            "device": d.metrics["teacher"].get("device"),
+            "transfer_set": _table_from(info.get("transfer_set")) if info.get("transfer_set") else None,
+            "timings": info.get("timings", {}),
+        },
+        "run_seconds": run_seconds,
+        "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def build_report(
+    distillation: Distillation,
+    out_dir: str | os.PathLike,
+    *,
+    analyses: Any = None,
+    min_agreement: float | None = None,
+    run_seconds: float | None = None,
+) -> Path:
+    """Write ``out_dir/index.html`` for ``distillation`` and return its path.
+
+    Parameters
+    ----------
+    distillation : Distillation
+        From :func:`explain_distill.distill` or :func:`explain_distill.load`.
+    out_dir : path
+        Created if missing; only ``index.html`` is written there.
+    analyses : Analyses, optional
+        From :func:`explain_distill.analysis.run_analyses`; without it the fidelity, saliency and
+        robustness sections say "not computed" (trees and the summary are still drawn).
+    min_agreement : float in [0, 1], optional
+        The audit bar: each surrogate passes when the lower end of its 95% agreement interval
+        reaches it.
+    run_seconds : float, optional
+        Shown under provenance.
+    """
     if not isinstance(distillation, Distillation):
         raise TypeError(f"build_report needs a Distillation (from ed.distill or ed.load); received {type(distillation).__name__}.")
+    if min_agreement is not None:
+        min_agreement = check_fraction(min_agreement, "min_agreement")
+    if analyses is not None and not hasattr(analyses, "fidelity") and not isinstance(analyses, Mapping):
+        raise TypeError(
+            f"analyses must be the result of explain_distill.analysis.run_analyses(distillation); "
+            f"received {type(analyses).__name__}."
+        )
+    t0 = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    html = render_html(report_context(distillation, run_seconds=run_seconds))
+    html = render_html(report_context(distillation, analyses=analyses, min_agreement=min_agreement, run_seconds=run_seconds))
     path = out / "index.html"
     path.write_text(html, encoding="utf-8")
-    logger.info("report written to %s (%d bytes)", path, len(html.encode()))
+    logger.info("report written to %s (%d bytes) in %.1fs", path, len(html.encode()), time.perf_counter() - t0)
     return path

@@ -1,0 +1,524 @@
+"""Figures from plain data: arrays and dicts in, ``matplotlib.figure.Figure`` out.
+
+Never pyplot (no global state, safe in threads and servers), never a model or torch: these
+functions draw what :mod:`explain_distill.analysis` computed.  Every user string (feature and
+class names) is drawn with ``parse_math=False`` so ``$x$`` stays literal.  SVG output is
+deterministic (fixed ``svg.hashsalt``, no date), so the same input gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import io
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, TypeVar
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+
+from .._validation import check_choice
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "RC",
+    "attribution_figure",
+    "bars_figure",
+    "confusion_figure",
+    "curves_figure",
+    "figure_to_data_uri",
+    "figure_to_png",
+    "figure_to_svg",
+    "filters_figure",
+    "inputs_figure",
+    "leaf_distributions_figure",
+    "metric_panels_figure",
+    "svg_to_data_uri",
+]
+
+#: The style every figure is built and saved under (deterministic SVG, literal text).
+RC: dict[str, Any] = {
+    "svg.hashsalt": "explain_distill",
+    "svg.fonttype": "none",  # text stays <text> (escaped by matplotlib): small, selectable
+    "text.parse_math": False,
+    "font.family": "DejaVu Sans",
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "legend.fontsize": 7,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "image.interpolation": "nearest",
+}
+
+Kind = Literal["tabular", "image", "signal"]
+_MAX_SVG_BYTES = 400_000
+_PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _styled(fn: F) -> F:
+    """Build the figure under :data:`RC` (text objects read ``text.parse_math`` when created)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with matplotlib.rc_context(RC):
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------------------- output
+def figure_to_svg(fig: Figure) -> str:
+    """The figure as an SVG document (a string), deterministic for the same figure."""
+    if not isinstance(fig, Figure):
+        raise TypeError(f"figure_to_svg needs a matplotlib Figure; received {type(fig).__name__}.")
+    buf = io.StringIO()
+    with matplotlib.rc_context(RC):
+        fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight", pad_inches=0.05)
+    return buf.getvalue()
+
+
+def figure_to_png(fig: Figure, *, dpi: int = 110) -> bytes:
+    """The figure as PNG bytes (no timestamp metadata)."""
+    if not isinstance(fig, Figure):
+        raise TypeError(f"figure_to_png needs a matplotlib Figure; received {type(fig).__name__}.")
+    buf = io.BytesIO()
+    with matplotlib.rc_context(RC):
+        fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None}, bbox_inches="tight", pad_inches=0.05)
+    return buf.getvalue()
+
+
+def svg_to_data_uri(svg: str) -> str:
+    """``data:image/svg+xml;base64,...`` for an SVG document (an <img> never runs SVG scripts)."""
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
+
+
+def figure_to_data_uri(fig: Figure, *, format: Literal["auto", "svg", "png"] = "auto", dpi: int = 110) -> str:
+    """The figure as a data URI: SVG while it stays under ~400 kB (``"auto"``), PNG otherwise."""
+    check_choice(format, "format", ("auto", "svg", "png"))
+    if format in ("auto", "svg"):
+        svg = figure_to_svg(fig)
+        if format == "svg" or len(svg) <= _MAX_SVG_BYTES:
+            return svg_to_data_uri(svg)
+        logger.debug("figure SVG is %d bytes; embedding PNG instead", len(svg))
+    return "data:image/png;base64," + base64.b64encode(figure_to_png(fig, dpi=dpi)).decode("ascii")
+
+
+# ---------------------------------------------------------------------------------- helpers
+def _as_2d(a: Any, name: str) -> np.ndarray:
+    arr = np.asarray(a, dtype=float)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (n, d); received shape {arr.shape}.")
+    return arr
+
+
+def _image_shape(input_shape: Sequence[int] | None, d: int) -> tuple[int, int] | None:
+    """(h, w) when a flat sample of length d can be drawn as an image, else None."""
+    if not input_shape:
+        return None
+    shape = [int(s) for s in input_shape if int(s) != 1] or [1]
+    if len(shape) == 2 and shape[0] * shape[1] == d:
+        return shape[0], shape[1]
+    if len(shape) == 3 and int(np.prod(shape)) == d:  # channels first: show the channel mean
+        return None
+    return None
+
+
+def _to_image(v: np.ndarray, input_shape: Sequence[int] | None) -> np.ndarray:
+    shape = [int(s) for s in (input_shape or ()) if int(s) != 1]
+    if len(shape) == 3:  # (C, H, W) -> mean over channels
+        return np.asarray(v).reshape(shape).mean(axis=0)
+    hw = _image_shape(input_shape, v.size)
+    return np.asarray(v).reshape(hw) if hw else np.asarray(v).reshape(1, -1)
+
+
+def _drawable_as_image(kind: str, input_shape: Sequence[int] | None, d: int) -> bool:
+    if kind != "image" or not input_shape:
+        return False
+    shape = [int(s) for s in input_shape if int(s) != 1]
+    return len(shape) in (2, 3) and int(np.prod(shape)) == d
+
+
+def _grid(n: int, ncols: int) -> tuple[int, int]:
+    ncols = max(1, min(ncols, n))
+    return math.ceil(n / ncols), ncols
+
+
+def _sym_limit(a: np.ndarray) -> float:
+    m = float(np.nanmax(np.abs(a))) if a.size else 0.0
+    return m if m > 0 and math.isfinite(m) else 1.0
+
+
+def _short(s: str, n: int = 28) -> str:
+    s = str(s)
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+# ---------------------------------------------------------------------------------- figures
+@_styled
+def confusion_figure(
+    confusion: Any,
+    class_names: Sequence[str],
+    *,
+    title: str = "",
+    xlabel: str = "surrogate",
+    ylabel: str = "teacher",
+) -> Figure:
+    """Heat map of a (K, K) count matrix, rows = teacher class, columns = surrogate class."""
+    c = np.asarray(confusion, dtype=float)
+    k = len(class_names)
+    if c.shape != (k, k):
+        raise ValueError(f"confusion must be ({k}, {k}) for {k} class names; received shape {c.shape}.")
+    size = min(2.2 + 0.32 * k, 7.0)
+    fig = Figure(figsize=(size + 0.6, size))
+    ax = fig.add_subplot()
+    rows = c.sum(axis=1, keepdims=True)
+    share = np.divide(c, rows, out=np.zeros_like(c), where=rows > 0)
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    names = [_short(n, 16) for n in class_names]
+    ax.set_xticks(range(k), names, rotation=60 if k > 4 else 0, ha="right" if k > 4 else "center", parse_math=False)
+    ax.set_yticks(range(k), names, parse_math=False)
+    ax.set_xlabel(xlabel, parse_math=False)
+    ax.set_ylabel(ylabel, parse_math=False)
+    if title:
+        ax.set_title(title, parse_math=False)
+    if k <= 12:
+        for i in range(k):
+            for j in range(k):
+                if c[i, j]:
+                    ax.text(j, i, f"{int(c[i, j])}", ha="center", va="center", fontsize=6 if k > 8 else 7,
+                            color="white" if share[i, j] > 0.6 else "#1d2330")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the teacher's class")
+    return fig
+
+
+@_styled
+def inputs_figure(
+    X: Any,
+    *,
+    input_shape: Sequence[int] | None,
+    kind: Kind,
+    titles: Sequence[str] | None = None,
+    ncols: int = 6,
+) -> Figure:
+    """Draw inputs: images for image data, line plots for signals (tabular: use a table instead)."""
+    X = _as_2d(X, "X")
+    n, d = X.shape
+    if n == 0:
+        raise ValueError("inputs_figure needs at least one input; received an empty array.")
+    nr, nc = _grid(n, ncols)
+    image = _drawable_as_image(kind, input_shape, d)
+    fig = Figure(figsize=(1.45 * nc, (1.55 if image else 1.2) * nr))
+    vmin, vmax = float(np.min(X)), float(np.max(X))
+    for i in range(n):
+        ax = fig.add_subplot(nr, nc, i + 1)
+        if image:
+            ax.imshow(_to_image(X[i], input_shape), cmap="gray_r", vmin=vmin, vmax=vmax)
+            ax.set_axis_off()
+        else:
+            ax.plot(X[i], color="#1f77b4", lw=1)
+            ax.set_xticks([])
+            ax.tick_params(labelsize=6)
+        if titles is not None and i < len(titles):
+            ax.set_title(_short(titles[i], 30), fontsize=6.5, parse_math=False)
+    fig.subplots_adjust(wspace=0.25, hspace=0.6)
+    return fig
+
+
+@_styled
+def attribution_figure(
+    inputs: Any,
+    maps: Mapping[str, Any],
+    *,
+    input_shape: Sequence[int] | None,
+    kind: Kind,
+    feature_names: Sequence[str] | None = None,
+    row_titles: Sequence[str] | None = None,
+    top_k: int = 8,
+    title: str = "",
+) -> Figure:
+    """Attribution maps side by side: one row per example, one column per model.
+
+    Images: the input, then a diverging heat map per model (red = towards the class).
+    Signals: the input, then each model's attribution as a line under it.
+    Tabular: one bar chart per example, ``top_k`` features by total attribution, one bar per model.
+    """
+    X = _as_2d(inputs, "inputs")
+    models = {str(k): _as_2d(v, f"maps[{k!r}]") for k, v in maps.items()}
+    if not models:
+        raise ValueError("attribution_figure needs at least one model's map; received an empty mapping.")
+    for name, m in models.items():
+        if m.shape != X.shape:
+            raise ValueError(f"maps[{name!r}] has shape {m.shape}; it must match inputs {X.shape}.")
+    n, d = X.shape
+    names = list(models)
+    if _drawable_as_image(kind, input_shape, d):
+        nc = len(names) + 1
+        fig = Figure(figsize=(1.35 * nc, 1.4 * n + 0.3))
+        for i in range(n):
+            ax = fig.add_subplot(n, nc, i * nc + 1)
+            ax.imshow(_to_image(X[i], input_shape), cmap="gray_r")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title("input", parse_math=False)
+            if row_titles is not None and i < len(row_titles):
+                ax.set_ylabel(_short(row_titles[i], 18), fontsize=6.5, parse_math=False)
+            for j, name in enumerate(names):
+                a = _to_image(models[name][i], input_shape)
+                lim = _sym_limit(a)
+                axm = fig.add_subplot(n, nc, i * nc + j + 2)
+                axm.imshow(a, cmap="RdBu_r", vmin=-lim, vmax=lim)
+                axm.set_axis_off()
+                if i == 0:
+                    axm.set_title(_short(name, 16), parse_math=False)
+        fig.subplots_adjust(wspace=0.08, hspace=0.12)
+    elif kind == "signal" or (kind == "image"):
+        fig = Figure(figsize=(7.0, 1.5 * n + 0.3))
+        for i in range(n):
+            ax = fig.add_subplot(n, 1, i + 1)
+            ax.plot(X[i], color="#bbbbbb", lw=1.2, label="input")
+            ax2 = ax.twinx()
+            for j, name in enumerate(names):
+                m = models[name][i]
+                ax2.plot(m / _sym_limit(m), color=_PALETTE[j % len(_PALETTE)], lw=1, label=name)
+            ax2.set_ylim(-1.1, 1.1)
+            ax2.set_yticks([])
+            ax.set_yticks([])
+            if row_titles is not None and i < len(row_titles):
+                ax.set_title(_short(row_titles[i], 40), loc="left", parse_math=False)
+            if i == 0:
+                leg = ax2.legend(loc="upper right", ncols=min(len(names), 4), frameon=False)
+                for t in leg.get_texts():
+                    t.set_parse_math(False)
+        fig.subplots_adjust(hspace=0.5)
+    else:
+        fnames = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(d)]
+        nr, nc = _grid(n, 2)
+        k = min(top_k, d)
+        fig = Figure(figsize=(3.6 * nc, (0.28 * k + 0.9) * nr))
+        width = 0.8 / len(names)
+        for i in range(n):
+            ax = fig.add_subplot(nr, nc, i + 1)
+            total = sum(np.abs(models[nm][i]) for nm in names)
+            top = np.argsort(-total, kind="stable")[:k][::-1]
+            for j, name in enumerate(names):
+                m = models[name][i]
+                scale = _sym_limit(m)
+                ax.barh(np.arange(k) + j * width - 0.4 + width / 2, m[top] / scale, height=width,
+                        color=_PALETTE[j % len(_PALETTE)], label=name)
+            ax.set_yticks(range(k), [_short(fnames[t], 22) for t in top], parse_math=False)
+            ax.axvline(0, color="#444444", lw=0.6)
+            ax.set_xlim(-1.05, 1.05)
+            if row_titles is not None and i < len(row_titles):
+                ax.set_title(_short(row_titles[i], 40), parse_math=False)
+            if i == 0:
+                leg = ax.legend(loc="lower right", frameon=False)
+                for t in leg.get_texts():
+                    t.set_parse_math(False)
+        fig.subplots_adjust(wspace=0.9, hspace=0.55)
+    if title:
+        fig.suptitle(title, parse_math=False)
+    return fig
+
+
+@_styled
+def curves_figure(
+    x: Sequence[float],
+    series: Mapping[str, Sequence[float | None]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    logx: bool = False,
+    ylim: tuple[float, float] | None = None,
+) -> Figure:
+    """One line per named series over a shared x axis (missing values as gaps)."""
+    xs = np.asarray(x, dtype=float)
+    if xs.ndim != 1 or xs.size == 0:
+        raise ValueError(f"x must be a non-empty 1-D sequence; received shape {xs.shape}.")
+    fig = Figure(figsize=(4.4, 2.9))
+    ax = fig.add_subplot()
+    for j, (name, ys) in enumerate(series.items()):
+        y = np.array([np.nan if v is None else v for v in ys], dtype=float)
+        if y.shape != xs.shape:
+            raise ValueError(f"series {name!r} has {y.size} values for {xs.size} x values; they must match.")
+        ax.plot(xs, y, marker="o", ms=3, lw=1.3, color=_PALETTE[j % len(_PALETTE)], label=str(name))
+    if logx:
+        ax.set_xscale("log")
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.set_xlabel(xlabel, parse_math=False)
+    ax.set_ylabel(ylabel, parse_math=False)
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title, parse_math=False)
+    if series:
+        leg = ax.legend(frameon=False, fontsize=6.5)
+        for t in leg.get_texts():
+            t.set_parse_math(False)
+    return fig
+
+
+@_styled
+def metric_panels_figure(
+    x: Sequence[float],
+    per_model: Mapping[str, Mapping[str, Sequence[float | None]]],
+    *,
+    metrics: Sequence[str] = ("accuracy", "fidelity"),
+    xlabel: str,
+    title: str = "",
+) -> Figure:
+    """Side-by-side panels, one per metric, each with one line per model (robustness curves)."""
+    if True:
+        xs = np.asarray(x, dtype=float)
+        fig = Figure(figsize=(4.0 * len(metrics), 2.9))
+        for p, metric in enumerate(metrics):
+            ax = fig.add_subplot(1, len(metrics), p + 1)
+            for j, (name, vals) in enumerate(per_model.items()):
+                ys = vals.get(metric)
+                if ys is None:
+                    continue
+                y = np.array([np.nan if v is None else v for v in ys], dtype=float)
+                if y.shape != xs.shape:
+                    raise ValueError(f"{name!r} {metric} has {y.size} values for {xs.size} x values; they must match.")
+                ax.plot(xs, y, marker="o", ms=3, lw=1.3, color=_PALETTE[j % len(_PALETTE)], label=str(name))
+            ax.set_xlabel(xlabel, parse_math=False)
+            ax.set_ylabel(metric, parse_math=False)
+            ax.set_ylim(-0.02, 1.02)
+            ax.grid(alpha=0.3)
+            if p == 0 and per_model:
+                leg = ax.legend(frameon=False, fontsize=6.5)
+                for t in leg.get_texts():
+                    t.set_parse_math(False)
+        if title:
+            fig.suptitle(title, parse_math=False)
+        fig.subplots_adjust(wspace=0.3)
+        return fig
+
+
+@_styled
+def leaf_distributions_figure(
+    distributions: Any,
+    *,
+    class_names: Sequence[str],
+    leaf_ids: Sequence[int] | None = None,
+    highlight: Sequence[int] = (),
+    ncols: int = 8,
+) -> Figure:
+    """Small bar glyphs: the class distribution of each leaf, titled by node id (highlighted in red)."""
+    D = _as_2d(distributions, "distributions")
+    n, k = D.shape
+    if k != len(class_names):
+        raise ValueError(f"distributions have {k} classes but {len(class_names)} class names were given.")
+    ids = list(leaf_ids) if leaf_ids is not None else list(range(n))
+    nr, nc = _grid(n, ncols)
+    fig = Figure(figsize=(1.15 * nc, 0.95 * nr + 0.3))
+    hl = set(int(h) for h in highlight)
+    for i in range(n):
+        ax = fig.add_subplot(nr, nc, i + 1)
+        top = int(np.argmax(D[i]))
+        colors = ["#d62728" if ids[i] in hl else "#1f77b4"] * k
+        ax.bar(range(k), D[i], color=colors, width=0.85)
+        ax.set_ylim(0, 1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"#{ids[i]}: {_short(class_names[top], 10)}", fontsize=6,
+                     color="#d62728" if ids[i] in hl else "#1d2330", parse_math=False)
+    fig.subplots_adjust(wspace=0.15, hspace=0.7)
+    return fig
+
+
+@_styled
+def filters_figure(
+    weights: Any,
+    *,
+    node_ids: Sequence[int],
+    input_shape: Sequence[int] | None,
+    kind: Kind,
+    feature_names: Sequence[str] | None = None,
+    highlight: Sequence[int] = (),
+    ncols: int = 8,
+    top_k: int = 6,
+) -> Figure:
+    """Oblique split filters (one per inner node, titled by node id): images, lines or top-feature bars."""
+    W = _as_2d(weights, "weights")
+    n, d = W.shape
+    if len(node_ids) != n:
+        raise ValueError(f"node_ids has {len(node_ids)} entries for {n} filters; give one id per filter.")
+    hl = set(int(h) for h in highlight)
+    image = _drawable_as_image(kind, input_shape, d)
+    tabular = not image and kind == "tabular"
+    nr, nc = _grid(n, ncols if not tabular else 4)
+    fig = Figure(figsize=((1.1 if not tabular else 2.4) * nc, (1.15 if not tabular else 0.22 * top_k + 0.6) * nr))
+    fnames = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(d)]
+    for i in range(n):
+        ax = fig.add_subplot(nr, nc, i + 1)
+        w = W[i]
+        lim = _sym_limit(w)
+        color = "#d62728" if int(node_ids[i]) in hl else "#1d2330"
+        if image:
+            ax.imshow(_to_image(w, input_shape), cmap="RdBu_r", vmin=-lim, vmax=lim)
+            ax.set_axis_off()
+        elif not tabular:
+            ax.plot(w, color="#1f77b4", lw=0.9)
+            ax.axhline(0, color="#999999", lw=0.5)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        else:
+            k = min(top_k, d)
+            top = np.argsort(-np.abs(w), kind="stable")[:k][::-1]
+            ax.barh(range(k), w[top] / lim, color=["#d62728" if v > 0 else "#1f77b4" for v in w[top]])
+            ax.set_yticks(range(k), [_short(fnames[t], 16) for t in top], fontsize=5.5, parse_math=False)
+            ax.set_xticks([])
+            ax.set_xlim(-1.05, 1.05)
+        ax.set_title(f"node {int(node_ids[i])}", fontsize=6.5, color=color, parse_math=False)
+    fig.subplots_adjust(wspace=0.5 if tabular else 0.1, hspace=0.45)
+    return fig
+
+
+@_styled
+def bars_figure(
+    labels: Sequence[str],
+    values: Mapping[str, Sequence[float | None]],
+    *,
+    ylabel: str,
+    title: str = "",
+    ylim: tuple[float, float] | None = None,
+    logy: bool = False,
+) -> Figure:
+    """Grouped bars: one group per label, one bar per named series (e.g. KD vs hard labels)."""
+    labels = [str(s) for s in labels]
+    fig = Figure(figsize=(max(3.2, 0.9 * len(labels) * max(1, len(values)) * 0.6 + 1.6), 2.8))
+    ax = fig.add_subplot()
+    width = 0.8 / max(1, len(values))
+    for j, (name, ys) in enumerate(values.items()):
+        y = np.array([np.nan if v is None else v for v in ys], dtype=float)
+        if y.size != len(labels):
+            raise ValueError(f"series {name!r} has {y.size} values for {len(labels)} labels; they must match.")
+        ax.bar(np.arange(len(labels)) + j * width - 0.4 + width / 2, y, width=width,
+               color=_PALETTE[j % len(_PALETTE)], label=str(name))
+    ax.set_xticks(range(len(labels)), [_short(s, 18) for s in labels], parse_math=False)
+    ax.set_ylabel(ylabel, parse_math=False)
+    if logy:
+        ax.set_yscale("log")
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.grid(axis="y", alpha=0.3)
+    if title:
+        ax.set_title(title, parse_math=False)
+    if len(values) > 1:
+        leg = ax.legend(frameon=False, fontsize=6.5)
+        for t in leg.get_texts():
+            t.set_parse_math(False)
+    return fig

@@ -1,0 +1,253 @@
+"""Trees as Graphviz DOT text, rendered last.
+
+:func:`tree_to_dot` is pure text over a :class:`~explain_distill.analysis.tree_view.TreeView`
+(any tree kind: scikit-learn's axis-aligned trees, the oblique soft tree), so it is tested
+against exact expected output.  Labels are Graphviz HTML-like labels built with
+:func:`html.escape`: a feature called ``<script>`` or ``"a" -> b`` stays literal text.
+Deep trees are collapsed: the top ``max_depth_shown`` levels plus the highlighted path are
+drawn, and every hidden subtree becomes one dashed "… n nodes hidden" box.
+
+:func:`render_dot` calls Graphviz (the ``dot`` binary) and returns SVG, or ``None`` with a reason
+when ``dot`` is not installed, so the report can fall back to the DOT text and say so.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._validation import check_int
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["CollapsedTree", "collapse", "render_dot", "tree_to_dot"]
+
+_HL = "#d62728"
+_HL_FILL = "#fdecea"
+_LEAF_FILL = "#eef4fb"
+
+
+@dataclass(frozen=True)
+class CollapsedTree:
+    """Which nodes a drawing shows.
+
+    Attributes
+    ----------
+    shown : list of int
+        Node ids drawn, in id order.
+    hidden : dict of int -> int
+        For each drawn node whose child subtree is hidden: child id -> number of nodes in it.
+    n_hidden : int
+        Nodes not drawn in total.
+    """
+
+    shown: list[int]
+    hidden: dict[int, int]
+    n_hidden: int
+
+
+def _check_view(view: Any) -> None:
+    for attr in ("kind", "nodes", "feature_names", "class_names"):
+        if not hasattr(view, attr):
+            raise TypeError(
+                f"tree_to_dot needs a TreeView (explain_distill.analysis.tree_view.TreeView.of(estimator)); "
+                f"received {type(view).__name__}, which has no {attr!r}."
+            )
+
+
+def _check_path(view: Any, highlight: Sequence[int] | None) -> list[int]:
+    if highlight is None:
+        return []
+    try:
+        path = [int(h) for h in highlight]
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"highlight must be a list of node ids (TreeView.path(x)); received {highlight!r}.") from exc
+    n = len(view.nodes)
+    bad = [h for h in path if not 0 <= h < n]
+    if bad:
+        raise ValueError(f"highlight holds node ids {bad} outside this tree's 0..{n - 1}; pass TreeView.path(x).")
+    return path
+
+
+def collapse(view: Any, *, highlight: Sequence[int] | None = None, max_depth_shown: int | None = None) -> CollapsedTree:
+    """Nodes shown when drawing the top ``max_depth_shown`` levels plus the ``highlight`` path."""
+    _check_view(view)
+    path = set(_check_path(view, highlight))
+    if max_depth_shown is not None:
+        max_depth_shown = check_int(max_depth_shown, "max_depth_shown", low=0)
+    nodes = view.nodes
+    sizes = np.ones(len(nodes), dtype=np.int64)
+    for nd in sorted(nodes, key=lambda n: -n.depth):  # children before parents
+        if not nd.is_leaf:
+            sizes[nd.id] += sizes[nd.left] + sizes[nd.right]
+
+    def visible(nd: Any) -> bool:
+        return max_depth_shown is None or nd.depth <= max_depth_shown or nd.id in path
+
+    shown, hidden = [], {}
+    stack = [0]
+    while stack:
+        i = stack.pop()
+        shown.append(i)
+        nd = nodes[i]
+        if nd.is_leaf:
+            continue
+        for c in (nd.left, nd.right):
+            if visible(nodes[c]):
+                stack.append(c)
+            else:
+                hidden[c] = int(sizes[c])
+    return CollapsedTree(shown=sorted(shown), hidden=dict(sorted(hidden.items())), n_hidden=int(sum(hidden.values())))
+
+
+def _num(v: float) -> str:
+    return f"{v:.3g}"
+
+
+def _count(v: float) -> str:
+    return f"{int(v)}" if float(v).is_integer() else _num(v)
+
+
+def _e(s: Any) -> str:
+    return html.escape(str(s), quote=True)
+
+
+def _node_label(view: Any, nd: Any) -> str:
+    value = np.asarray(nd.value, dtype=float)
+    k = int(np.argmax(value)) if value.size else 0
+    cls = view.class_names[k] if k < len(view.class_names) else str(k)
+    p = float(value[k]) if value.size else float("nan")
+    n = "" if nd.n_samples is None else f"<BR/>n = {_count(nd.n_samples)}"
+    if nd.is_leaf:
+        return f"<<B>{_e(cls)}</B> ({p:.2f})<BR/>leaf #{nd.id}{n}>"
+    if view.kind == "axis":
+        cond = f"{_e(view.feature_names[nd.feature])} &lt;= {_num(nd.threshold)}"
+        return f"<<B>{cond}</B><BR/>#{nd.id}: {_e(cls)} ({p:.2f}){n}>"
+    beta = "" if nd.beta is None else f", &#946; = {_num(nd.beta)}"
+    return f"<<B>filter #{nd.id}</B><BR/>{_e(cls)} ({p:.2f}){beta}>"
+
+
+def _edge_label(view: Any, nd: Any, right: bool) -> str:
+    if view.kind == "axis":
+        return "no" if right else "yes"
+    return "&gt; 0" if right else "&lt;= 0"
+
+
+def tree_to_dot(
+    view: Any,
+    highlight: Sequence[int] | None = None,
+    *,
+    max_depth_shown: int | None = None,
+    title: str | None = None,
+) -> str:
+    """Graphviz DOT text for a :class:`TreeView`.
+
+    Parameters
+    ----------
+    view : TreeView
+    highlight : list of int, optional
+        A root-to-leaf path of node ids (``view.path(x)``): drawn in red, and always shown even
+        below ``max_depth_shown``.
+    max_depth_shown : int, optional
+        Draw nodes down to this depth (plus the highlighted path); each hidden subtree becomes a
+        dashed box saying how many nodes it holds.  None draws every node.
+    title : str, optional
+        Caption under the drawing (escaped).
+
+    Returns
+    -------
+    str
+        DOT source; every user string (feature and class names, the title) is HTML-escaped
+        inside an HTML-like label, so it cannot break out of the label.
+    """
+    col = collapse(view, highlight=highlight, max_depth_shown=max_depth_shown)
+    path = _check_path(view, highlight)
+    on_path = set(path)
+    path_edges = set(zip(path[:-1], path[1:]))
+    lines = [
+        "digraph tree {",
+        '  graph [rankdir=TB, ranksep=0.35, nodesep=0.2, fontname="Helvetica", fontsize=10];',
+        '  node [shape=box, style="rounded,filled", fillcolor="#ffffff", color="#8a94a6", fontname="Helvetica", fontsize=10];',
+        '  edge [color="#8a94a6", fontname="Helvetica", fontsize=9, arrowsize=0.6];',
+    ]
+    for i in col.shown:
+        nd = view.nodes[i]
+        attrs = [f"label={_node_label(view, nd)}"]
+        if nd.is_leaf:
+            attrs.append(f'fillcolor="{_HL_FILL if i in on_path else _LEAF_FILL}"')
+        elif i in on_path:
+            attrs.append(f'fillcolor="{_HL_FILL}"')
+        if i in on_path:
+            attrs.append(f'color="{_HL}", penwidth=2.2')
+        lines.append(f"  n{i} [{', '.join(attrs)}];")
+    # a node whose two subtrees are both hidden gets one placeholder (named after its left child)
+    merged = {}
+    for i in col.shown:
+        nd = view.nodes[i]
+        if not nd.is_leaf and nd.left in col.hidden and nd.right in col.hidden:
+            merged[i] = col.hidden[nd.left] + col.hidden[nd.right]
+    placeholders = {view.nodes[i].left: size for i, size in merged.items()}
+    merged_away = {view.nodes[i].right for i in merged}
+    for h, size in col.hidden.items():
+        if h not in merged_away:
+            size = placeholders.get(h, size)
+            lines.append(f'  n{h} [label=<&#8230; {size} node{"s" if size != 1 else ""} hidden>, style="dashed", fontcolor="#667085"];')
+    for i in col.shown:
+        nd = view.nodes[i]
+        if nd.is_leaf:
+            continue
+        if i in merged:
+            lines.append(f"  n{i} -> n{nd.left} [style=dashed];")
+            continue
+        for c, right in ((nd.left, False), (nd.right, True)):
+            attrs = [f"label=<{_edge_label(view, nd, right)}>"]
+            if (i, c) in path_edges:
+                attrs.append(f'color="{_HL}", penwidth=2.2, fontcolor="{_HL}"')
+            if c in col.hidden:
+                attrs.append("style=dashed")
+            lines.append(f"  n{i} -> n{c} [{', '.join(attrs)}];")
+    caption = []
+    if title:
+        caption.append(_e(title))
+    if col.n_hidden:
+        caption.append(f"{len(col.shown)} of {len(view.nodes)} nodes shown")
+    if caption:
+        lines.append(f"  label=<{'<BR/>'.join(caption)}>;")
+        lines.append("  labelloc=b;")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+_PROLOG = re.compile(r"<\?xml[^>]*\?>|<!DOCTYPE[^>]*>|<!--.*?-->", re.DOTALL)
+
+
+def render_dot(dot: str) -> tuple[str | None, str | None]:
+    """Render DOT text to an SVG document with Graphviz.
+
+    Returns
+    -------
+    (svg, problem)
+        ``svg`` is the SVG text (XML prolog, DOCTYPE and comments removed), or None when Graphviz
+        could not render; ``problem`` then says why (e.g. the ``dot`` binary is not installed).
+    """
+    if not isinstance(dot, str):
+        raise TypeError(f"render_dot takes DOT text (a str from tree_to_dot); received {type(dot).__name__}.")
+    import graphviz
+
+    try:
+        raw = graphviz.Source(dot).pipe(format="svg", encoding="utf-8")
+    except graphviz.ExecutableNotFound:
+        msg = "Graphviz's `dot` program is not installed, so trees are shown as DOT text (install graphviz to draw them)."
+        logger.warning(msg)
+        return None, msg
+    except Exception as exc:  # CalledProcessError: show the text rather than fail the report
+        msg = f"Graphviz could not draw this tree ({type(exc).__name__}: {exc}); it is shown as DOT text."
+        logger.warning(msg)
+        return None, msg
+    return _PROLOG.sub("", raw).strip() + "\n", None
