@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 _MAX_SHOWN = 5
+_FINITE_BLOCK_BYTES = 4 << 20  # rows scanned at a time by check_finite
 
 
 def _shape_of(x: Any) -> str:
@@ -43,18 +44,29 @@ def _shape_of(x: Any) -> str:
 
 def check_finite(X: np.ndarray, *, name: str = "X", feature_names: Sequence[str] | None = None) -> None:
     """Raise ValueError naming the first rows/columns holding NaN or inf."""
-    if X.size == 0 or not np.issubdtype(X.dtype, np.number):
+    if X.size == 0 or not np.issubdtype(X.dtype, np.number) or X.dtype.kind in "iub":
         return
-    finite = np.isfinite(X)
-    if finite.all():
+    if X.ndim == 0:
+        X = X.reshape(1, 1)
+    # Scan in blocks of rows so the check never allocates a mask the size of X (a 1e6 x 40
+    # float32 array would otherwise cost a 40 MB temporary just to say "all fine").
+    rows_per_block = max(1, _FINITE_BLOCK_BYTES // max(1, X[:1].nbytes))
+    first_bad = -1
+    for start in range(0, len(X), rows_per_block):
+        if not np.isfinite(X[start : start + rows_per_block]).all():
+            first_bad = start
+            break
+    if first_bad < 0:
         return
-    flat = finite.reshape(len(X), -1) if X.ndim > 1 else finite.reshape(-1, 1)
+    tail = X[first_bad:]
+    flat = np.isfinite(tail).reshape(len(tail), -1)
     bad_rows, bad_cols = np.nonzero(~flat)
+    bad_rows = bad_rows + first_bad
+    X2 = X.reshape(len(X), -1)
     cells = []
     for r, c in list(zip(bad_rows, bad_cols))[:_MAX_SHOWN]:
         col = feature_names[c] if feature_names is not None and c < len(feature_names) else f"column {c}"
-        value = X.reshape(len(X), -1)[r, c] if X.ndim > 1 else X[r]
-        cells.append(f"row {r}, {col!r} = {value}")
+        cells.append(f"row {r}, {col!r} = {X2[r, c]}")
     more = f" (and {len(bad_rows) - _MAX_SHOWN} more)" if len(bad_rows) > _MAX_SHOWN else ""
     raise ValueError(
         f"{name} contains NaN or infinity: {'; '.join(cells)}{more}. "
@@ -73,8 +85,12 @@ def check_array_2d(
     """Return X as a finite 2-D numeric array, or raise a message that says how to fix it."""
     if X is None:
         raise TypeError(f"{name} is None; expected a 2-D array of shape (n_samples, n_features).")
-    if hasattr(X, "detach") and hasattr(X, "cpu"):  # a torch tensor
-        X = X.detach().cpu().numpy()
+    X = _from_tensor(X)
+    if hasattr(X, "tocsr") and hasattr(X, "nnz"):  # a scipy.sparse matrix
+        raise TypeError(
+            f"{name} is a sparse matrix ({type(X).__name__}, shape {X.shape}); a dense array is required. "
+            f"Convert it with X.toarray() if it fits in memory."
+        )
     try:
         arr = np.asarray(X)
     except Exception as exc:  # ragged lists and friends
@@ -102,7 +118,12 @@ def check_array_2d(
                 f"or load the file with Dataset.from_csv(..., categorical='onehot')."
             )
     if arr.dtype.kind == "c":
-        raise ValueError(f"{name} is complex (dtype {arr.dtype}); expected real numbers.")
+        raise ValueError(f"{name} is complex (dtype {arr.dtype}); expected real numbers. Pass X.real or abs(X).")
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name} has dtype {arr.dtype}, which is not numeric; expected a float array of shape "
+            f"(n_samples, n_features). Convert dates and other types to numbers first."
+        )
     if arr.ndim == 1:
         raise ValueError(
             f"{name} must be 2-D (n_samples, n_features) but is 1-D with shape {arr.shape}. "
@@ -119,17 +140,37 @@ def check_array_2d(
             raise ValueError(f"{name} has 0 samples (shape {arr.shape}); at least 1 is required.")
         if arr.shape[1] == 0:
             raise ValueError(f"{name} has 0 features (shape {arr.shape}); at least 1 is required.")
-    if dtype is not None:
-        arr = arr.astype(dtype, copy=False)
     check_finite(arr, name=name, feature_names=feature_names)
+    if dtype is not None and arr.dtype != dtype:
+        with np.errstate(over="ignore", invalid="ignore"):
+            arr = arr.astype(dtype, copy=False)
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            big = float(np.nanmax(np.abs(np.asarray(X, dtype=np.float64))))
+            raise ValueError(
+                f"{name} holds values too large for {np.dtype(dtype).name} (largest magnitude {big:.4g}); "
+                f"rescale the data (e.g. sklearn.preprocessing.StandardScaler) before passing it."
+            )
     return arr
+
+
+def _from_tensor(X: Any) -> Any:
+    """A torch tensor (any device, any dtype, with or without grad) as a numpy array."""
+    if hasattr(X, "detach") and hasattr(X, "cpu"):
+        t = X.detach().cpu()
+        try:
+            return t.numpy()
+        except TypeError:  # bfloat16 and other dtypes numpy lacks
+            return t.float().numpy()
+    return X
 
 
 def check_labels(y: Any, *, name: str = "y") -> np.ndarray:
     """Hard labels: a 1-D array without NaN."""
-    if hasattr(y, "detach") and hasattr(y, "cpu"):
-        y = y.detach().cpu().numpy()
-    arr = np.asarray(y)
+    y = _from_tensor(y)
+    try:
+        arr = np.asarray(y)
+    except ValueError as exc:
+        raise ValueError(f"{name} could not be read as an array ({exc}); expected 1-D class labels.") from exc
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr.ravel()
     if arr.ndim != 1:
@@ -145,11 +186,21 @@ def check_labels(y: Any, *, name: str = "y") -> np.ndarray:
 
 def check_soft_labels(P: Any, *, name: str = "soft labels", n_classes: int | None = None, atol: float = 1e-3) -> np.ndarray:
     """Soft labels: a (n, K) array of non-negative rows that each sum to 1."""
-    if hasattr(P, "detach") and hasattr(P, "cpu"):
-        P = P.detach().cpu().numpy()
-    arr = np.asarray(P, dtype=np.float64)
+    P = _from_tensor(P)
+    try:
+        raw = np.asarray(P)
+        if raw.dtype.kind not in "biuf":
+            raise TypeError(f"dtype {raw.dtype}")
+        arr = raw.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"{name} must be a float array of probabilities (n_samples, n_classes); it could not be read as "
+            f"one ({exc})."
+        ) from exc
     if arr.ndim != 2:
         raise ValueError(f"{name} must be 2-D (n_samples, n_classes) but has shape {arr.shape}.")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} have 0 rows (shape {arr.shape}); at least 1 sample is required.")
     if arr.shape[1] < 1:
         raise ValueError(f"{name} has 0 columns (shape {arr.shape}); expected one column per class.")
     if not np.isfinite(arr).all():
@@ -179,8 +230,7 @@ def check_targets(y: Any, *, name: str = "y") -> tuple[np.ndarray | None, np.nda
     A 2-D float array with more than one column is taken as soft labels (one row per sample,
     one column per class); anything 1-D as hard labels.
     """
-    if hasattr(y, "detach") and hasattr(y, "cpu"):
-        y = y.detach().cpu().numpy()
+    y = _from_tensor(y)
     arr = np.asarray(y)
     if arr.ndim == 2 and arr.shape[1] > 1:
         if arr.dtype.kind not in "fiub":

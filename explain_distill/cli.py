@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
@@ -185,16 +186,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _setup_logging(args.quiet)
     handlers = {"run": _cmd_run, "audit": _cmd_audit, "report": _cmd_report}
+    previous_term = _raise_on_sigterm()
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:
         print("explain-distill: interrupted; nothing was written over the previous output.", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (ValueError, TypeError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, OSError) as exc:
         if args.debug:
             raise
         print(f"explain-distill {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
+
+
+def _raise_on_sigterm() -> Any:
+    """Treat SIGTERM like Ctrl-C (so the temporary output is cleaned up); returns the old handler."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def _interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, _interrupt)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -29,7 +29,15 @@ import torch
 from torch import nn
 
 from ._io import read_json, write_json
-from ._validation import check_array_2d, check_choice, check_int, check_n_features, check_names, check_positive
+from ._validation import (
+    check_array_2d,
+    check_choice,
+    check_fraction,
+    check_int,
+    check_n_features,
+    check_names,
+    check_positive,
+)
 from .data import Dataset
 
 logger = logging.getLogger(__name__)
@@ -192,9 +200,19 @@ class Teacher:
     ) -> None:
         if not isinstance(module, nn.Module):
             raise TypeError(f"module must be a torch.nn.Module; received {type(module).__name__}.")
-        self.class_names = check_names(class_names, len(list(class_names)), what="class_names")
+        if class_names is None or isinstance(class_names, (str, bytes)) or not hasattr(class_names, "__len__"):
+            raise TypeError(
+                f"class_names must be a list of strings, one per output of the module; received {class_names!r}."
+            )
+        self.class_names = check_names(class_names, len(class_names), what="class_names")
         if len(self.class_names) < 2:
             raise ValueError(f"A teacher needs at least 2 classes; received class_names={self.class_names!r}.")
+        if input_shape is not None:
+            shape = tuple(input_shape) if not isinstance(input_shape, (str, bytes)) else ()
+            if not shape or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in shape):
+                raise ValueError(
+                    f"input_shape must be a tuple of positive integers such as (1, 8, 8); received {input_shape!r}."
+                )
         self.input_shape = tuple(int(s) for s in input_shape) if input_shape is not None else None
         self.batch_size = check_int(batch_size, "batch_size", low=1)
         self.device = resolve_device(device)
@@ -342,12 +360,20 @@ class Teacher:
         meta = read_json(directory / "teacher.json", what="teacher config")
         if not isinstance(meta, dict) or meta.get("format") != "explain_distill.teacher/1":
             raise ValueError(f"{directory / 'teacher.json'} is not an explain_distill teacher config.")
+        if not isinstance(meta.get("class_names"), list):
+            raise ValueError(f"{directory / 'teacher.json'} lacks its class_names list; the file is incomplete or not ours.")
         if module is None:
             if not meta.get("config"):
                 raise ValueError(
                     f"The teacher in {directory} is a user module; pass it to rebuild: Teacher.load(dir, module=MyNet())."
                 )
-            module = build_module(meta["config"])
+            try:
+                module = build_module(meta["config"])
+            except (KeyError, TypeError, AttributeError) as exc:
+                raise ValueError(
+                    f"{directory / 'teacher.json'} holds an invalid architecture config ({exc!r}); "
+                    f"the file is damaged or not ours."
+                ) from exc
         weights = directory / "teacher.safetensors"
         if not weights.is_file():
             raise FileNotFoundError(f"Missing teacher weights: {weights} does not exist.")
@@ -425,6 +451,13 @@ def train_teacher(
     check_int(batch_size, "batch_size", low=1)
     check_int(patience, "patience", low=1)
     check_positive(learning_rate, "learning_rate")
+    check_fraction(val_fraction, "val_fraction")
+    present = np.unique(dataset.y_train)
+    if len(present) < 2:
+        raise ValueError(
+            f"The training split holds {len(present)} class ({[dataset.class_names[i] for i in present]}); a teacher "
+            f"needs at least 2 classes to learn from. Check the target column and the split."
+        )
     dev = resolve_device(device)
     t0 = time.perf_counter()
     torch.manual_seed(seed)
