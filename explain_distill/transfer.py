@@ -9,18 +9,35 @@ training data is thin.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
 
 import numpy as np
 
-from ._validation import check_array_2d, check_positive
+from ._validation import (
+    check_array_2d,
+    check_consistent_length,
+    check_int,
+    check_labels,
+    check_positive,
+    check_soft_labels,
+)
 from .teacher import Teacher
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TransferSet", "soft_labels", "build_transfer_set", "check_teachers"]
+__all__ = [
+    "TransferSet",
+    "QuerySpec",
+    "QUERY_KINDS",
+    "soft_labels",
+    "build_transfer_set",
+    "synthesize_queries",
+    "check_teachers",
+    "estimate_bytes",
+    "QueryMemoryError",
+]
 
 
 @dataclass
@@ -46,6 +63,14 @@ class TransferSet:
     y: np.ndarray
     source: np.ndarray
     source_names: list[str] = field(default_factory=lambda: ["train"])
+
+    def __post_init__(self) -> None:
+        self.X = check_array_2d(self.X, name="TransferSet.X", dtype=np.float32)
+        self.P = check_soft_labels(self.P, name="TransferSet.P").astype(np.float32)
+        self.y = np.asarray(self.y, dtype=np.int64)
+        self.source = np.asarray(self.source, dtype=np.int8)
+        check_consistent_length(X=self.X, P=self.P, y=self.y, source=self.source)
+        check_positive(self.temperature, "temperature")
 
     def __len__(self) -> int:
         return len(self.X)
@@ -111,6 +136,216 @@ def soft_labels(
     return P.astype(np.float32)
 
 
+# ---------------------------------------------------------------------------- query synthesis
+QueryKind = Literal["jitter", "mixup", "class", "boundary"]
+QUERY_KINDS: tuple[str, ...] = ("jitter", "mixup", "class", "boundary")
+
+#: Default cap on the memory a synthesized transfer set may take (inputs + soft labels + scratch).
+DEFAULT_MAX_BYTES = 2 * 1024**3
+
+
+@dataclass(frozen=True)
+class QuerySpec:
+    """How many synthesized queries of each kind the teacher labels, and how they are drawn.
+
+    Parameters
+    ----------
+    jitter : int
+        Training points plus Gaussian noise of ``jitter_scale`` times each feature's std.
+    mixup : int
+        Convex combinations ``lam * x_i + (1 - lam) * x_j`` of random training pairs,
+        ``lam ~ Beta(mixup_alpha, mixup_alpha)`` (Zhang et al. 2018).
+    class_ : int
+        Class-conditional samples: a class is drawn with its training frequency, then a point from
+        a diagonal Gaussian fitted to that class (``"class"`` in a dict).
+    boundary : int
+        TREPAN-style queries near the decision boundary of a quick depth-``boundary_depth`` tree fitted
+        to the real soft labels: a training point has one split feature on its tree path moved to
+        that split's threshold plus noise of ``boundary_scale`` times the feature's std.
+    seed : int
+    max_bytes : int
+        The synthesized set must fit in this many bytes (and in the memory available);
+        checked before anything is drawn.
+    """
+
+    jitter: int = 0
+    mixup: int = 0
+    class_: int = 0
+    boundary: int = 0
+    jitter_scale: float = 0.3
+    mixup_alpha: float = 1.0
+    boundary_scale: float = 0.1
+    boundary_depth: int = 8
+    clip: bool = True
+    seed: int = 0
+    max_bytes: int = DEFAULT_MAX_BYTES
+
+    def __post_init__(self) -> None:
+        for kind in ("jitter", "mixup", "class_", "boundary"):
+            check_int(getattr(self, kind), f"queries[{kind.rstrip('_')!r}]", low=0, hint="Pass a count of queries >= 0.")
+        check_positive(self.jitter_scale, "jitter_scale", strict=False)
+        check_positive(self.mixup_alpha, "mixup_alpha")
+        check_positive(self.boundary_scale, "boundary_scale", strict=False)
+        check_int(self.boundary_depth, "boundary_depth", low=1, high=32)
+        check_int(self.seed, "seed")
+        check_int(self.max_bytes, "max_bytes", low=1)
+
+    @property
+    def total(self) -> int:
+        return self.jitter + self.mixup + self.class_ + self.boundary
+
+    def counts(self) -> dict[str, int]:
+        return {"jitter": self.jitter, "mixup": self.mixup, "class": self.class_, "boundary": self.boundary}
+
+    @classmethod
+    def coerce(cls, queries: "QuerySpec | Mapping[str, Any] | None", *, seed: int | None = None) -> "QuerySpec":
+        """``None`` -> no queries; a dict such as ``{"jitter": 2000, "boundary": 2000}``; or a QuerySpec."""
+        if queries is None:
+            return cls(seed=0 if seed is None else seed)
+        if isinstance(queries, QuerySpec):
+            return queries
+        if not isinstance(queries, Mapping):
+            raise TypeError(
+                f"queries must be a dict like {{'jitter': 2000, 'mixup': 2000, 'boundary': 2000}} or a QuerySpec; "
+                f"received {type(queries).__name__}."
+            )
+        kw = dict(queries)
+        if "class" in kw:
+            kw["class_"] = kw.pop("class")
+        known = {f.name for f in fields(cls)}
+        unknown = [k for k in kw if k not in known]
+        if unknown:
+            raise ValueError(
+                f"Unknown query option(s) {unknown}. Kinds: {', '.join(QUERY_KINDS)}; options: "
+                f"{', '.join(sorted(k for k in known if k not in ('jitter', 'mixup', 'class_', 'boundary')))}."
+            )
+        if seed is not None and "seed" not in kw:
+            kw["seed"] = seed
+        return cls(**kw)
+
+
+class QueryMemoryError(ValueError, MemoryError):
+    """The requested synthesized queries would not fit in memory (raised before any work)."""
+
+
+def _available_memory() -> int | None:
+    """Bytes the OS says are available (Linux ``MemAvailable``), None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def estimate_bytes(n_rows: int, n_features: int, n_classes: int) -> int:
+    """Peak bytes to synthesize and label ``n_rows`` queries: float32 inputs, float64 scratch for
+    drawing them, float64 soft-label accumulator and its float32 copy."""
+    return int(n_rows) * (n_features * (4 + 8) + n_classes * (8 + 4 + 4) + 16)
+
+
+def check_query_memory(spec: QuerySpec, n_real: int, n_features: int, n_classes: int) -> int:
+    """Raise before any work when the synthesized set would not fit; returns the estimate."""
+    need = estimate_bytes(spec.total + n_real, n_features, n_classes)
+    avail = _available_memory()
+    limit = spec.max_bytes if avail is None else min(spec.max_bytes, int(0.8 * avail))
+    if need > limit:
+        gib = 1024**3
+        raise QueryMemoryError(
+            f"The requested queries ({spec.counts()}, {spec.total} rows x {n_features} features) need about "
+            f"{need / gib:.2f} GiB, over the limit of {limit / gib:.2f} GiB (max_bytes={spec.max_bytes}"
+            + (f", {avail / gib:.2f} GiB available" if avail is not None else "")
+            + "). Ask for fewer queries, or raise max_bytes if the memory is there."
+        )
+    return need
+
+
+def _class_conditional(X: np.ndarray, labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    classes, counts = np.unique(labels, return_counts=True)
+    picks = rng.choice(len(classes), size=n, p=counts / counts.sum())
+    out = np.empty((n, X.shape[1]), dtype=np.float32)
+    global_std = X.std(axis=0) + 1e-6
+    for i, c in enumerate(classes):
+        rows = picks == i
+        if not rows.any():
+            continue
+        Xc = X[labels == c]
+        mu = Xc.mean(axis=0)
+        sd = Xc.std(axis=0) if len(Xc) > 1 else 0.1 * global_std
+        out[rows] = mu + rng.standard_normal((int(rows.sum()), X.shape[1])) * sd
+    return out
+
+
+def _boundary(X: np.ndarray, P: np.ndarray, n: int, spec: QuerySpec, std: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """TREPAN-style: move one split feature of a point's tree path to that split's threshold (+ noise)."""
+    from sklearn.tree import DecisionTreeRegressor
+
+    tree = DecisionTreeRegressor(max_depth=spec.boundary_depth, random_state=spec.seed).fit(X, P)
+    t = tree.tree_
+    base = rng.integers(0, len(X), size=n)
+    Q = X[base].astype(np.float32, copy=True)
+    paths = tree.decision_path(Q).tocsr()
+    inner = t.children_left >= 0
+    for r in range(n):
+        nodes = paths.indices[paths.indptr[r] : paths.indptr[r + 1]]
+        nodes = nodes[inner[nodes]]
+        if len(nodes) == 0:
+            continue
+        node = nodes[rng.integers(len(nodes))]
+        f = t.feature[node]
+        Q[r, f] = t.threshold[node] + spec.boundary_scale * std[f] * rng.standard_normal()
+    return Q
+
+
+def synthesize_queries(
+    X: np.ndarray,
+    *,
+    spec: QuerySpec,
+    P: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw the queries of ``spec`` around the real inputs ``X``.
+
+    ``P`` (the real rows' soft labels) is needed for ``boundary`` and ``labels`` (a class per real
+    row) for ``class``.  Returns (queries float32 (m, d), source codes (m,) indexing QUERY_KINDS + 1).
+    """
+    rng = np.random.default_rng(spec.seed)
+    X64 = X.astype(np.float64)
+    std = X64.std(axis=0)
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    parts: list[np.ndarray] = []
+    codes: list[np.ndarray] = []
+    for code, kind in enumerate(QUERY_KINDS, start=1):
+        n = spec.counts()[kind]
+        if n == 0:
+            continue
+        if kind == "jitter":
+            Q = X64[rng.integers(0, len(X), size=n)] + rng.standard_normal((n, X.shape[1])) * (spec.jitter_scale * std)
+        elif kind == "mixup":
+            i = rng.integers(0, len(X), size=n)
+            j = rng.integers(0, len(X), size=n)
+            lam = rng.beta(spec.mixup_alpha, spec.mixup_alpha, size=(n, 1))
+            Q = lam * X64[i] + (1.0 - lam) * X64[j]
+        elif kind == "class":
+            if labels is None:
+                raise ValueError("class-conditional queries need a class per real row (labels).")
+            Q = _class_conditional(X64, labels, n, rng)
+        else:
+            if P is None:
+                raise ValueError("boundary queries need the real rows' soft labels (P).")
+            Q = _boundary(X, P, n, spec, std, rng)
+        Q = np.asarray(Q, dtype=np.float32)
+        if spec.clip:
+            np.clip(Q, lo, hi, out=Q)
+        parts.append(Q)
+        codes.append(np.full(n, code, dtype=np.int8))
+    if not parts:
+        return np.empty((0, X.shape[1]), dtype=np.float32), np.empty(0, dtype=np.int8)
+    return np.concatenate(parts), np.concatenate(codes)
+
+
 def build_transfer_set(
     teachers: Teacher | Sequence[Teacher],
     X: Any,
@@ -118,11 +353,54 @@ def build_transfer_set(
     *,
     temperature: float = 4.0,
     weights: Sequence[float] | None = None,
+    queries: QuerySpec | Mapping[str, Any] | None = None,
+    seed: int | None = None,
 ) -> TransferSet:
-    """Label the training inputs ``X`` with the teachers' soft labels at ``temperature``."""
+    """Label the training inputs ``X`` (and synthesized queries) with the teachers' soft labels.
+
+    Parameters
+    ----------
+    teachers : Teacher or list of Teacher
+        Several teachers have their soft labels averaged, weighted by ``weights``.
+    X : array (n, n_features)
+        The real inputs (the training split).
+    y : array (n,), optional
+        Their true labels (kept in ``TransferSet.y``; queries get -1).
+    temperature : float
+        Softmax temperature T > 0.
+    queries : dict or QuerySpec, optional
+        e.g. ``{"jitter": 2000, "mixup": 2000, "boundary": 2000}``; counts per kind
+        (``jitter``, ``mixup``, ``class``, ``boundary``) plus options of :class:`QuerySpec`.
+        The memory it needs is checked before anything is drawn.  The teacher labels queries in
+        batches on its own device (the GPU when it has one).
+    seed : int, optional
+        Seed of the synthesis when ``queries`` is a dict without one.
+    """
+    temperature = check_positive(temperature, "temperature")
+    teachers, w = check_teachers(teachers, weights)
     X = check_array_2d(X, name="X", dtype=np.float32)
-    P = soft_labels(teachers, X, temperature=temperature, weights=weights)
-    y_arr = np.full(len(X), -1, dtype=np.int64) if y is None else np.asarray(y, dtype=np.int64)
+    K = teachers[0].n_classes
+    spec = QuerySpec.coerce(queries, seed=seed)
+    if spec.total:
+        check_query_memory(spec, len(X), X.shape[1], K)
+    if y is None:
+        y_arr = np.full(len(X), -1, dtype=np.int64)
+    else:
+        y_arr = check_labels(y, name="y").astype(np.int64)
+        check_consistent_length(X=X, y=y_arr)
+    P = soft_labels(teachers, X, temperature=temperature, weights=w)
+    source = np.zeros(len(X), dtype=np.int8)
+    if not spec.total:
+        return TransferSet(X=X, P=P, temperature=float(temperature), y=y_arr, source=source, source_names=["train"])
+    labels = y_arr if (y is not None and (y_arr >= 0).all()) else P.argmax(axis=1)
+    Q, codes = synthesize_queries(X, spec=spec, P=P, labels=labels)
+    PQ = soft_labels(teachers, Q, temperature=temperature, weights=w)
+    logger.info("transfer set: %d real rows + %d synthesized queries %s", len(X), len(Q), spec.counts())
     return TransferSet(
-        X=X, P=P, temperature=float(temperature), y=y_arr, source=np.zeros(len(X), dtype=np.int8), source_names=["train"]
+        X=np.concatenate([X, Q]),
+        P=np.concatenate([P, PQ]),
+        temperature=float(temperature),
+        y=np.concatenate([y_arr, np.full(len(Q), -1, dtype=np.int64)]),
+        source=np.concatenate([source, codes]),
+        source_names=["train", *QUERY_KINDS],
     )

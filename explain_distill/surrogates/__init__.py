@@ -13,12 +13,14 @@ from typing import Any
 
 from ._base import load_surrogate as _load
 from ._base import save_surrogate
-from .shallow import SoftLabelLogisticRegression, SoftLabelTreeClassifier
+from .shallow import RuleListClassifier, SoftLabelGaussianNB, SoftLabelLogisticRegression, SoftLabelTreeClassifier
 
 __all__ = [
     "SURROGATES",
     "SoftLabelTreeClassifier",
     "SoftLabelLogisticRegression",
+    "SoftLabelGaussianNB",
+    "RuleListClassifier",
     "save_surrogate",
     "load_surrogate",
 ]
@@ -26,6 +28,8 @@ __all__ = [
 SURROGATES: dict[str, type] = {
     "tree": SoftLabelTreeClassifier,
     "logistic": SoftLabelLogisticRegression,
+    "naive_bayes": SoftLabelGaussianNB,
+    "rules": RuleListClassifier,
 }
 
 

@@ -5,6 +5,10 @@
 - :class:`SoftLabelLogisticRegression` (``logistic``): multinomial logistic regression minimising
   the soft cross-entropy  -sum_i sum_k P_ik log q_k(x_i)  exactly, by giving scikit-learn each
   sample once per class with weight P_ik.
+- :class:`SoftLabelGaussianNB` (``naive_bayes``): Gaussian naive Bayes from soft counts: priors,
+  means and variances weighted by P_ik.
+- :class:`RuleListClassifier` (``rules``): a short ordered if-then-else rule list read off a soft
+  label tree, each rule with its coverage, printable.
 """
 
 from __future__ import annotations
@@ -17,10 +21,15 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeRegressor, export_text
 from sklearn.utils.validation import check_is_fitted
 
-from .._validation import check_int, check_positive
+from sklearn.utils.validation import _check_sample_weight
+
+from .._validation import check_choice, check_int, check_positive
 from ._base import SoftTargetMixin
 
-__all__ = ["SoftLabelTreeClassifier", "SoftLabelLogisticRegression"]
+__all__ = ["SoftLabelTreeClassifier", "SoftLabelLogisticRegression", "SoftLabelGaussianNB", "RuleListClassifier"]
+
+#: Smoothing mixed into the targets of the "entropy" tree criterion (Poisson deviance needs > 0).
+_ENTROPY_EPS = 1e-4
 
 _NODE_FIELDS = (
     "left_child",
@@ -41,12 +50,19 @@ def _normalise(P: np.ndarray) -> np.ndarray:
     return np.divide(P, s, out=np.full_like(P, 1.0 / K), where=s > 0)
 
 
+def _fit_tree(X: np.ndarray, P: np.ndarray, criterion: str, sample_weight: Any, **kw: Any) -> DecisionTreeRegressor:
+    if criterion == "entropy":
+        K = P.shape[1]
+        target = (1.0 - _ENTROPY_EPS) * P + _ENTROPY_EPS / K
+        return DecisionTreeRegressor(criterion="poisson", **kw).fit(X, target, sample_weight=sample_weight)
+    return DecisionTreeRegressor(criterion="squared_error", **kw).fit(X, P, sample_weight=sample_weight)
+
+
 class SoftLabelTreeClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
     """A decision tree whose leaves hold the teacher's class distributions.
 
-    Fitted as a multi-output ``DecisionTreeRegressor`` on the soft-label matrix (squared error
-    on probabilities is the Brier score, a proper scoring rule), so each leaf predicts the mean
-    teacher distribution of the samples that reach it.
+    Fitted as a multi-output ``DecisionTreeRegressor`` on the soft-label matrix, so each leaf
+    predicts the mean teacher distribution of the samples that reach it.
 
     Parameters
     ----------
@@ -54,6 +70,12 @@ class SoftLabelTreeClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
     min_samples_leaf : int, default=1
     ccp_alpha : float, default=0.0
         Minimal cost-complexity pruning, as in scikit-learn.
+    criterion : {"entropy", "squared_error"}, default="entropy"
+        How splits are chosen.  ``"entropy"``: scikit-learn's Poisson deviance on the
+        probability columns, which for rows summing to 1 equals the soft cross-entropy
+        sum_i KL(P_i || leaf mean) -- the soft-label analogue of the entropy criterion
+        (targets are smoothed by 1e-4 so every column stays positive).  ``"squared_error"``:
+        the Brier score, the soft analogue of Gini.
     random_state : int or None
     """
 
@@ -63,25 +85,28 @@ class SoftLabelTreeClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         max_depth: int | None = 6,
         min_samples_leaf: int = 1,
         ccp_alpha: float = 0.0,
+        criterion: Literal["entropy", "squared_error"] = "entropy",
         random_state: int | None = None,
     ) -> None:
         self.max_depth = max_depth
         self.min_samples_leaf = min_samples_leaf
         self.ccp_alpha = ccp_alpha
+        self.criterion = criterion
         self.random_state = random_state
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "SoftLabelTreeClassifier":
+        """Fit on hard labels (n,) or soft labels (n, K); returns self."""
         if self.max_depth is not None:
             check_int(self.max_depth, "max_depth", low=1, high=64)
         check_int(self.min_samples_leaf, "min_samples_leaf", low=1)
         check_positive(self.ccp_alpha, "ccp_alpha", strict=False)
+        check_choice(self.criterion, "criterion", ("entropy", "squared_error"))
         X, P = self._validate_fit(X, y, dtype=np.float32)
-        self.estimator_ = DecisionTreeRegressor(
-            max_depth=self.max_depth,
-            min_samples_leaf=self.min_samples_leaf,
-            ccp_alpha=self.ccp_alpha,
-            random_state=self.random_state,
-        ).fit(X, P, sample_weight=sample_weight)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X)
+        self.estimator_ = _fit_tree(X, P, self.criterion, sample_weight, max_depth=self.max_depth,
+                                    min_samples_leaf=self.min_samples_leaf, ccp_alpha=self.ccp_alpha,
+                                    random_state=self.random_state)
         return self
 
     @property
@@ -210,6 +235,12 @@ class SoftLabelLogisticRegression(SoftTargetMixin, ClassifierMixin, BaseEstimato
         est = self.estimator_
         return int(est.coef_.size + est.intercept_.size)
 
+    @property
+    def n_iter_(self) -> np.ndarray:
+        """Iterations the solver ran (scikit-learn's ``n_iter_``)."""
+        check_is_fitted(self)
+        return self.estimator_.n_iter_
+
     def predict_proba(self, X: Any) -> np.ndarray:
         X = self._validate_predict(X)
         p = self.estimator_.predict_proba(X)
@@ -237,3 +268,268 @@ class SoftLabelLogisticRegression(SoftTargetMixin, ClassifierMixin, BaseEstimato
         est.n_iter_ = np.array([0])
         self.estimator_ = est
         self.soft_fit_ = True
+
+
+class SoftLabelGaussianNB(SoftTargetMixin, ClassifierMixin, BaseEstimator):
+    """Gaussian naive Bayes estimated from soft counts.
+
+    With soft labels P (n, K) every sample counts towards every class k with weight P_ik:
+    prior_k = sum_i P_ik / n, mean_k = sum_i P_ik x_i / sum_i P_ik and
+    var_k = sum_i P_ik (x_i - mean_k)^2 / sum_i P_ik (+ ``var_smoothing`` times the largest feature
+    variance, as in scikit-learn).  Hard labels give scikit-learn's ``GaussianNB``.  A class with
+    no mass keeps its column, with prior 0 (probability 0).
+
+    Parameters
+    ----------
+    var_smoothing : float, default=1e-9
+    """
+
+    def __init__(self, *, var_smoothing: float = 1e-9) -> None:
+        self.var_smoothing = var_smoothing
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "SoftLabelGaussianNB":
+        """Fit on hard labels (n,) or soft labels (n, K); returns self."""
+        check_positive(self.var_smoothing, "var_smoothing", strict=False)
+        X, P = self._validate_fit(X, y)
+        W = P if sample_weight is None else P * _check_sample_weight(sample_weight, X)[:, None]
+        mass = W.sum(axis=0)  # (K,)
+        total = mass.sum()
+        if total <= 0:
+            raise ValueError("The sample weights are all zero; at least one sample needs a positive weight.")
+        self.epsilon_ = float(self.var_smoothing * np.var(X, axis=0).max()) if len(X) > 1 else float(self.var_smoothing)
+        safe = np.where(mass > 0, mass, 1.0)[:, None]
+        theta = (W.T @ X) / safe
+        var = (W.T @ (X**2)) / safe - theta**2
+        empty = mass <= 0
+        if empty.any():
+            theta[empty] = X.mean(axis=0)
+            var[empty] = X.var(axis=0)
+        self.theta_ = theta
+        self.var_ = np.clip(var, 0.0, None) + self.epsilon_
+        self.class_prior_ = mass / total
+        self.class_count_ = mass
+        return self
+
+    @property
+    def n_params_(self) -> int:
+        """Model size: means, variances and priors."""
+        check_is_fitted(self)
+        return int(self.theta_.size + self.var_.size + self.class_prior_.size)
+
+    def _joint_log_likelihood(self, X: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            log_prior = np.log(self.class_prior_)
+        var = np.maximum(self.var_, np.finfo(np.float64).tiny)
+        ll = -0.5 * np.sum(np.log(2.0 * np.pi * var), axis=1)[None, :]
+        ll = ll - 0.5 * (((X[:, None, :] - self.theta_[None]) ** 2) / var[None]).sum(axis=2)
+        return ll + log_prior[None, :]
+
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        X = self._validate_predict(X)
+        jll = self._joint_log_likelihood(X)
+        m = jll.max(axis=1, keepdims=True)
+        return jll - (m + np.log(np.exp(jll - m).sum(axis=1, keepdims=True)))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return np.exp(self.predict_log_proba(X))
+
+    def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        return (
+            {"theta": self.theta_, "var": self.var_, "class_prior": self.class_prior_, "class_count": self.class_count_},
+            {"epsilon": self.epsilon_},
+        )
+
+    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        self.theta_ = arrays["theta"]
+        self.var_ = arrays["var"]
+        self.class_prior_ = arrays["class_prior"]
+        self.class_count_ = arrays["class_count"]
+        self.epsilon_ = float(meta["epsilon"])
+        self.soft_fit_ = True
+
+
+class RuleListClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
+    """A short ordered if-then-else rule list read off a soft-label tree.
+
+    A :class:`SoftLabelTreeClassifier` of depth ``max_depth`` is fitted; each leaf becomes a rule
+    (the conjunction of the conditions on its path, with repeated conditions on one feature
+    merged) predicting the leaf's class distribution.  The ``max_rules`` rules that cover the most
+    training mass are kept, most covering first; an ``else`` rule predicts the mean distribution of
+    the samples none of them covers.  The first rule that fires decides.
+
+    Parameters
+    ----------
+    max_rules : int, default=12
+    max_depth : int, default=5
+        Depth of the tree the rules are read from: the longest rule has this many conditions.
+    min_samples_leaf : int, default=5
+    criterion : {"entropy", "squared_error"}, default="entropy"
+    random_state : int or None
+
+    Attributes
+    ----------
+    rules_ : list of dict
+        ``{"conditions": [(feature, op, threshold), ...], "value": (K,), "coverage": float}``;
+        the last one is the ``else`` rule (no conditions).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_rules: int = 12,
+        max_depth: int = 5,
+        min_samples_leaf: int = 5,
+        criterion: Literal["entropy", "squared_error"] = "entropy",
+        random_state: int | None = None,
+    ) -> None:
+        self.max_rules = max_rules
+        self.max_depth = max_depth
+        self.min_samples_leaf = min_samples_leaf
+        self.criterion = criterion
+        self.random_state = random_state
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "RuleListClassifier":
+        """Fit on hard labels (n,) or soft labels (n, K); returns self."""
+        check_int(self.max_rules, "max_rules", low=1, high=10_000)
+        check_int(self.max_depth, "max_depth", low=1, high=32)
+        check_int(self.min_samples_leaf, "min_samples_leaf", low=1)
+        check_choice(self.criterion, "criterion", ("entropy", "squared_error"))
+        X, P = self._validate_fit(X, y, dtype=np.float32)
+        sw = np.ones(len(X)) if sample_weight is None else _check_sample_weight(sample_weight, X)
+        tree = _fit_tree(X, P, self.criterion, sw, max_depth=self.max_depth,
+                         min_samples_leaf=self.min_samples_leaf, random_state=self.random_state).tree_
+        leaf_of = _leaf_of(tree, X)
+        total = max(float(sw.sum()), 1e-12)
+        leaves = []
+        for leaf in np.unique(leaf_of):
+            rows = leaf_of == leaf
+            mass = float(sw[rows].sum())
+            value = (sw[rows, None] * P[rows]).sum(axis=0) / max(mass, 1e-12)
+            leaves.append((mass, int(leaf), value))
+        # Most covering first; ties broken by confidence, then leaf id for determinism.
+        leaves.sort(key=lambda t: (-t[0], -float(t[2].max()), t[1]))
+        conds = _leaf_conditions(tree)
+        kept = leaves[: self.max_rules] if len(leaves) > self.max_rules else leaves[:-1] if len(leaves) > 1 else []
+        covered = np.isin(leaf_of, [leaf for _, leaf, _ in kept])
+        rest = ~covered
+        if rest.any():
+            default = (sw[rest, None] * P[rest]).sum(axis=0) / max(float(sw[rest].sum()), 1e-12)
+        else:
+            default = (sw[:, None] * P).sum(axis=0) / total
+        rules = [
+            {"conditions": conds[leaf], "value": value, "coverage": mass / total} for mass, leaf, value in kept
+        ]
+        rules.append({"conditions": [], "value": default, "coverage": float(sw[rest].sum()) / total})
+        self.rules_ = rules
+        return self
+
+    @property
+    def n_params_(self) -> int:
+        """Model size: conditions plus rules."""
+        check_is_fitted(self)
+        return int(sum(len(r["conditions"]) for r in self.rules_) + len(self.rules_))
+
+    def rule_of(self, X: Any) -> np.ndarray:
+        """Index into ``rules_`` of the first rule that fires for each sample."""
+        X = self._validate_predict(X, dtype=np.float32)
+        out = np.full(len(X), len(self.rules_) - 1, dtype=np.int64)
+        undecided = np.ones(len(X), dtype=bool)
+        for r, rule in enumerate(self.rules_[:-1]):
+            fires = undecided.copy()
+            for f, op, thr in rule["conditions"]:
+                fires &= (X[:, f] <= thr) if op == "<=" else (X[:, f] > thr)
+            out[fires] = r
+            undecided &= ~fires
+        return out
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        which = self.rule_of(X)
+        values = np.stack([r["value"] for r in self.rules_])
+        return _normalise(values[which])
+
+    def to_text(self, feature_names: list[str] | None = None, class_names: list[str] | None = None, decimals: int = 3) -> str:
+        """The rule list as text: ``IF ... THEN class (p=..) [coverage ..] / ELSE IF ... / ELSE ...``."""
+        check_is_fitted(self)
+        fn = feature_names if feature_names is not None else [f"x[{j}]" for j in range(self.n_features_in_)]
+        cn = class_names if class_names is not None else [str(c) for c in self.classes_]
+        if len(fn) != self.n_features_in_:
+            raise ValueError(f"feature_names has {len(fn)} entries but the model has {self.n_features_in_} features.")
+        if len(cn) != len(self.classes_):
+            raise ValueError(f"class_names has {len(cn)} entries but the model has {len(self.classes_)} classes.")
+        lines = []
+        for r, rule in enumerate(self.rules_):
+            k = int(np.argmax(rule["value"]))
+            then = f"THEN {cn[k]} (p={rule['value'][k]:.2f}) [coverage {rule['coverage']:.1%}]"
+            if not rule["conditions"]:
+                lines.append(("ELSE " if r else "") + then.removeprefix("THEN "))
+                continue
+            cond = " AND ".join(f"{fn[f]} {op} {thr:.{decimals}f}" for f, op, thr in rule["conditions"])
+            lines.append(f"{'IF' if r == 0 else 'ELSE IF'} {cond} {then}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        try:
+            check_is_fitted(self)
+        except Exception:
+            return repr(self)
+        return self.to_text()
+
+    def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        rid, feat, le, thr = [], [], [], []
+        for r, rule in enumerate(self.rules_):
+            for f, op, t in rule["conditions"]:
+                rid.append(r)
+                feat.append(f)
+                le.append(op == "<=")
+                thr.append(t)
+        arrays = {
+            "cond_rule": np.asarray(rid, dtype=np.int64),
+            "cond_feature": np.asarray(feat, dtype=np.int64),
+            "cond_le": np.asarray(le, dtype=np.int8),
+            "cond_threshold": np.asarray(thr, dtype=np.float64),
+            "rule_value": np.stack([r["value"] for r in self.rules_]).astype(np.float64),
+            "rule_coverage": np.asarray([r["coverage"] for r in self.rules_], dtype=np.float64),
+        }
+        return arrays, {}
+
+    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        values, cov = arrays["rule_value"], arrays["rule_coverage"]
+        rules = [{"conditions": [], "value": values[r], "coverage": float(cov[r])} for r in range(len(values))]
+        for r, f, le, t in zip(arrays["cond_rule"], arrays["cond_feature"], arrays["cond_le"], arrays["cond_threshold"]):
+            rules[int(r)]["conditions"].append((int(f), "<=" if le else ">", float(t)))
+        self.rules_ = rules
+        self.soft_fit_ = True
+
+
+def _leaf_of(tree: Any, X: np.ndarray) -> np.ndarray:
+    return tree.apply(np.ascontiguousarray(X, dtype=np.float32))
+
+
+def _leaf_conditions(tree: Any) -> dict[int, list[tuple[int, str, float]]]:
+    """Leaf id -> merged path conditions [(feature, "<=" or ">", threshold)], in path order."""
+    out: dict[int, list[tuple[int, str, float]]] = {}
+    stack: list[tuple[int, list[tuple[int, str, float]]]] = [(0, [])]
+    left, right, feature, threshold = tree.children_left, tree.children_right, tree.feature, tree.threshold
+    while stack:
+        node, path = stack.pop()
+        if left[node] < 0:
+            out[node] = _merge(path)
+            continue
+        f, t = int(feature[node]), float(threshold[node])
+        stack.append((int(left[node]), path + [(f, "<=", t)]))
+        stack.append((int(right[node]), path + [(f, ">", t)]))
+    return out
+
+
+def _merge(path: list[tuple[int, str, float]]) -> list[tuple[int, str, float]]:
+    """Keep the tightest bound per (feature, direction), in order of first appearance."""
+    best: dict[tuple[int, str], float] = {}
+    order: list[tuple[int, str]] = []
+    for f, op, t in path:
+        key = (f, op)
+        if key not in best:
+            order.append(key)
+            best[key] = t
+        else:
+            best[key] = min(best[key], t) if op == "<=" else max(best[key], t)
+    return [(f, op, best[(f, op)]) for f, op in order]

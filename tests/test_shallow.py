@@ -1,0 +1,159 @@
+"""Shallow surrogates: scikit-learn conventions (estimator checks) and soft-label behaviour."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.naive_bayes import GaussianNB
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from explain_distill.surrogates import (
+    SURROGATES,
+    RuleListClassifier,
+    SoftLabelGaussianNB,
+    SoftLabelLogisticRegression,
+    SoftLabelTreeClassifier,
+    load_surrogate,
+    save_surrogate,
+)
+
+SHALLOW = [SoftLabelTreeClassifier, SoftLabelLogisticRegression, SoftLabelGaussianNB, RuleListClassifier]
+
+# Checks we do not pass, each with its reason.
+_Y2D = "y of shape (n, 1) is read as hard labels without a DataConversionWarning (the shared _base check_targets)"
+_SW_TREE = (
+    "tree splits: min_samples_leaf counts rows, not weights, and tied splits follow the feature order, "
+    "so repeated rows are not exactly equivalent to integer weights (as for scikit-learn trees)"
+)
+EXPECTED_FAILED = {
+    "SoftLabelTreeClassifier": {"check_supervised_y_2d": _Y2D, "check_sample_weight_equivalence_on_dense_data": _SW_TREE},
+    "SoftLabelLogisticRegression": {"check_supervised_y_2d": _Y2D},
+    "SoftLabelGaussianNB": {"check_supervised_y_2d": _Y2D},
+    "RuleListClassifier": {"check_supervised_y_2d": _Y2D, "check_sample_weight_equivalence_on_dense_data": _SW_TREE},
+}
+
+
+def test_every_registered_shallow_surrogate_is_checked():
+    shallow_names = {"tree", "logistic", "naive_bayes", "rules"}
+    assert {SURROGATES[n] for n in shallow_names} == set(SHALLOW)
+
+
+@parametrize_with_checks([cls(random_state=0) if "random_state" in cls().get_params() else cls() for cls in SHALLOW],
+                         expected_failed_checks=lambda est: EXPECTED_FAILED.get(type(est).__name__, {}))
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def _soft(rng, n, K, absent=None):
+    Z = rng.normal(size=(n, K)) * 2
+    if absent is not None:
+        Z[:, absent] = -50
+    P = np.exp(Z - Z.max(1, keepdims=True))
+    return P / P.sum(1, keepdims=True)
+
+
+@pytest.mark.parametrize("cls", SHALLOW)
+def test_soft_labels_with_an_absent_class_keep_its_column(cls, rng):
+    X = rng.normal(size=(80, 5))
+    P = _soft(rng, 80, 4, absent=2)
+    est = cls().fit(X, P)
+    proba = est.predict_proba(X)
+    assert proba.shape == (80, 4)
+    np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-6)
+    assert proba[:, 2].max() < 0.05
+    np.testing.assert_array_equal(est.classes_, np.arange(4))
+
+
+def test_tree_leaves_are_mean_distributions(rng):
+    X = rng.normal(size=(200, 3))
+    P = _soft(rng, 200, 3)
+    est = SoftLabelTreeClassifier(max_depth=2, criterion="squared_error").fit(X, P)
+    leaf = est.apply(X)
+    proba = est.predict_proba(X)
+    for lf in np.unique(leaf):
+        np.testing.assert_allclose(proba[leaf == lf][0], P[leaf == lf].mean(0), atol=1e-6)
+
+
+def test_entropy_criterion_splits_on_the_informative_feature(rng):
+    X = rng.normal(size=(300, 4))
+    p1 = 1 / (1 + np.exp(-4 * X[:, 2]))
+    P = np.stack([1 - p1, p1], 1)
+    est = SoftLabelTreeClassifier(max_depth=1, criterion="entropy").fit(X, P)
+    assert est.tree_.feature[0] == 2
+    assert abs(est.tree_.threshold[0]) < 0.3
+
+
+def test_gaussian_nb_matches_sklearn_on_hard_labels(rng):
+    X = rng.normal(size=(120, 4)) + np.repeat(np.arange(3), 40)[:, None]
+    y = np.repeat(np.arange(3), 40)
+    ours = SoftLabelGaussianNB().fit(X, y)
+    ref = GaussianNB().fit(X, y)
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(ours.theta_, ref.theta_)
+
+
+def test_gaussian_nb_soft_counts(rng):
+    X = rng.normal(size=(50, 2))
+    P = _soft(rng, 50, 2)
+    nb = SoftLabelGaussianNB(var_smoothing=0.0).fit(X, P)
+    np.testing.assert_allclose(nb.class_prior_, P.mean(0))
+    mu = (P[:, 1:2] * X).sum(0) / P[:, 1].sum()
+    np.testing.assert_allclose(nb.theta_[1], mu)
+    var = (P[:, 1:2] * (X - mu) ** 2).sum(0) / P[:, 1].sum()
+    np.testing.assert_allclose(nb.var_[1], var)
+
+
+def test_rule_list_is_short_ordered_and_printable(digits, rng):
+    X, y = digits.X_train, digits.y_train
+    rl = RuleListClassifier(max_rules=6, max_depth=4).fit(X, y)
+    assert len(rl.rules_) == 7  # six rules and the else rule
+    cov = [r["coverage"] for r in rl.rules_[:-1]]
+    assert cov == sorted(cov, reverse=True)
+    assert abs(sum(r["coverage"] for r in rl.rules_) - 1.0) < 1e-9
+    text = rl.to_text(feature_names=digits.feature_names, class_names=digits.class_names)
+    lines = text.splitlines()
+    assert lines[0].startswith("IF ") and lines[-1].startswith("ELSE ") and "coverage" in lines[1]
+    assert all(len(r["conditions"]) <= 4 for r in rl.rules_)
+    assert str(rl) == rl.to_text()
+    # The first rule that fires decides: a sample satisfying rule 0 gets rule 0's distribution.
+    which = rl.rule_of(X)
+    f, op, t = rl.rules_[0]["conditions"][0]
+    assert np.all((X[which == 0, f] <= t) if op == "<=" else (X[which == 0, f] > t))
+    np.testing.assert_allclose(rl.predict_proba(X[which == 0][:3]), np.tile(rl.rules_[0]["value"], (min(3, (which == 0).sum()), 1)))
+    assert rl.score(X, y) > 0.3
+
+
+def test_rule_conditions_are_merged():
+    from explain_distill.surrogates.shallow import _merge
+
+    assert _merge([(1, "<=", 3.0), (2, ">", 0.0), (1, "<=", 1.0), (2, ">", 0.5)]) == [(1, "<=", 1.0), (2, ">", 0.5)]
+
+
+@pytest.mark.parametrize("cls", SHALLOW)
+def test_bad_hyper_parameters_are_rejected_with_the_value(cls, rng):
+    X, y = rng.normal(size=(20, 2)), np.arange(20) % 2
+    bad = {
+        SoftLabelTreeClassifier: {"criterion": "gini"},
+        SoftLabelLogisticRegression: {"C": -1.0},
+        SoftLabelGaussianNB: {"var_smoothing": -1.0},
+        RuleListClassifier: {"max_rules": 0},
+    }[cls]
+    with pytest.raises(ValueError, match=str(list(bad.values())[0]).replace("-", "\\-")):
+        cls(**bad).fit(X, y)
+
+
+def test_not_distributions_are_rejected(rng):
+    X = rng.normal(size=(10, 2))
+    with pytest.raises(ValueError, match="not probability distributions"):
+        SoftLabelGaussianNB().fit(X, rng.normal(size=(10, 3)))
+
+
+@pytest.mark.parametrize("name", ["tree", "naive_bayes", "rules", "logistic"])
+def test_save_load_soft_fit(tmp_path, name, rng):
+    X = rng.normal(size=(60, 3))
+    P = _soft(rng, 60, 3)
+    est = SURROGATES[name]().fit(X, P)
+    save_surrogate(est, tmp_path / name, name=name)
+    back = load_surrogate(tmp_path / name)
+    np.testing.assert_allclose(back.predict_proba(X), est.predict_proba(X))
+    assert back.n_params_ == est.n_params_
