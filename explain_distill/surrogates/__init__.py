@@ -13,23 +13,29 @@ from typing import Any
 
 from ._base import load_surrogate as _load
 from ._base import save_surrogate
+from .student import NeuralStudent
 from .shallow import RuleListClassifier, SoftLabelGaussianNB, SoftLabelLogisticRegression, SoftLabelTreeClassifier
+from .soft_tree import SoftDecisionTree
 
 __all__ = [
     "SURROGATES",
+    "SoftDecisionTree",
     "SoftLabelTreeClassifier",
     "SoftLabelLogisticRegression",
     "SoftLabelGaussianNB",
     "RuleListClassifier",
+    "NeuralStudent",
     "save_surrogate",
     "load_surrogate",
 ]
 
 SURROGATES: dict[str, type] = {
+    "soft_tree": SoftDecisionTree,
     "tree": SoftLabelTreeClassifier,
     "logistic": SoftLabelLogisticRegression,
     "naive_bayes": SoftLabelGaussianNB,
     "rules": RuleListClassifier,
+    "student": NeuralStudent,
 }
 
 
