@@ -155,9 +155,11 @@ class SoftDecisionTree(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         Strength lambda of the balance penalty; a node at depth d gets ``lam * 2**-d``.
     learning_rate : float, default=0.01
         Adam's step size (annealed to 0 by a cosine schedule over the run).
-    weight_decay : float, default=0.0
-        Decoupled L2 decay of the filters (AdamW), against overfitting small transfer sets.
-    epochs : int, default=120
+    weight_decay : float, default=10.0
+        Decoupled decay of the filters (AdamW: each step shrinks them by ``learning_rate *
+        weight_decay``), against overfitting small transfer sets.  As beta is learned and not
+        decayed, this bounds the filters' size while beta sets the sharpness of the split.
+    epochs : int, default=60
     batch_size : int, default=256
         256 is right for small data on CPU; on a GPU use thousands.
     device : {"auto", "cpu", "cuda"} or str, default="auto"
@@ -229,8 +231,8 @@ class SoftDecisionTree(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         learn_beta: bool = True,
         lam: float = 0.1,
         learning_rate: float = 0.01,
-        weight_decay: float = 0.0,
-        epochs: int = 120,
+        weight_decay: float = 10.0,
+        epochs: int = 60,
         batch_size: int = 256,
         device: str = "auto",
         compile: bool = False,
