@@ -1,0 +1,115 @@
+"""The benchmark runner: it runs what it finds, records failures without crashing, writes RESULTS.md.
+
+Timings are never asserted: only that the suite executes and writes what it promises.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from benchmarks import run as runner
+from benchmarks.bench_e2e import parse_stages
+from benchmarks.bench_scaling import _slope
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _fake(result=None, exc=None):
+    def run(*, device="cpu", quick=False):
+        if exc is not None:
+            raise exc
+        return result
+
+    return types.SimpleNamespace(run=run)
+
+
+def test_a_failing_benchmark_is_recorded_and_the_rest_still_run(tmp_path):
+    fakes = {
+        "good": _fake({"title": "Good one", "markdown": "| a | b |\n|---|---|\n| 1 | 2 |", "data": {"x": 1.5}}),
+        "boom": _fake(exc=RuntimeError("kaboom at step 3")),
+        "shape": _fake(["not", "a", "dict"]),
+        "after": _fake({"title": "After", "markdown": "still ran", "data": {}}),
+    }
+    records = runner.run_benchmarks(list(fakes), quick=True, loader=fakes.__getitem__)
+    assert [r["status"] for r in records] == ["ok", "failed", "failed", "ok"]
+    machine = runner.machine_info("cpu")
+    md_path, js_path = runner.write_results(tmp_path / "out" / "RESULTS.md", machine, records, quick=True)
+    md = md_path.read_text()
+    assert "| CPU |" in md and "| RAM |" in md and machine["versions"]["torch"] in md
+    assert "## Good one" in md and "| 1 | 2 |" in md and "still ran" in md
+    assert "RuntimeError: kaboom at step 3" in md and md.count("**Failed**") == 2
+    assert "must return a dict" in md
+    # sections in the order run
+    assert md.index("## Good one") < md.index("## boom") < md.index("## After")
+    doc = json.loads(js_path.read_text())
+    assert js_path.name == "results.json" and js_path.parent == md_path.parent
+    assert doc["benchmarks"]["good"]["data"] == {"x": 1.5}
+    assert doc["benchmarks"]["boom"]["status"] == "failed" and "kaboom" in doc["benchmarks"]["boom"]["error"]
+
+
+def test_discover_uses_the_fixed_order_then_the_rest(tmp_path):
+    for name in ("zeta", "e2e", "soft_labels", "alpha", "scaling"):
+        (tmp_path / f"bench_{name}.py").write_text("")
+    (tmp_path / "helpers.py").write_text("")
+    assert runner.discover(tmp_path) == ["soft_labels", "e2e", "scaling", "alpha", "zeta"]
+
+
+def test_the_real_suite_has_the_modules_this_runner_promises():
+    found = runner.discover()
+    assert {"soft_labels", "e2e", "scaling"} <= set(found)
+
+
+def test_unknown_names_are_a_usage_error(tmp_path, capsys):
+    assert runner.main(["--only", "no_such_bench", "--output", str(tmp_path / "R.md")]) == 2
+    assert "available" in capsys.readouterr().err
+    assert not (tmp_path / "R.md").exists()
+
+
+def test_parse_stages_reads_the_cli_log():
+    log = "\n".join(
+        [
+            "data: digits (1347 train, 450 test, 64 features, 10 classes) [0.2s]",
+            "teacher: cnn, 93000 params, test accuracy 0.980 [12.2s]",
+            "fitted tree in 0.35s",
+            "  tree         fidelity 0.900 [0.870, 0.925]  accuracy 0.880  size 120",
+            "distilled [15.0s]",
+            "done in 17.5s",
+        ]
+    )
+    stages = parse_stages(log)
+    assert stages == pytest.approx(
+        {"data": 0.2, "teacher": 12.0, "fit tree": 0.35, "distilled": 2.8, "save + report": 2.5, "total (logged)": 17.5}
+    )
+
+
+def test_slope_of_a_power_law():
+    xs = [1e4, 1e5, 1e6]
+    assert _slope(xs, [x * 3e-6 for x in xs]) == pytest.approx(1.0)
+    assert _slope(xs, [5.0, 5.0, 5.0]) == pytest.approx(0.0, abs=1e-9)
+    assert _slope(xs, [None, 1.0, None]) is None
+
+
+def test_quick_run_from_the_command_line_writes_results(tmp_path):
+    out = tmp_path / "res" / "RESULTS.md"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--threads", "1", "--only", "soft_labels", "--output", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == str(out)
+    md = out.read_text()
+    assert "# Benchmark results" in md and "Soft-label generation overhead" in md and "| ok |" in md
+    doc = json.loads((out.parent / "results.json").read_text())
+    assert doc["quick"] is True and doc["machine"]["torch_threads"] == 1
+    data = doc["benchmarks"]["soft_labels"]["data"]
+    assert doc["benchmarks"]["soft_labels"]["status"] == "ok"
+    for case in data["cases"].values():  # the library's soft labels equal the bare loop's
+        assert case["max_abs_diff_vs_bare"] <= 1e-6
