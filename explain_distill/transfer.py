@@ -87,6 +87,11 @@ def check_teachers(teachers: Teacher | Sequence[Teacher], weights: Sequence[floa
     """A non-empty list of teachers that agree on their classes, and normalised weights."""
     if isinstance(teachers, Teacher):
         teachers = [teachers]
+    if not isinstance(teachers, Sequence) or isinstance(teachers, (str, bytes)):
+        raise TypeError(
+            f"teacher must be a Teacher or a list of them; received a {type(teachers).__name__}. "
+            f"Wrap your module first: Teacher(module, class_names=[...])."
+        )
     teachers = list(teachers)
     if not teachers:
         raise ValueError("At least one teacher is needed; received an empty list.")
