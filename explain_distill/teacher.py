@@ -335,6 +335,41 @@ class Teacher:
         """Class indices (into ``class_names``) of the largest logit."""
         return self.logits(X).argmax(axis=1)
 
+    def attention_maps(self, X: Any) -> np.ndarray:
+        """Activation-based attention of the last convolution (Zagoruyko & Komodakis 2017).
+
+        The channel mean of the squared activations of the last conv layer (after its activation
+        function when one directly follows it), flattened and L2-normalised per sample: float32
+        (n_samples, prod(spatial)).  Captured with a forward hook, batched like ``logits``.
+        Raises ValueError for a module without convolutions.
+        """
+        X = self._check_X(X)
+        mods = list(self.module.modules())
+        convs = [i for i, m in enumerate(mods) if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d))]
+        if not convs:
+            raise ValueError(
+                f"attention_maps needs a convolutional teacher; {type(self.module).__name__} has no Conv layer. "
+                f"Use attention_weight=0 for MLP teachers."
+            )
+        i = convs[-1]
+        acts = (nn.ReLU, nn.GELU, nn.SiLU, nn.LeakyReLU, nn.ELU)
+        layer = mods[i + 1] if i + 1 < len(mods) and isinstance(mods[i + 1], acts) else mods[i]
+        captured: list[torch.Tensor] = []
+
+        def hook(_m: nn.Module, _inp: Any, out: torch.Tensor) -> None:
+            a = out.float().pow(2).mean(dim=1).flatten(1)
+            captured.append(torch.nn.functional.normalize(a, p=2, dim=1).cpu())
+
+        handle = layer.register_forward_hook(hook)
+        try:
+            for _ in self._forward_batches(X):
+                pass
+        finally:
+            handle.remove()
+        if not captured:
+            return np.empty((0, 0), dtype=np.float32)
+        return torch.cat(captured).numpy().astype(np.float32)
+
     def _check_output(self, z: torch.Tensor) -> None:
         if z.ndim != 2 or z.shape[1] != self.n_classes:
             raise ValueError(

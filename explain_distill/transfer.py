@@ -177,7 +177,7 @@ class QuerySpec:
     mixup: int = 0
     class_: int = 0
     boundary: int = 0
-    jitter_scale: float = 0.3
+    jitter_scale: float = 0.5
     mixup_alpha: float = 1.0
     boundary_scale: float = 0.1
     boundary_depth: int = 8
