@@ -203,14 +203,17 @@ def run(*, device: str = "cpu", quick: bool = False) -> dict:
     )
     md.append("")
 
+    load_before = os.getloadavg()[0]
     rows, lines = _speed(dev, quick)
     data["speed"] = rows
+    data["load_average_1min"] = [load_before, os.getloadavg()[0]]
     md.append(f"### Training speed: vectorised vs per-node loop ({dev.type}, D=784, K=10)")
     md.append("")
     md += lines
     md.append("")
     md.append(
-        f"Measured on {os.cpu_count()} CPU cores shared with other jobs ({torch.get_num_threads()} torch threads): "
+        f"Measured on {os.cpu_count()} CPU cores shared with other jobs ({torch.get_num_threads()} torch threads; "
+        f"1-minute load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after): "
         "absolute samples/s are noisy, the side-by-side ratio less so.  One step = forward, loss with the "
         "balance penalty, backward, Adam update."
         + (

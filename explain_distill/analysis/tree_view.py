@@ -172,13 +172,9 @@ class TreeView:
             When the estimator is not fitted.
         """
         from ..surrogates.shallow import SoftLabelTreeClassifier
+        from ..surrogates.soft_tree import SoftDecisionTree
 
-        try:
-            from ..surrogates.soft_tree import SoftDecisionTree
-        except ImportError:  # pragma: no cover - while the soft tree lands
-            SoftDecisionTree = None
-
-        if SoftDecisionTree is not None and isinstance(estimator, SoftDecisionTree):
+        if isinstance(estimator, SoftDecisionTree):
             return cls._of_soft_tree(estimator, feature_names, class_names, input_shape)
         if isinstance(estimator, SoftLabelTreeClassifier):
             check_is_fitted(estimator)

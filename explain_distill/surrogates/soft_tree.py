@@ -125,7 +125,8 @@ def _train_step_loss(
     """The paper's loss for one batch (see SoftDecisionTree's Notes); updates ``alpha_run`` in place."""
     mu, reach, p = module(xb)
     log_q = torch.log_softmax(module.leaf_logits.float(), dim=1)  # (L, K)
-    ce = -(pb @ log_q.T)  # (B, L): cross-entropy of every leaf against every target
+    with torch.autocast(device_type=xb.device.type, enabled=False):  # the loss stays in float32
+        ce = -(pb.float() @ log_q.T)  # (B, L): cross-entropy of every leaf against every target
     data_loss = (mu * ce).sum(dim=1).mean()
     # alpha_i: the path-probability-weighted mean of p_i over the batch, for all nodes at once
     alpha_b = (reach * p).sum(dim=0) / reach.sum(dim=0).clamp_min(1e-12)
@@ -159,7 +160,7 @@ class SoftDecisionTree(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         Decoupled decay of the filters (AdamW: each step shrinks them by ``learning_rate *
         weight_decay``), against overfitting small transfer sets.  As beta is learned and not
         decayed, this bounds the filters' size while beta sets the sharpness of the split.
-    epochs : int, default=60
+    epochs : int, default=40
     batch_size : int, default=256
         256 is right for small data on CPU; on a GPU use thousands.
     device : {"auto", "cpu", "cuda"} or str, default="auto"
@@ -232,7 +233,7 @@ class SoftDecisionTree(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         lam: float = 0.1,
         learning_rate: float = 0.01,
         weight_decay: float = 10.0,
-        epochs: int = 60,
+        epochs: int = 40,
         batch_size: int = 256,
         device: str = "auto",
         compile: bool = False,
