@@ -69,6 +69,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument("run_dir", type=Path)
     rep.add_argument("--out", type=Path, help="write the report here instead of RUN_DIR")
+    rep.add_argument("--min-agreement", type=float, help="audit bar shown as pass/fail (default: the run's own)")
     return parser
 
 
@@ -82,6 +83,7 @@ def _setup_logging(quiet: bool) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from ._io import atomic_directory, write_json
+    from ._validation import check_fraction
     from .data import Dataset, load_dataset
     from .distill import distill
     from .report import build_report
@@ -108,20 +110,34 @@ def _cmd_run(args: argparse.Namespace) -> int:
         logger.info("  %-12s fidelity %.3f [%.3f, %.3f]  accuracy %.3f  size %d",
                     row["surrogate"], row["fidelity"], row["low"], row["high"], row["accuracy"], row["params"])
     logger.info("distilled [%.1fs]", time.perf_counter() - t0)
+    if args.min_agreement is not None:
+        check_fraction(args.min_agreement, "--min-agreement")
+    analyses = _analyses(result, seed=args.seed)
+    logger.info("analysed [%.1fs]", time.perf_counter() - t0)
     with atomic_directory(out) as tmp:
         result.save(tmp / "model")
-        metrics = metrics_document(result, seconds=time.perf_counter() - t0)
+        metrics = metrics_document(result, seconds=time.perf_counter() - t0, analyses=analyses, min_agreement=args.min_agreement)
         write_json(tmp / "metrics.json", metrics)
-        build_report(result, tmp, run_seconds=time.perf_counter() - t0)
+        build_report(result, tmp, analyses=analyses, min_agreement=args.min_agreement, run_seconds=time.perf_counter() - t0)
     logger.info("done in %.1fs", time.perf_counter() - t0)
     print(out / "index.html")
     return EXIT_OK
 
 
-def metrics_document(result: Any, *, seconds: float | None = None) -> dict[str, Any]:
-    """The metrics.json document (see README, 'metrics.json')."""
+def metrics_document(
+    result: Any,
+    *,
+    seconds: float | None = None,
+    analyses: Any = None,
+    min_agreement: float | None = None,
+) -> dict[str, Any]:
+    """The metrics.json document (see README, 'metrics.json').
+
+    ``analysis`` holds ``analyses.to_json()`` (fidelity details, robustness, attributions and
+    the extras such as curves) when the run was analysed.
+    """
     m = result.metrics or result.evaluate()
-    return {
+    doc = {
         "schema": "explain_distill.metrics/1",
         "data": result.dataset.describe(),
         "teacher": m["teacher"],
@@ -130,27 +146,75 @@ def metrics_document(result: Any, *, seconds: float | None = None) -> dict[str, 
             "seed": result.seed,
             "temperature": result.temperature,
             "seconds": None if seconds is None else round(seconds, 3),
+            "min_agreement": min_agreement,
             "data_sha256": result.info.get("data_sha256"),
             "teacher_sha256": result.info.get("teacher_sha256"),
             "versions": result.info.get("versions", {}),
             "transfer_set": result.info.get("transfer_set", {}),
         },
     }
+    if analyses is not None:
+        doc["analysis"] = analyses.to_json()
+    return doc
+
+
+def _analyses(result: Any, *, seed: int = 0, extras: dict[str, Any] | None = None) -> Any:
+    """``run_analyses(result)`` with saved ``extras`` merged in; None when analysis is unavailable."""
+    try:
+        from .analysis import run_analyses
+    except ImportError as exc:  # pragma: no cover - only while the analysis stage is incomplete
+        logger.warning("analyses skipped (%s); the report shows the summary and trees only", exc)
+        return None
+    analyses = run_analyses(result, seed=seed)
+    for key, value in (extras or {}).items():
+        analyses.extras.setdefault(key, value)
+    return analyses
+
+
+# Keys of metrics.json "analysis" that run_analyses recomputes; the rest (curves, compression,
+# kd_vs_hard, ...) came from work `report` does not redo, so it lays out the saved values.
+_RECOMPUTED = {"fidelity", "robustness", "attribution", "analysis_seconds"}
+
+
+def _saved_metrics(run_dir: Path) -> dict[str, Any]:
+    """The metrics.json written beside a run (RUN_DIR/metrics.json or, for RUN_DIR/model, its parent)."""
+    from ._io import read_json
+
+    for candidate in (run_dir / "metrics.json", run_dir.parent / "metrics.json"):
+        if candidate.is_file():
+            try:
+                doc = read_json(candidate, what="metrics file")
+            except ValueError as exc:
+                logger.warning("ignoring %s: %s", candidate, exc)
+                return {}
+            return doc if isinstance(doc, dict) else {}
+    return {}
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from ._io import atomic_directory, write_json
+    from ._validation import check_fraction
     from .distill import load
     from .report import build_report
 
+    if getattr(args, "min_agreement", None) is not None:
+        check_fraction(args.min_agreement, "--min-agreement")
     result = load(args.run_dir, device="cpu")
+    saved = _saved_metrics(Path(args.run_dir))
+    run = saved.get("run") or {}
+    min_agreement = getattr(args, "min_agreement", None)
+    if min_agreement is None:
+        min_agreement = run.get("min_agreement")
+    extras = {k: v for k, v in (saved.get("analysis") or {}).items() if k not in _RECOMPUTED}
+    analyses = _analyses(result, seed=result.seed, extras=extras)
+    seconds = run.get("seconds")
     out = args.out or args.run_dir
-    if out == args.run_dir:
-        build_report(result, out)
+    if Path(out) == Path(args.run_dir):
+        build_report(result, out, analyses=analyses, min_agreement=min_agreement, run_seconds=seconds)
     else:
         with atomic_directory(out) as tmp:
-            write_json(tmp / "metrics.json", metrics_document(result))
-            build_report(result, tmp)
+            write_json(tmp / "metrics.json", metrics_document(result, seconds=seconds, analyses=analyses, min_agreement=min_agreement))
+            build_report(result, tmp, analyses=analyses, min_agreement=min_agreement, run_seconds=seconds)
     print(Path(out) / "index.html")
     return EXIT_OK
 
@@ -174,10 +238,17 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"passed": passed, "min_agreement": args.min_agreement, "results": [o.to_dict() for o in outcomes]}, indent=2))
     else:
-        print(f"{'surrogate':<14}{'agreement':>10}{'95% low':>10}{'95% high':>10}{'n':>7}  verdict (bar {args.min_agreement:.3f} on the lower bound)")
+        print(
+            f"{'surrogate':<14}{'agreement':>10}{'95% low':>10}{'95% high':>10}{'KL':>8}{'TV':>8}{'n':>7}"
+            f"  verdict (bar {args.min_agreement:.3f} on the lower bound)"
+        )
         for o in outcomes:
             lo, hi = o.intervals["agreement"]
-            print(f"{o.surrogate:<14}{o.metrics['agreement']:>10.4f}{lo:>10.4f}{hi:>10.4f}{o.n:>7}  {'PASS' if o.passed else 'FAIL'}")
+            kl, tv = o.metrics.get("kl", float("nan")), o.metrics.get("tv", float("nan"))
+            print(
+                f"{o.surrogate:<14}{o.metrics['agreement']:>10.4f}{lo:>10.4f}{hi:>10.4f}{kl:>8.3f}{tv:>8.3f}{o.n:>7}"
+                f"  {'PASS' if o.passed else 'FAIL'}"
+            )
     return EXIT_OK if passed else EXIT_FAILED
 
 

@@ -1,5 +1,173 @@
-"""Analysis: fidelity, robustness and attributions, computed as plain data (never drawn here)."""
+"""Analysis: fidelity, robustness and attributions, computed as plain data (never drawn here).
 
-from .fidelity import AuditResult, audit
+:func:`run_analyses` runs the lot on a :class:`~explain_distill.distill.Distillation`'s held-out
+split and returns :class:`Analyses`, whose ``to_json()`` goes into the run's ``metrics.json``:
 
-__all__ = ["AuditResult", "audit"]
+- ``fidelity.<surrogate>``: ``agreement``, ``interval``, ``kl``, ``jensen_shannon``,
+  ``total_variation``, ``brier``, ``per_class``, ``confusion``, ``leaves``, ``disagreements``,
+  ``truth``, ``compression``;
+- ``robustness``: ``sigmas``, ``epsilons``, ``noise``, ``fgsm``;
+- ``attribution``: ``method``, ``spearman``, ``top_k``, ``sign`` (surrogate -> mean), ``agreement``
+  (details per sample / class), ``nan_count``, ``gradcam`` and ``attention`` (maps upsampled to the input).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .attribution import AttributionReport, attribution_report
+from .fidelity import AuditResult, FidelityReport, audit, fidelity_report, to_jsonable
+from .robustness import RobustnessReport, robustness_report
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "Analyses",
+    "AttributionReport",
+    "AuditResult",
+    "FidelityReport",
+    "RobustnessReport",
+    "attribution_report",
+    "audit",
+    "fidelity_report",
+    "robustness_report",
+    "run_analyses",
+]
+
+
+@dataclass
+class Analyses:
+    """Every analysis of one distillation, as plain data.
+
+    Attributes
+    ----------
+    fidelity : dict of surrogate name -> FidelityReport
+    robustness : RobustnessReport or None
+    attribution : AttributionReport or None
+    extras : dict
+        Other plain-data sections (curves, compression, kd_vs_hard, ...) added by their producers.
+    timings : dict
+        Seconds spent per section.
+    """
+
+    fidelity: dict[str, FidelityReport]
+    robustness: RobustnessReport | None = None
+    attribution: AttributionReport | None = None
+    extras: dict = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "fidelity": {name: rep.to_json() for name, rep in self.fidelity.items()},
+            "robustness": self.robustness.to_json() if self.robustness is not None else None,
+            "attribution": self.attribution.to_json() if self.attribution is not None else None,
+            "analysis_seconds": {k: round(v, 3) for k, v in self.timings.items()},
+        }
+        doc.update(to_jsonable(self.extras))
+        return doc
+
+
+def _tree_view(est: Any, dataset: Any) -> Any:
+    """TreeView of a tree surrogate, or None (not a tree, or TreeView not available)."""
+    try:
+        from .tree_view import TreeView
+    except ImportError:  # pragma: no cover - tree_view lands separately
+        return None
+    try:
+        return TreeView.of(
+            est,
+            feature_names=list(dataset.feature_names),
+            class_names=list(dataset.class_names),
+            input_shape=tuple(dataset.input_shape),
+        )
+    except TypeError:
+        return None
+
+
+def _pick_examples(y_pred: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Up to ``n`` test indices, spread over the teacher's predicted classes (round-robin), sorted."""
+    rng = np.random.default_rng(seed)
+    by_class = [rng.permutation(np.nonzero(y_pred == c)[0]).tolist() for c in np.unique(y_pred)]
+    out: list[int] = []
+    while len(out) < n and any(by_class):
+        for lst in by_class:
+            if lst and len(out) < n:
+                out.append(lst.pop())
+    return np.sort(np.asarray(out, dtype=np.int64))
+
+
+def run_analyses(
+    distillation: Any,
+    *,
+    robustness: bool = True,
+    attributions: bool = True,
+    n_examples: int = 6,
+    seed: int = 0,
+    sigmas: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0),
+    epsilons: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2),
+    method: str = "IntegratedGradients",
+    n_steps: int = 32,
+    max_robustness_samples: int = 1000,
+) -> Analyses:
+    """Fidelity, robustness and attribution analyses of every surrogate, on the test split.
+
+    Affordable inside ``explain-distill run``: attributions on ``n_examples`` examples only,
+    robustness on at most ``max_robustness_samples`` test samples, everything batched.
+    """
+    from .._validation import check_int
+
+    n_examples = check_int(n_examples, "n_examples", low=1)
+    d = distillation.dataset
+    teacher = distillation.teacher
+    X, y = d.X_test, d.y_test
+    timings: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    P = teacher.predict_proba(X)
+    fid: dict[str, FidelityReport] = {}
+    for name, est in distillation.surrogates.items():
+        fid[name] = fidelity_report(
+            P,
+            est.predict_proba(X),
+            y_true=y,
+            class_names=d.class_names,
+            X=X,
+            view=_tree_view(est, d),
+            name=name,
+            params=int(getattr(est, "n_params_", 0)) or None,
+            teacher_params=teacher.n_params,
+            feature_names=d.feature_names,
+        )
+    timings["fidelity"] = time.perf_counter() - t0
+
+    rob = None
+    if robustness:
+        t0 = time.perf_counter()
+        sub = np.arange(len(X))
+        if len(X) > max_robustness_samples:
+            sub = np.sort(np.random.default_rng(seed).choice(len(X), max_robustness_samples, replace=False))
+        rob = robustness_report(teacher, distillation.surrogates, X[sub], y[sub], sigmas=sigmas, epsilons=epsilons, seed=seed)
+        timings["robustness"] = time.perf_counter() - t0
+
+    att = None
+    if attributions:
+        t0 = time.perf_counter()
+        idx = _pick_examples(P.argmax(axis=1), n_examples, seed)
+        att = attribution_report(
+            teacher,
+            distillation.surrogates,
+            X[idx],
+            indices=idx,
+            class_names=d.class_names,
+            method=method,  # type: ignore[arg-type]
+            n_steps=n_steps,
+            seed=seed,
+        )
+        timings["attribution"] = time.perf_counter() - t0
+    logger.info("analyses done: %s", {k: round(v, 2) for k, v in timings.items()})
+    return Analyses(fidelity=fid, robustness=rob, attribution=att, timings=timings)

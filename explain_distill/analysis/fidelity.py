@@ -1,25 +1,361 @@
-"""Fidelity of a surrogate to its teacher, on held-out data, with intervals."""
+"""Fidelity of a surrogate to its teacher, on held-out data, with intervals.
+
+Everything here is computed from two probability matrices (the teacher's and the surrogate's, on
+the same samples) plus, optionally, the true labels, the inputs and a :class:`TreeView` of the
+surrogate.  The result is plain data (:class:`FidelityReport`); nothing is drawn.
+
+Divergences are measured from the teacher's distribution ``p`` (temperature 1) to the
+surrogate's ``q``, per sample, then averaged, in nats:
+
+- ``kl``: KL(p || q) = sum_k p_k log(p_k / q_k)   (q clipped at 1e-12 so a zero is finite)
+- ``jensen_shannon``: JS(p, q) = KL(p || m)/2 + KL(q || m)/2, m = (p + q)/2   (in [0, ln 2])
+- ``total_variation``: TV(p, q) = sum_k |p_k - q_k| / 2   (in [0, 1])
+- ``brier``: sum_k (q_k - p_k)^2   (the Brier score against the teacher's distribution, in [0, 2])
+"""
 
 from __future__ import annotations
 
+import logging
+import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .._stats import wilson_interval
-from .._validation import check_array_2d, check_fraction
+from .._validation import (
+    check_array_2d,
+    check_consistent_length,
+    check_fraction,
+    check_int,
+    check_labels,
+    check_n_features,
+    check_names,
+    check_soft_labels,
+)
 from ..teacher import Teacher
 
-__all__ = ["AuditResult", "audit"]
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "AuditResult",
+    "audit",
+    "FidelityReport",
+    "fidelity_report",
+    "divergences",
+    "truth_metrics",
+    "to_jsonable",
+]
+
+_EPS = 1e-12
 
 
+# ---------------------------------------------------------------------------- JSON helper
+def to_jsonable(obj: Any) -> Any:
+    """numpy -> lists/floats, NaN/inf -> None, tuples -> lists, recursively (for metrics.json)."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    return obj
+
+
+# ---------------------------------------------------------------------------- primitives
+def divergences(p: np.ndarray, q: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-sample KL(p||q), JS, TV and Brier between rows of ``p`` (teacher) and ``q`` (surrogate)."""
+    p = np.asarray(p, dtype=np.float64)
+    q = np.asarray(q, dtype=np.float64)
+    qc = np.clip(q, _EPS, None)
+    pc = np.clip(p, _EPS, None)
+    kl = np.sum(np.where(p > 0, p * (np.log(pc) - np.log(qc)), 0.0), axis=1)
+    m = 0.5 * (p + q)
+    mc = np.clip(m, _EPS, None)
+    kl_pm = np.sum(np.where(p > 0, p * (np.log(pc) - np.log(mc)), 0.0), axis=1)
+    kl_qm = np.sum(np.where(q > 0, q * (np.log(qc) - np.log(mc)), 0.0), axis=1)
+    js = 0.5 * (kl_pm + kl_qm)
+    tv = 0.5 * np.abs(p - q).sum(axis=1)
+    brier = np.sum((q - p) ** 2, axis=1)
+    return {"kl": np.maximum(kl, 0.0), "jensen_shannon": np.maximum(js, 0.0), "total_variation": tv, "brier": brier}
+
+
+def confusion(a: np.ndarray, b: np.ndarray, n_classes: int) -> np.ndarray:
+    """(K, K) counts, rows = ``a`` (teacher), columns = ``b`` (surrogate)."""
+    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(cm, (np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)), 1)
+    return cm
+
+
+def truth_metrics(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
+    """Accuracy, precision/recall/F1 per class and macro, from the confusion matrix.
+
+    Same definitions as ``sklearn.metrics`` with ``labels=range(K)`` and ``zero_division=0``
+    (a class never predicted has precision 0; one never present has recall 0 and still counts in
+    the macro average).
+    """
+    K = len(class_names)
+    cm = confusion(y_true, y_pred, K).astype(np.float64)
+    tp = np.diag(cm)
+    pred = cm.sum(axis=0)
+    support = cm.sum(axis=1)
+    precision = np.divide(tp, pred, out=np.zeros(K), where=pred > 0)
+    recall = np.divide(tp, support, out=np.zeros(K), where=support > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(K), where=denom > 0)
+    return {
+        "accuracy": float(tp.sum() / max(cm.sum(), 1)),
+        "precision_macro": float(precision.mean()),
+        "recall_macro": float(recall.mean()),
+        "f1_macro": float(f1.mean()),
+        "per_class": [
+            {"class": str(c), "precision": float(precision[k]), "recall": float(recall[k]), "f1": float(f1[k]), "support": int(support[k])}
+            for k, c in enumerate(class_names)
+        ],
+    }
+
+
+# ---------------------------------------------------------------------------- the report
+@dataclass
+class FidelityReport:
+    """How faithfully one surrogate reproduces the teacher on held-out data.
+
+    Attributes
+    ----------
+    surrogate : str
+    n : int
+        Number of held-out samples.
+    agreement : float
+        Top-1 agreement with the teacher.
+    interval : tuple of float
+        Its 95% Wilson interval.
+    kl, jensen_shannon, total_variation, brier : float
+        Means over samples, from the teacher's distribution (T=1) to the surrogate's (nats).
+    per_class : list of dict
+        ``{"class", "n" (samples the teacher assigns to it), "agreement", "interval"}``.
+    confusion : ndarray of int, shape (K, K)
+        Rows = teacher class, columns = surrogate class.
+    leaves : list of dict or None
+        Tree surrogates: ``{"leaf", "rule", "coverage", "agreement", "interval"}``, least faithful first.
+    disagreements : dict
+        ``{"n", "indices", "teacher", "surrogate", "teacher_proba", "surrogate_proba", "X", "where"}``;
+        the arrays hold at most ``max_cases`` cases, the teacher's most confident first.
+    truth : dict
+        Accuracy, macro precision/recall/F1 and per class against the true labels (empty without them).
+    compression : dict
+        ``{"params", "teacher_params", "ratio"}`` (ratio = teacher_params / params).
+    """
+
+    surrogate: str
+    n: int
+    agreement: float
+    interval: tuple[float, float]
+    kl: float
+    jensen_shannon: float
+    total_variation: float
+    brier: float
+    per_class: list[dict]
+    confusion: np.ndarray
+    leaves: list[dict] | None
+    disagreements: dict
+    truth: dict
+    compression: dict
+
+    @property
+    def least_faithful_leaves(self) -> list[dict]:
+        """The leaves whose agreement is below the surrogate's overall agreement (worst first)."""
+        return [l for l in (self.leaves or []) if l["agreement"] < self.agreement]
+
+    def to_json(self) -> dict[str, Any]:
+        d = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        return to_jsonable(d)
+
+
+def _as_proba(P: Any, name: str, n_classes: int | None = None) -> np.ndarray:
+    return check_soft_labels(P, name=name, n_classes=n_classes)
+
+
+def fidelity_report(
+    teacher_proba: Any,
+    surrogate_proba: Any,
+    *,
+    y_true: Any = None,
+    class_names: Sequence[str],
+    X: Any = None,
+    view: Any = None,
+    name: str = "",
+    params: int | None = None,
+    teacher_params: int | None = None,
+    max_cases: int = 50,
+    describe_disagreements: bool = True,
+    feature_names: Sequence[str] | None = None,
+) -> FidelityReport:
+    """Fidelity of ``surrogate_proba`` to ``teacher_proba`` (both (n, K), same samples and class order).
+
+    Parameters
+    ----------
+    teacher_proba, surrogate_proba : array of shape (n, K)
+        Row-stochastic probabilities on the same held-out samples.
+    y_true : array of shape (n,), optional
+        True class indices; enables ``truth``.
+    class_names : sequence of str
+        One name per column.
+    X : array of shape (n, d), optional
+        The inputs; enables per-leaf fidelity (with ``view``), the disagreement inputs and the
+        small "where" tree.
+    view : TreeView, optional
+        The surrogate seen as a tree (``TreeView.of(surrogate)``): per-leaf coverage and agreement.
+    params, teacher_params : int, optional
+        Sizes for ``compression``.
+    max_cases : int
+        At most this many disagreement cases are kept (the teacher's most confident first).
+    """
+    P = _as_proba(teacher_proba, "teacher_proba")
+    K = P.shape[1]
+    class_names = check_names(class_names, K, what="class_names")
+    Q = _as_proba(surrogate_proba, "surrogate_proba", n_classes=K)
+    check_consistent_length(teacher_proba=P, surrogate_proba=Q)
+    max_cases = check_int(max_cases, "max_cases", low=0)
+    n = len(P)
+    if X is not None:
+        X = check_array_2d(X, name="X", dtype=np.float64)
+        check_consistent_length(teacher_proba=P, X=X)
+    if y_true is not None:
+        y_true = check_labels(y_true, name="y_true")
+        check_consistent_length(teacher_proba=P, y_true=y_true)
+        if y_true.dtype.kind not in "iu" or (len(y_true) and (y_true.min() < 0 or y_true.max() >= K)):
+            raise ValueError(
+                f"y_true must hold class indices in [0, {K - 1}] (positions in class_names); received values "
+                f"{np.unique(y_true)[:5].tolist()} of dtype {y_true.dtype}. Encode labels with class_names.index(label)."
+            )
+
+    t = P.argmax(axis=1)
+    s = Q.argmax(axis=1)
+    same = t == s
+    k = int(same.sum())
+    interval = wilson_interval(k, n)
+    div = divergences(P, Q)
+
+    per_class = []
+    for c in range(K):
+        mask = t == c
+        nc = int(mask.sum())
+        kc = int(same[mask].sum())
+        per_class.append(
+            {"class": class_names[c], "n": nc, "agreement": kc / nc if nc else math.nan, "interval": list(wilson_interval(kc, nc))}
+        )
+
+    leaves = None
+    if view is not None and X is not None:
+        leaves = _leaf_fidelity(view, X, same)
+
+    disagreements = _disagreements(P, Q, t, s, X, max_cases, describe_disagreements, feature_names)
+
+    truth: dict[str, Any] = {}
+    if y_true is not None:
+        truth = truth_metrics(y_true, s, class_names)
+
+    compression: dict[str, Any] = {}
+    if params is not None or teacher_params is not None:
+        p_ = int(params) if params is not None else None
+        tp_ = int(teacher_params) if teacher_params is not None else None
+        ratio = tp_ / p_ if (p_ and tp_ is not None) else math.nan
+        compression = {"params": p_, "teacher_params": tp_, "ratio": ratio}
+
+    return FidelityReport(
+        surrogate=str(name),
+        n=n,
+        agreement=k / n if n else math.nan,
+        interval=interval,
+        kl=float(div["kl"].mean()),
+        jensen_shannon=float(div["jensen_shannon"].mean()),
+        total_variation=float(div["total_variation"].mean()),
+        brier=float(div["brier"].mean()),
+        per_class=per_class,
+        confusion=confusion(t, s, K),
+        leaves=leaves,
+        disagreements=disagreements,
+        truth=truth,
+        compression=compression,
+    )
+
+
+def _leaf_fidelity(view: Any, X: np.ndarray, same: np.ndarray) -> list[dict]:
+    leaf_ids = np.asarray(view.leaf_of(X))
+    out = []
+    for leaf in np.unique(leaf_ids):
+        mask = leaf_ids == leaf
+        cov = int(mask.sum())
+        kl = int(same[mask].sum())
+        out.append(
+            {
+                "leaf": int(leaf),
+                "rule": view.rule(int(leaf)),
+                "coverage": cov,
+                "agreement": kl / cov,
+                "interval": list(wilson_interval(kl, cov)),
+            }
+        )
+    # Least faithful first; among equals, the leaf covering more samples first (it matters more).
+    out.sort(key=lambda d: (d["agreement"], -d["coverage"], d["leaf"]))
+    return out
+
+
+def _disagreements(
+    P: np.ndarray,
+    Q: np.ndarray,
+    t: np.ndarray,
+    s: np.ndarray,
+    X: np.ndarray | None,
+    max_cases: int,
+    describe: bool,
+    feature_names: Sequence[str] | None,
+) -> dict[str, Any]:
+    idx = np.nonzero(t != s)[0]
+    tp = P[idx, t[idx]]
+    order = np.argsort(-tp, kind="stable")[:max_cases]
+    keep = idx[order]
+    where = None
+    if describe and X is not None and 0 < len(idx) < len(t):
+        where = _where_tree(X, t != s, feature_names)
+    return {
+        "n": int(len(idx)),
+        "indices": keep.astype(np.int64),
+        "teacher": t[keep].astype(np.int64),
+        "surrogate": s[keep].astype(np.int64),
+        "teacher_proba": P[keep, t[keep]].astype(np.float64),
+        "surrogate_proba": Q[keep, s[keep]].astype(np.float64),
+        "X": X[keep] if X is not None else None,
+        "where": where,
+    }
+
+
+def _where_tree(X: np.ndarray, wrong: np.ndarray, feature_names: Sequence[str] | None) -> str:
+    """Text of a depth-2 tree fitted on "teacher != surrogate": where the disagreements live."""
+    from sklearn.tree import DecisionTreeClassifier, export_text
+
+    names = list(feature_names) if feature_names is not None and len(feature_names) == X.shape[1] else None
+    clf = DecisionTreeClassifier(max_depth=2, min_samples_leaf=max(2, len(X) // 50), class_weight="balanced", random_state=0)
+    clf.fit(X, wrong.astype(int))
+    return export_text(clf, feature_names=names, class_names=["agree", "disagree"], decimals=3)
+
+
+# ---------------------------------------------------------------------------- the gate
 @dataclass
 class AuditResult:
     """Outcome of :func:`audit`.
 
     ``passed`` is true when the *lower* end of the 95% Wilson interval of top-1 agreement clears
-    ``min_agreement``, so a small sample cannot pass by luck.
+    ``min_agreement``, so a small sample cannot pass by luck.  ``metrics`` holds ``agreement`` and,
+    when the surrogate has ``predict_proba``, ``kl``, ``js``, ``tv`` and ``brier`` (means, nats).
     """
 
     passed: bool
@@ -33,21 +369,42 @@ class AuditResult:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["intervals"] = {k: list(v) for k, v in self.intervals.items()}
-        return d
+        return to_jsonable(d)
 
 
 def audit(teacher: Teacher, surrogate: Any, X: Any, *, min_agreement: float = 0.95, name: str = "") -> AuditResult:
-    """Gate: does ``surrogate`` agree with ``teacher`` on ``X`` often enough, with confidence?"""
+    """Gate: does ``surrogate`` agree with ``teacher`` on ``X`` often enough, with confidence?
+
+    Passed when the lower end of the 95% Wilson interval of top-1 agreement is >= ``min_agreement``.
+    """
+    if not isinstance(teacher, Teacher):
+        raise TypeError(f"teacher must be an explain_distill Teacher; received {type(teacher).__name__}.")
+    if not hasattr(surrogate, "predict"):
+        raise TypeError(f"surrogate must be a fitted estimator with predict(); received {type(surrogate).__name__}.")
     min_agreement = check_fraction(min_agreement, "min_agreement")
     X = check_array_2d(X, name="X", dtype=np.float32)
+    n_in = getattr(surrogate, "n_features_in_", None)
+    if n_in is not None:
+        check_n_features(X, int(n_in), what=f"the surrogate {name or type(surrogate).__name__}")
     t = teacher.predict(X)
     s = np.asarray(surrogate.predict(X))
     k = int(np.sum(t == s))
     lo, hi = wilson_interval(k, len(X))
+    metrics: dict[str, float] = {"agreement": k / len(X)}
+    if hasattr(surrogate, "predict_proba"):
+        Q = np.asarray(surrogate.predict_proba(X), dtype=np.float64)
+        if Q.shape == (len(X), teacher.n_classes):
+            d = divergences(teacher.predict_proba(X).astype(np.float64), Q)
+            metrics.update(
+                kl=float(d["kl"].mean()),
+                js=float(d["jensen_shannon"].mean()),
+                tv=float(d["total_variation"].mean()),
+                brier=float(d["brier"].mean()),
+            )
     return AuditResult(
         passed=bool(lo >= min_agreement),
         min_agreement=min_agreement,
-        metrics={"agreement": k / len(X)},
+        metrics=metrics,
         intervals={"agreement": (lo, hi)},
         n=int(len(X)),
         surrogate=name,

@@ -1,0 +1,613 @@
+"""Captum attributions as numpy, and how well a surrogate's attributions agree with the teacher's.
+
+Gradient methods (``IntegratedGradients``, ``Saliency``, ``DeepLift``, ``GradientShap`` and
+``NoiseTunnel`` = SmoothGrad over Saliency) run on the teacher (:meth:`Teacher.flat_module`) and on
+every surrogate exposing ``torch_module()`` (an ``nn.Module`` from flat (n, d) float32 inputs to
+logits).  Non-differentiable scikit-learn surrogates get Captum's ``FeatureAblation`` over their
+``predict_proba``; their maps are compared with the teacher's ``FeatureAblation`` map, so the two
+sides of each comparison use the same method.
+
+Speed.  Used naively, Captum takes the gradient of every output element separately
+(``torch.autograd.grad(torch.unbind(outputs), inputs)``: one autograd root per sample and step).
+Samples are independent in eval mode, so the gradient of the *sum over the batch of the target
+logits* with respect to the inputs is exactly the stack of per-sample gradients.  ``attribute``
+therefore wraps the model in :class:`TargetSum`, whose forward returns that sum as one element
+(the targets travel as an additional forward argument, which Captum expands alongside the inputs),
+and Captum takes one gradient for the whole batch: the same attributions (``batched=False`` runs
+plain Captum for comparison; the tests check ``allclose``), far fewer autograd roots.  Samples are
+processed in chunks of ``batch_size`` so memory is bounded for any number of samples.
+
+Attention maps for convolutional models: Grad-CAM (Captum ``LayerGradCam`` on the last convolution,
+upsampled with ``LayerAttribution.interpolate``) and the activation-based attention map of attention
+transfer (Zagoruyko & Komodakis 2017: mean over channels of the squared activations of the last
+convolution, upsampled), for images (C, H, W) and 1-D signals (C, L).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._validation import check_array_2d, check_choice, check_int, check_n_features, check_positive
+from ..teacher import Teacher, eval_mode
+from .fidelity import to_jsonable
+from .robustness import differentiable_module
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "METHODS",
+    "AttributionReport",
+    "attribution_report",
+    "attribute",
+    "feature_ablation",
+    "gradcam",
+    "attention_map",
+    "attribution_agreement",
+    "TargetSum",
+]
+
+Method = Literal["IntegratedGradients", "Saliency", "DeepLift", "GradientShap", "NoiseTunnel"]
+METHODS: tuple[str, ...] = ("IntegratedGradients", "Saliency", "DeepLift", "GradientShap", "NoiseTunnel")
+
+
+# ---------------------------------------------------------------------------- the batching trick
+class TargetSum(nn.Module):
+    """``forward(x, target)`` -> the sum over the batch of ``module(x)[i, target[i]]``, one element.
+
+    ``halves=True`` (for DeepLift, whose hooks run inputs and baselines as one batch and split the
+    output in two) returns two elements: the sum over each half.
+    """
+
+    def __init__(self, module: nn.Module, *, halves: bool = False) -> None:
+        super().__init__()
+        self.module = module
+        self.halves = halves
+
+    def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        z = self.module(x)
+        picked = z.gather(1, target.reshape(-1, 1).to(z.device)).squeeze(1)
+        if self.halves:
+            return picked.reshape(2, -1).sum(dim=1)
+        return picked.sum().reshape(1)
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    p = next(module.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _resolve_module(model: Any) -> nn.Module:
+    if isinstance(model, nn.Module):
+        return model
+    module = differentiable_module(model)
+    if module is None:
+        raise ValueError(
+            f"{type(model).__name__} is not differentiable: it has no torch_module() method, so gradient "
+            f"attributions cannot be computed. Use feature_ablation(model, X, target) for it instead."
+        )
+    return module
+
+
+def _check_targets(target: Any, n: int, n_out: int) -> np.ndarray:
+    t = np.asarray(target)
+    if t.ndim == 0:
+        t = np.full(n, t)
+    if t.ndim != 1 or len(t) != n:
+        raise ValueError(f"target must be one class index per sample, shape ({n},); received shape {t.shape}.")
+    if t.dtype.kind not in "iu":
+        if t.dtype.kind == "f" and np.all(np.isfinite(t)) and np.all(t == np.round(t)):
+            t = t.astype(np.int64)
+        else:
+            raise TypeError(f"target must hold integer class indices; received dtype {t.dtype}.")
+    if n and (t.min() < 0 or t.max() >= n_out):
+        bad = t[(t < 0) | (t >= n_out)][:5].tolist()
+        raise ValueError(
+            f"target out of range: the model has {n_out} outputs (valid targets 0..{n_out - 1}) but received {bad}. "
+            f"Pass class indices (positions in class_names)."
+        )
+    return t.astype(np.int64)
+
+
+def _check_baselines(baselines: Any, d: int, method: str) -> np.ndarray:
+    if baselines is None:
+        return np.zeros((1, d), dtype=np.float32)
+    b = np.asarray(baselines, dtype=np.float32)
+    if b.ndim == 0:
+        return np.full((1, d), float(b), dtype=np.float32)
+    if b.ndim == 1:
+        b = b.reshape(1, -1)
+    if b.ndim != 2 or b.shape[1] != d:
+        raise ValueError(
+            f"baselines have shape {np.asarray(baselines).shape} but the inputs have {d} features; pass a scalar, "
+            f"an array of shape ({d},) or (k, {d})" + (" (one row per sample, or a distribution for GradientShap)." if method != "GradientShap" else ".")
+        )
+    if not np.isfinite(b).all():
+        raise ValueError("baselines contain NaN or infinity; pass finite reference inputs.")
+    return b
+
+
+class _restore_np_random:
+    def __init__(self, state: Any) -> None:
+        self.state = state
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        np.random.set_state(self.state)
+
+
+def _n_outputs(module: nn.Module, x0: np.ndarray) -> int:
+    dev = _device_of(module)
+    with eval_mode(module), torch.no_grad():
+        z = module(torch.from_numpy(np.ascontiguousarray(x0, dtype=np.float32)).to(dev))
+    if z.ndim != 2:
+        raise ValueError(f"The model must return (batch, n_classes) outputs; it returned shape {tuple(z.shape)}.")
+    return int(z.shape[1])
+
+
+def attribute(
+    model: Any,
+    X: Any,
+    target: Any,
+    *,
+    method: Method = "IntegratedGradients",
+    baselines: Any = None,
+    n_steps: int = 32,
+    batch_size: int = 64,
+    seed: int = 0,
+    nt_samples: int = 8,
+    stdevs: float = 0.1,
+    n_samples: int = 16,
+    batched: bool = True,
+) -> np.ndarray:
+    """Attributions of ``model`` for class ``target`` of each row of ``X``; float32 (n, d).
+
+    Parameters
+    ----------
+    model : Teacher, nn.Module or surrogate with ``torch_module()``
+        An ``nn.Module`` is used as is (it must take flat (n, d) inputs).
+    X : array (n, d)
+    target : int or array (n,) of class indices
+    method : {"IntegratedGradients", "Saliency", "DeepLift", "GradientShap", "NoiseTunnel"}
+        ``Saliency`` keeps signs (``abs=False``); ``NoiseTunnel`` is SmoothGrad over it.
+    baselines : scalar, (d,), (n, d) or — for GradientShap — (k, d), optional
+        Reference inputs (zeros by default).
+    n_steps : int
+        Integration steps of IntegratedGradients.
+    batch_size : int
+        Samples per Captum call: memory is bounded by it (times ``n_steps`` for IG).
+    batched : bool
+        True: one gradient per chunk through :class:`TargetSum` (fast).  False: plain Captum.
+    """
+    check_choice(method, "method", METHODS)
+    module = _resolve_module(model)
+    X = check_array_2d(X, name="X", dtype=np.float32)
+    n, d = X.shape
+    if isinstance(model, Teacher) and model.n_features is not None:
+        check_n_features(X, model.n_features, what="the teacher")
+    n_steps = check_int(n_steps, "n_steps", low=1)
+    batch_size = check_int(batch_size, "batch_size", low=1)
+    nt_samples = check_int(nt_samples, "nt_samples", low=1)
+    n_samples = check_int(n_samples, "n_samples", low=1)
+    stdevs = check_positive(stdevs, "stdevs", strict=False)
+    n_out = _n_outputs(module, X[:1])
+    t = _check_targets(target, n, n_out)
+    B = _check_baselines(baselines, d, method)
+    if method != "GradientShap" and len(B) not in (1, n):
+        raise ValueError(f"baselines have {len(B)} rows but X has {n}; pass one baseline, or one per sample.")
+
+    dev = _device_of(module)
+    out = np.empty((n, d), dtype=np.float32)
+    # Captum draws GradientShap's baselines and alphas from numpy's global RNG: seed it for
+    # repeatable maps, and put the caller's state back afterwards.
+    np_state = np.random.get_state()
+    fork = torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else [])
+    with eval_mode(module), warnings.catch_warnings(), _restore_np_random(np_state), fork:
+        warnings.filterwarnings("ignore", message=".*hooks.*", category=UserWarning)
+        warnings.filterwarnings("ignore", message=".*require.*grad.*", category=UserWarning)
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            xb = torch.from_numpy(X[start:stop]).to(dev)
+            tb = torch.from_numpy(t[start:stop]).to(dev)
+            if method == "GradientShap" or len(B) == 1:
+                bb = torch.from_numpy(B).to(dev)
+                if method != "GradientShap":
+                    bb = bb.expand(len(xb), d).contiguous()
+            else:
+                bb = torch.from_numpy(B[start:stop]).to(dev)
+            torch.manual_seed(seed + start)
+            np.random.seed((seed + start) % (2**32))
+            attr = _captum_call(module, method, xb, tb, bb, n_steps, nt_samples, stdevs, n_samples, batched)
+            out[start:stop] = attr.detach().float().cpu().numpy()
+    return out
+
+
+def _captum_call(
+    module: nn.Module,
+    method: str,
+    x: torch.Tensor,
+    t: torch.Tensor,
+    b: torch.Tensor,
+    n_steps: int,
+    nt_samples: int,
+    stdevs: float,
+    n_samples: int,
+    batched: bool,
+) -> torch.Tensor:
+    from captum.attr import DeepLift, GradientShap, IntegratedGradients, NoiseTunnel, Saliency
+
+    if batched:
+        fwd: nn.Module = TargetSum(module, halves=(method == "DeepLift"))
+        kw: dict[str, Any] = {"target": None, "additional_forward_args": (t,)}
+    else:
+        fwd = module
+        kw = {"target": t}
+    if method == "IntegratedGradients":
+        return IntegratedGradients(fwd).attribute(x, baselines=b, n_steps=n_steps, **kw)
+    if method == "Saliency":
+        return Saliency(fwd).attribute(x, abs=False, **kw)
+    if method == "DeepLift":
+        return DeepLift(fwd).attribute(x, baselines=b, **kw)
+    if method == "GradientShap":
+        return GradientShap(fwd).attribute(x, baselines=b, n_samples=n_samples, stdevs=0.0, **kw)
+    # NoiseTunnel: SmoothGrad over signed Saliency.
+    return NoiseTunnel(Saliency(fwd)).attribute(x, nt_type="smoothgrad", nt_samples=nt_samples, stdevs=stdevs, abs=False, **kw)
+
+
+def feature_ablation(
+    model: Any,
+    X: Any,
+    target: Any,
+    *,
+    baseline: float = 0.0,
+    perturbations_per_eval: int = 16,
+) -> np.ndarray:
+    """Captum ``FeatureAblation`` over ``model.predict_proba`` (any classifier, no gradient needed); (n, d).
+
+    Each feature is replaced by ``baseline`` in turn; the attribution is the drop in the
+    probability of ``target``.
+    """
+    from captum.attr import FeatureAblation
+
+    X = check_array_2d(X, name="X", dtype=np.float32)
+    n_in = getattr(model, "n_features_in_", None)
+    if n_in is not None:
+        check_n_features(X, int(n_in), what=f"the surrogate {type(model).__name__}")
+    if isinstance(model, Teacher):
+        proba: Callable[[np.ndarray], np.ndarray] = model.predict_proba
+    elif hasattr(model, "predict_proba"):
+        proba = model.predict_proba
+    else:
+        raise TypeError(f"{type(model).__name__} has no predict_proba; FeatureAblation needs class probabilities.")
+    n_out = int(np.asarray(proba(X[:1])).shape[1])
+    t = _check_targets(target, len(X), n_out)
+    perturbations_per_eval = check_int(perturbations_per_eval, "perturbations_per_eval", low=1)
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(proba(x.detach().cpu().numpy()), dtype=np.float32))
+
+    fa = FeatureAblation(forward)
+    attr = fa.attribute(
+        torch.from_numpy(X),
+        baselines=float(baseline),
+        target=torch.from_numpy(t),
+        perturbations_per_eval=perturbations_per_eval,
+    )
+    return attr.detach().float().numpy()
+
+
+# ---------------------------------------------------------------------------- attention maps
+def _last_conv(module: nn.Module) -> nn.Module | None:
+    last = None
+    for m in module.modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d)):
+            last = m
+    return last
+
+
+def _upsample(maps: torch.Tensor, input_shape: Sequence[int]) -> np.ndarray:
+    """(m, 1, *spatial') -> (m, prod(input_shape)), broadcasting over the input's channels."""
+    from captum.attr import LayerAttribution
+
+    spatial = tuple(int(s) for s in input_shape[1:])
+    mode = "bilinear" if len(spatial) == 2 else "linear"
+    up = LayerAttribution.interpolate(maps, spatial, interpolate_mode=mode)
+    up = up.expand(len(up), int(input_shape[0]), *spatial)
+    return up.reshape(len(up), -1).detach().float().cpu().numpy()
+
+
+def _check_conv_shape(input_shape: Sequence[int] | None, d: int) -> tuple[int, ...]:
+    if input_shape is None or len(input_shape) not in (2, 3) or int(np.prod(input_shape)) != d:
+        raise ValueError(
+            f"Attention maps need the input shape of an image (C, H, W) or a signal (C, L) whose product is "
+            f"{d}; received input_shape={input_shape}."
+        )
+    return tuple(int(s) for s in input_shape)
+
+
+def gradcam(model: Any, X: Any, target: Any, *, input_shape: Sequence[int] | None = None) -> np.ndarray | None:
+    """Grad-CAM (Captum ``LayerGradCam``, ReLU'd) on the last convolution, upsampled to the input; (m, d).
+
+    Returns None when the model has no convolution.
+    """
+    from captum.attr import LayerGradCam
+
+    module = _resolve_module(model)
+    if input_shape is None and isinstance(model, Teacher):
+        input_shape = model.input_shape
+    layer = _last_conv(module)
+    if layer is None:
+        return None
+    X = check_array_2d(X, name="X", dtype=np.float32)
+    shape = _check_conv_shape(input_shape, X.shape[1])
+    t = _check_targets(target, len(X), _n_outputs(module, X[:1]))
+    dev = _device_of(module)
+    with eval_mode(module):
+        cam = LayerGradCam(module, layer).attribute(
+            torch.from_numpy(X).to(dev), target=torch.from_numpy(t).to(dev), relu_attributions=True
+        )
+    return _upsample(cam, shape)
+
+
+def attention_map(model: Any, X: Any, *, input_shape: Sequence[int] | None = None) -> np.ndarray | None:
+    """Activation-based attention (mean over channels of squared last-conv activations), upsampled; (m, d)."""
+    module = _resolve_module(model)
+    if input_shape is None and isinstance(model, Teacher):
+        input_shape = model.input_shape
+    layer = _last_conv(module)
+    if layer is None:
+        return None
+    X = check_array_2d(X, name="X", dtype=np.float32)
+    shape = _check_conv_shape(input_shape, X.shape[1])
+    grabbed: list[torch.Tensor] = []
+    handle = layer.register_forward_hook(lambda _m, _i, o: grabbed.append(o.detach()))
+    try:
+        with eval_mode(module), torch.no_grad():
+            module(torch.from_numpy(X).to(_device_of(module)))
+    finally:
+        handle.remove()
+    a = grabbed[-1]
+    att = a.float().pow(2).mean(dim=1, keepdim=True)
+    return _upsample(att, shape)
+
+
+# ---------------------------------------------------------------------------- agreement
+def _rank(a: np.ndarray) -> np.ndarray:
+    from scipy.stats import rankdata
+
+    return rankdata(a, axis=1)
+
+
+def attribution_agreement(
+    reference: np.ndarray,
+    other: np.ndarray,
+    *,
+    top_k: int = 10,
+    classes: np.ndarray | None = None,
+    class_names: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """How well ``other``'s attribution maps agree with ``reference``'s (both (m, d)), per sample and per class.
+
+    - ``spearman``: Spearman rank correlation of the two maps (nan when one map is constant);
+    - ``top_k``: |top-k(|ref|) ∩ top-k(|other|)| / k, the overlap of the k most important features;
+    - ``sign``: fraction of the reference's top-k features whose attribution has the same sign in both.
+
+    Aggregates are means over the samples where the value is defined; ``n_defined`` says how many.
+    Rows holding NaN attributions are left out of every aggregate and counted in ``nan_rows``.
+    """
+    A = np.asarray(reference, dtype=np.float64)
+    B = np.asarray(other, dtype=np.float64)
+    if A.shape != B.shape or A.ndim != 2:
+        raise ValueError(f"Attribution maps must both be (m, d) and the same shape; received {A.shape} and {B.shape}.")
+    m, d = A.shape
+    k = max(1, min(int(top_k), d))
+    bad = ~(np.isfinite(A).all(axis=1) & np.isfinite(B).all(axis=1))
+    rho = np.full(m, np.nan)
+    topk = np.full(m, np.nan)
+    sign = np.full(m, np.nan)
+    ok = ~bad
+    if ok.any():
+        a, b = A[ok], B[ok]
+        ra, rb = _rank(a), _rank(b)
+        ra -= ra.mean(axis=1, keepdims=True)
+        rb -= rb.mean(axis=1, keepdims=True)
+        den = np.sqrt((ra**2).sum(axis=1) * (rb**2).sum(axis=1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rho[ok] = np.where(den > 0, (ra * rb).sum(axis=1) / np.where(den > 0, den, 1.0), np.nan)
+        ia = np.argsort(-np.abs(a), axis=1, kind="stable")[:, :k]
+        ib = np.argsort(-np.abs(b), axis=1, kind="stable")[:, :k]
+        topk[ok] = [len(np.intersect1d(x, y)) / k for x, y in zip(ia, ib)]
+        sa = np.sign(np.take_along_axis(a, ia, axis=1))
+        sb = np.sign(np.take_along_axis(b, ia, axis=1))
+        sign[ok] = (sa == sb).mean(axis=1)
+
+    def summary(mask: np.ndarray) -> dict[str, Any]:
+        r = rho[mask]
+        return {
+            "spearman": float(np.nanmean(r)) if np.isfinite(r).any() else math.nan,
+            "top_k": float(np.nanmean(topk[mask])) if np.isfinite(topk[mask]).any() else math.nan,
+            "sign": float(np.nanmean(sign[mask])) if np.isfinite(sign[mask]).any() else math.nan,
+            "n": int(mask.sum()),
+            "n_defined": int(np.isfinite(r).sum()),
+        }
+
+    out = summary(np.ones(m, dtype=bool))
+    out["k"] = k
+    out["nan_rows"] = int(bad.sum())
+    out["per_sample"] = {"spearman": rho.tolist(), "top_k": topk.tolist(), "sign": sign.tolist()}
+    per_class: dict[str, Any] = {}
+    if classes is not None:
+        classes = np.asarray(classes)
+        for c in np.unique(classes):
+            label = class_names[int(c)] if class_names is not None else str(c)
+            per_class[str(label)] = summary(classes == c)
+    out["per_class"] = per_class
+    return out
+
+
+# ---------------------------------------------------------------------------- the report
+@dataclass
+class AttributionReport:
+    """Attribution maps of the teacher and the surrogates on a few examples, and their agreement.
+
+    Attributes
+    ----------
+    method : str
+        The gradient method used for the teacher and the differentiable surrogates.
+    indices : ndarray of int
+        Test-sample indices of the examples.
+    inputs : ndarray (m, d)
+    maps : dict of model name -> (m, d)
+        ``"teacher"`` (``method``), each surrogate (``method`` or FeatureAblation, see ``methods``),
+        and ``"teacher:FeatureAblation"`` when a non-differentiable surrogate needs it.
+    agreement : dict of surrogate name -> dict
+        ``{"spearman", "top_k", "sign", "n_defined", "nan_rows", "per_sample", "per_class", "against"}``.
+    gradcam, attention : dict of conv model name -> (m, d)
+        Grad-CAM and activation-attention maps upsampled to the input (empty for MLPs).
+    targets : ndarray of int
+        The class explained for each example (the teacher's prediction).
+    methods : dict of model name -> method used
+    nan_count : dict of model name -> number of NaN attribution values (0 when clean)
+    """
+
+    method: str
+    indices: np.ndarray
+    inputs: np.ndarray
+    maps: dict[str, np.ndarray]
+    agreement: dict[str, dict]
+    gradcam: dict[str, np.ndarray]
+    attention: dict[str, np.ndarray]
+    targets: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    methods: dict[str, str] = field(default_factory=dict)
+    nan_count: dict[str, int] = field(default_factory=dict)
+    input_shape: tuple[int, ...] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        sp = {n: a.get("spearman") for n, a in self.agreement.items()}
+        tk = {n: a.get("top_k") for n, a in self.agreement.items()}
+        sg = {n: a.get("sign") for n, a in self.agreement.items()}
+        return to_jsonable(
+            {
+                "method": self.method,
+                "methods": self.methods,
+                "indices": self.indices,
+                "targets": self.targets,
+                "input_shape": list(self.input_shape) if self.input_shape else None,
+                "spearman": sp,
+                "top_k": tk,
+                "sign": sg,
+                "agreement": self.agreement,
+                "nan_count": self.nan_count,
+                "gradcam": self.gradcam,
+                "attention": self.attention,
+            }
+        )
+
+
+def _count_nan(name: str, arr: np.ndarray, counts: dict[str, int]) -> None:
+    c = int(np.sum(~np.isfinite(arr)))
+    counts[name] = c
+    if c:
+        warnings.warn(
+            f"{c} NaN/inf attribution values for {name!r}; those samples are excluded from the agreement "
+            f"scores (see nan_count). Check the model's outputs and the baselines.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        logger.warning("%d non-finite attribution values for %s", c, name)
+
+
+def attribution_report(
+    teacher: Teacher,
+    surrogates: Mapping[str, Any],
+    X: Any,
+    *,
+    indices: Any = None,
+    class_names: Sequence[str] | None = None,
+    method: Method = "IntegratedGradients",
+    baselines: Any = None,
+    n_steps: int = 32,
+    top_k: int = 10,
+    seed: int = 0,
+    batch_size: int = 64,
+) -> AttributionReport:
+    """Attribute the teacher's predicted class on the examples ``X`` (m, d) for the teacher and each surrogate.
+
+    The teacher and the surrogates with ``torch_module()`` use ``method``; the others use
+    FeatureAblation and are compared with the teacher's FeatureAblation map.  Every input is
+    checked (feature counts, baselines) before Captum runs.
+    """
+    if not isinstance(teacher, Teacher):
+        raise TypeError(f"teacher must be an explain_distill Teacher; received {type(teacher).__name__}.")
+    check_choice(method, "method", METHODS)
+    X = check_array_2d(X, name="X", dtype=np.float32)
+    if teacher.n_features is not None:
+        check_n_features(X, teacher.n_features, what="the teacher")
+    for name, est in surrogates.items():
+        n_in = getattr(est, "n_features_in_", None)
+        if n_in is not None:
+            check_n_features(X, int(n_in), what=f"the surrogate {name!r}")
+    _check_baselines(baselines, X.shape[1], method)
+    idx = np.arange(len(X)) if indices is None else np.asarray(indices, dtype=np.int64)
+    if len(idx) != len(X):
+        raise ValueError(f"indices has {len(idx)} entries but X has {len(X)} rows; pass one index per example.")
+    targets = teacher.predict(X).astype(np.int64)
+    names = class_names if class_names is not None else teacher.class_names
+
+    kw = dict(method=method, baselines=baselines, n_steps=n_steps, seed=seed, batch_size=batch_size)
+    maps: dict[str, np.ndarray] = {"teacher": attribute(teacher, X, targets, **kw)}
+    methods = {"teacher": method}
+    nan_count: dict[str, int] = {}
+    _count_nan("teacher", maps["teacher"], nan_count)
+    agreement: dict[str, dict] = {}
+    for name, est in surrogates.items():
+        if differentiable_module(est) is not None:
+            maps[name] = attribute(est, X, targets, **kw)
+            methods[name] = method
+            ref_name = "teacher"
+        else:
+            if "teacher:FeatureAblation" not in maps:
+                maps["teacher:FeatureAblation"] = feature_ablation(teacher, X, targets)
+                methods["teacher:FeatureAblation"] = "FeatureAblation"
+                _count_nan("teacher:FeatureAblation", maps["teacher:FeatureAblation"], nan_count)
+            maps[name] = feature_ablation(est, X, targets)
+            methods[name] = "FeatureAblation"
+            ref_name = "teacher:FeatureAblation"
+        _count_nan(name, maps[name], nan_count)
+        agreement[name] = attribution_agreement(maps[ref_name], maps[name], top_k=top_k, classes=targets, class_names=names)
+        agreement[name]["against"] = ref_name
+
+    shape = teacher.input_shape
+    cams: dict[str, np.ndarray] = {}
+    atts: dict[str, np.ndarray] = {}
+    if shape is not None and len(shape) in (2, 3):
+        for name, model in {"teacher": teacher, **dict(surrogates)}.items():
+            if differentiable_module(model) is None:
+                continue
+            cam = gradcam(model, X, targets, input_shape=shape)
+            if cam is not None:
+                cams[name] = cam
+                atts[name] = attention_map(model, X, input_shape=shape)
+    return AttributionReport(
+        method=method,
+        indices=idx,
+        inputs=X,
+        maps=maps,
+        agreement=agreement,
+        gradcam=cams,
+        attention=atts,
+        targets=targets,
+        methods=methods,
+        nan_count=nan_count,
+        input_shape=tuple(shape) if shape is not None else None,
+    )
