@@ -234,3 +234,24 @@ def test_digits_soft_labels_are_faithful(digits, digits_teacher):
     fid = np.mean(m.predict(digits.X_test) == teacher_test)
     assert fid > 0.9
     assert m.filters_((8, 8)).shape == (31, 8, 8)
+
+
+def test_fixed_beta_and_param_types(blobs):
+    X, y = blobs
+    m = SoftDecisionTree(depth=2, epochs=3, beta=2.5, learn_beta=False, device="cpu", random_state=0).fit(X, y)
+    np.testing.assert_allclose(m.beta_, 2.5, rtol=1e-6)
+    with pytest.raises(TypeError, match="compile must be True or False"):
+        SoftDecisionTree(compile="yes").fit(X, y)
+    with pytest.raises(TypeError, match="learn_beta"):
+        SoftDecisionTree(learn_beta=1).fit(X, y)
+    with pytest.raises(ValueError, match="lam must be >= 0"):
+        SoftDecisionTree(lam=-1.0).fit(X, y)
+
+
+def test_same_seed_same_tree(blobs):
+    X, y = blobs
+    a = SoftDecisionTree(depth=2, epochs=4, device="cpu", random_state=3).fit(X, y)
+    b = SoftDecisionTree(depth=2, epochs=4, device="cpu", random_state=3).fit(X, y)
+    c = SoftDecisionTree(depth=2, epochs=4, device="cpu", random_state=4).fit(X, y)
+    np.testing.assert_array_equal(a.inner_weight_, b.inner_weight_)
+    assert not np.array_equal(a.inner_weight_, c.inner_weight_)
