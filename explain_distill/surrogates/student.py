@@ -291,6 +291,26 @@ class NeuralStudent(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         show = sys.stderr.isatty() if self.progress is None else bool(self.progress)
         bar = tqdm(range(self.epochs), desc=f"student ({arch}, {dev.type})", disable=not show, leave=False)
         module.train()
+        # A small net's batches are too small for intra-op threads to pay off on the CPU: the
+        # threads' synchronisation costs more than the work (10x on a loaded machine), so train on one.
+        threads = torch.get_num_threads()
+        if dev.type == "cpu":
+            torch.set_num_threads(1)
+        try:
+            running = self._train(module, bar, gen, n, Xt, Pt, Yt, At, opt, sched, T, alpha, dev)
+        finally:
+            torch.set_num_threads(threads)
+        bar.close()
+        module.eval()
+        self.module_ = module.cpu() if dev.type != "cpu" else module
+        self.arch_ = arch
+        self.input_shape_ = shape
+        self.device_ = str(dev)
+        self.history_ = {"final_loss": float(running) / n, "epochs": int(self.epochs), "device": str(dev)}
+        return self
+
+    def _train(self, module, bar, gen, n, Xt, Pt, Yt, At, opt, sched, T, alpha, dev) -> torch.Tensor:  # noqa: ANN001
+        use_at = At is not None
         running = torch.zeros((), device=dev)
         for _ in bar:
             order = torch.randperm(n, generator=gen).to(dev)
@@ -310,14 +330,7 @@ class NeuralStudent(SoftTargetMixin, ClassifierMixin, BaseEstimator):
                 opt.step()
                 sched.step()
                 running += loss.detach() * len(idx)
-        bar.close()
-        module.eval()
-        self.module_ = module.cpu() if dev.type != "cpu" else module
-        self.arch_ = arch
-        self.input_shape_ = shape
-        self.device_ = str(dev)
-        self.history_ = {"final_loss": float(running) / n, "epochs": int(self.epochs), "device": str(dev)}
-        return self
+        return running
 
     @property
     def n_params_(self) -> int:
