@@ -287,6 +287,17 @@ class Dataset:
         if not features:
             raise ValueError(f"{path.name}: no feature columns besides the target {target!r}.")
         X = np.concatenate(features, axis=1)
+        bad_rows, bad_cols = np.nonzero(~np.isfinite(X))
+        if len(bad_rows):
+            cells = [
+                f"line {r + 2}, column {names[c]!r} = {'empty or NaN' if np.isnan(X[r, c]) else X[r, c]}"
+                for r, c in list(zip(bad_rows, bad_cols))[:5]
+            ]
+            more = f" (and {len(bad_rows) - 5} more)" if len(bad_rows) > 5 else ""
+            raise ValueError(
+                f"{path.name} has missing or infinite values: {'; '.join(cells)}{more} (line 1 is the header). "
+                f"Fill or drop these rows before loading."
+            )
         return cls.from_arrays(
             X, y_raw, feature_names=names, name=name or path.stem, test_size=test_size, seed=seed, notes=notes
         )

@@ -132,11 +132,11 @@ def test_from_csv_fewer_than_two_classes(tmp_path):
 def test_from_csv_nan_and_inf_name_row_and_column(tmp_path):
     body = "\n".join(f"{i},{'inf' if i == 6 else i},{i % 2}" for i in range(20))
     path = _write(tmp_path / "inf.csv", "a,b,label\n" + body)
-    with pytest.raises(ValueError, match=r"NaN or infinity: row 6, 'b' = inf"):
+    with pytest.raises(ValueError, match=r"line 8, column 'b' = inf .*line 1 is the header"):
         ed.Dataset.from_csv(path, target="label")
-    body = "\n".join(f"{'' if i == 3 else i},{i},{i % 2}" for i in range(20))
+    body = "\n".join(f"{'' if i == 3 else i},{'nan' if i == 4 else i},{i % 2}" for i in range(20))
     path = _write(tmp_path / "nan.csv", "a,b,label\n" + body)
-    with pytest.raises(ValueError, match=r"row 3, 'a' = nan"):
+    with pytest.raises(ValueError, match=r"line 5, column 'a' = empty or NaN; line 6, column 'b' = empty or NaN"):
         ed.Dataset.from_csv(path, target="label")
 
 
