@@ -472,14 +472,16 @@ def _saliency_section(d: Distillation, analyses: Any) -> dict[str, Any] | None:
     agreement = []
     for name, a in (_get(att, "agreement", {}) or {}).items():
         agreement.append({"name": name, "spearman": a.get("spearman"), "top_k": a.get("top_k"), "sign": a.get("sign")})
+    cam_maps = {}
+    for label, key in (("Grad-CAM", "gradcam"), ("attention", "attention")):
+        for k, v in (_get(att, key, {}) or {}).items():
+            cam_maps[f"{label} {k}"] = np.asarray(v)
     cams = []
-    for label, key in (("Grad-CAM", "gradcam"), ("Activation attention", "attention")):
-        m = {str(k): np.asarray(v) for k, v in (_get(att, key, {}) or {}).items()}
-        if m and inputs.size:
-            f = _figure(label, attribution_figure, inputs, m, input_shape=ds.input_shape, kind=ds.kind,
-                        feature_names=ds.feature_names, row_titles=titles)
-            if f is not None:
-                cams.append({"title": label, "figure": f})
+    if cam_maps and inputs.size:
+        f = _figure("Grad-CAM and attention maps", attribution_figure, inputs, cam_maps, input_shape=ds.input_shape,
+                    kind=ds.kind, feature_names=ds.feature_names, row_titles=titles)
+        if f is not None:
+            cams.append({"title": "Grad-CAM and activation attention", "figure": f})
     return {"method": str(_get(att, "method", "")), "figure": fig, "agreement": agreement, "cams": cams, "n": int(len(idx))}
 
 
