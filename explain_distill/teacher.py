@@ -422,18 +422,10 @@ class Teacher:
             raise ValueError(f"{directory / 'teacher.json'} is not an explain_distill teacher config.")
         if not isinstance(meta.get("class_names"), list):
             raise ValueError(f"{directory / 'teacher.json'} lacks its class_names list; the file is incomplete or not ours.")
-        if module is None:
-            if not meta.get("config"):
-                raise ValueError(
-                    f"The teacher in {directory} is a user module; pass it to rebuild: Teacher.load(dir, module=MyNet())."
-                )
-            try:
-                module = build_module(meta["config"])
-            except (KeyError, TypeError, AttributeError) as exc:
-                raise ValueError(
-                    f"{directory / 'teacher.json'} holds an invalid architecture config ({exc!r}); "
-                    f"the file is damaged or not ours."
-                ) from exc
+        if module is None and not meta.get("config"):
+            raise ValueError(
+                f"The teacher in {directory} is a user module; pass it to rebuild: Teacher.load(dir, module=MyNet())."
+            )
         weights = directory / "teacher.safetensors"
         if not weights.is_file():
             raise FileNotFoundError(f"Missing teacher weights: {weights} does not exist.")
@@ -444,6 +436,24 @@ class Teacher:
                 f"{weights} is not a valid safetensors file ({exc}); it is truncated or not a model we wrote. "
                 f"Pickled checkpoints are never loaded."
             ) from exc
+        if module is None:
+            try:
+                # Shapes first, on the meta device (no memory): a crafted config cannot make us
+                # allocate more than the weights file itself holds.
+                with torch.device("meta"):
+                    probe = build_module(meta["config"])
+                expected = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
+                if expected != {k: tuple(v.shape) for k, v in state.items()}:
+                    raise ValueError(
+                        f"The architecture in {directory / 'teacher.json'} does not match the weights in {weights}; "
+                        f"the files are damaged or come from different runs."
+                    )
+                module = build_module(meta["config"])
+            except (KeyError, TypeError, AttributeError, RuntimeError) as exc:
+                raise ValueError(
+                    f"{directory / 'teacher.json'} holds an invalid architecture config ({exc!r}); "
+                    f"the file is damaged or not ours."
+                ) from exc
         try:
             module.load_state_dict(state)
         except RuntimeError as exc:

@@ -184,3 +184,13 @@ def test_the_scan_catches_what_it_looks_for(tmp_path):
     doc = tmp_path / "doc.py"
     doc.write_text('"""We never pickle."""\n# pickle\n')
     assert not re.search(FORBIDDEN[0][0], _code_without_strings_and_comments(doc))
+
+
+def test_crafted_config_cannot_allocate_beyond_the_weights_file(run_copy):
+    """A teacher.json asking for a 1e12-parameter network is refused before any allocation."""
+    path = run_copy / "teacher" / "teacher.json"
+    meta = json.loads(path.read_text())
+    meta["config"]["n_features"] = 10**12
+    path.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="does not match the weights"):
+        ed.Teacher.load(run_copy / "teacher", device="cpu")
