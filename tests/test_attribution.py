@@ -25,14 +25,14 @@ from explain_distill.analysis.attribution import (
 
 @pytest.fixture(scope="module")
 def examples(digits, digits_teacher):
-    X = digits.X_test[:5]
+    X = digits.X_test[:4]
     return X, digits_teacher.predict(X)
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_batched_equals_plain_captum_cnn(digits_teacher, examples, method):
     X, t = examples
-    kw = dict(method=method, n_steps=8, batch_size=3, seed=4)
+    kw = dict(method=method, n_steps=6, batch_size=3, seed=4)
     fast = attribute(digits_teacher, X, t, batched=True, **kw)
     naive = attribute(digits_teacher, X, t, batched=False, **kw)
     assert fast.shape == X.shape and fast.dtype == np.float32
@@ -63,6 +63,7 @@ def test_feature_ablation_equals_a_hand_ablation(digits_run, examples):
     X, t = examples
     est = digits_run.surrogates["logistic"]
     fa = feature_ablation(est, X, t)
+    np.testing.assert_allclose(feature_ablation(est, X, t, batch_size=1, perturbations_per_eval=3), fa, atol=1e-6)
     p = est.predict_proba(X)[np.arange(len(X)), t]
     for j in (0, 20, 37):
         Xa = X.copy()
@@ -96,17 +97,11 @@ def test_attention_maps_cnn(digits_teacher, examples):
     att = attention_map(digits_teacher, X)
     assert cam.shape == X.shape and att.shape == X.shape
     assert (cam >= 0).all() and (att >= 0).all() and att.max() > 0
-    # Attention = mean over channels of squared last-conv activations, upsampled: check the raw map.
-    conv = [m for m in digits_teacher.module.modules() if isinstance(m, nn.Conv2d)][-1]
-    grabbed = []
-    h = conv.register_forward_hook(lambda m, i, o: grabbed.append(o.detach()))
-    with torch.no_grad():
-        digits_teacher.module.eval()
-        digits_teacher.module(torch.tensor(X).reshape(-1, 1, 8, 8))
-    h.remove()
-    raw = grabbed[0].pow(2).mean(1)
-    if raw.shape[-1] == 8:  # same resolution as the input: upsampling is the identity
-        np.testing.assert_allclose(att, raw.reshape(len(X), -1).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(gradcam(digits_teacher, X, t, batch_size=1), cam, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(attention_map(digits_teacher, X, batch_size=3), att, rtol=1e-5, atol=1e-6)
+    # Same map as the one the AT loss uses (Teacher.attention_maps), before upsampling.
+    np.testing.assert_allclose(attention_map(digits_teacher, X, upsample=False), digits_teacher.attention_maps(X), rtol=1e-5, atol=1e-6)
+    assert np.linalg.norm(attention_map(digits_teacher, X, upsample=False), axis=1) == pytest.approx(np.ones(len(X)))
 
 
 def test_attention_maps_signal_and_mlp(iris_teacher, iris):
@@ -136,7 +131,7 @@ def test_bad_input_rejected_before_captum(digits_teacher, examples, digits_run):
         attribute(digits_run.surrogates["tree"], X, t)
     with pytest.raises(ValueError, match="Unknown method"):
         attribute(digits_teacher, X, t, method="LIME")
-    other = ed.SURROGATES["logistic"]().fit(X[:, :10], np.eye(10)[[0, 1, 2, 3, 4]] * 0.9 + 0.01)
+    other = ed.SURROGATES["logistic"]().fit(X[:, :10], np.eye(10)[[0, 1, 2, 3]] * 0.9 + 0.01)
     with pytest.raises(ValueError, match="surrogate 'other'"):
         attribution_report(digits_teacher, {"other": other}, X)
     with pytest.raises(ValueError, match="expecting 10 features"):

@@ -271,6 +271,7 @@ def feature_ablation(
     *,
     baseline: float = 0.0,
     perturbations_per_eval: int = 16,
+    batch_size: int = 256,
 ) -> np.ndarray:
     """Captum ``FeatureAblation`` over ``model.predict_proba`` (any classifier, no gradient needed); (n, d).
 
@@ -296,14 +297,19 @@ def feature_ablation(
     def forward(x: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(np.asarray(proba(x.detach().cpu().numpy()), dtype=np.float32))
 
+    batch_size = check_int(batch_size, "batch_size", low=1)
     fa = FeatureAblation(forward)
-    attr = fa.attribute(
-        torch.from_numpy(X),
-        baselines=float(baseline),
-        target=torch.from_numpy(t),
-        perturbations_per_eval=perturbations_per_eval,
-    )
-    return attr.detach().float().numpy()
+    out = np.empty(X.shape, dtype=np.float32)
+    for start in range(0, len(X), batch_size):  # memory: batch_size * perturbations_per_eval rows
+        stop = min(start + batch_size, len(X))
+        attr = fa.attribute(
+            torch.from_numpy(X[start:stop]),
+            baselines=float(baseline),
+            target=torch.from_numpy(t[start:stop]),
+            perturbations_per_eval=perturbations_per_eval,
+        )
+        out[start:stop] = attr.detach().float().numpy()
+    return out
 
 
 # ---------------------------------------------------------------------------- attention maps
@@ -335,7 +341,9 @@ def _check_conv_shape(input_shape: Sequence[int] | None, d: int) -> tuple[int, .
     return tuple(int(s) for s in input_shape)
 
 
-def gradcam(model: Any, X: Any, target: Any, *, input_shape: Sequence[int] | None = None) -> np.ndarray | None:
+def gradcam(
+    model: Any, X: Any, target: Any, *, input_shape: Sequence[int] | None = None, batch_size: int = 256
+) -> np.ndarray | None:
     """Grad-CAM (Captum ``LayerGradCam``, ReLU'd) on the last convolution, upsampled to the input; (m, d).
 
     Returns None when the model has no convolution.
@@ -351,34 +359,65 @@ def gradcam(model: Any, X: Any, target: Any, *, input_shape: Sequence[int] | Non
     X = check_array_2d(X, name="X", dtype=np.float32)
     shape = _check_conv_shape(input_shape, X.shape[1])
     t = _check_targets(target, len(X), _n_outputs(module, X[:1]))
+    batch_size = check_int(batch_size, "batch_size", low=1)
     dev = _device_of(module)
+    out = []
     with eval_mode(module):
-        cam = LayerGradCam(module, layer).attribute(
-            torch.from_numpy(X).to(dev), target=torch.from_numpy(t).to(dev), relu_attributions=True
-        )
-    return _upsample(cam, shape)
+        for start in range(0, len(X), batch_size):
+            cam = LayerGradCam(module, layer).attribute(
+                torch.from_numpy(X[start : start + batch_size]).to(dev),
+                target=torch.from_numpy(t[start : start + batch_size]).to(dev),
+                relu_attributions=True,
+            )
+            out.append(_upsample(cam, shape))
+    return np.concatenate(out)
 
 
-def attention_map(model: Any, X: Any, *, input_shape: Sequence[int] | None = None) -> np.ndarray | None:
-    """Activation-based attention (mean over channels of squared last-conv activations), upsampled; (m, d)."""
+def _attention_layer(module: nn.Module) -> nn.Module | None:
+    """The last convolution, or the activation module directly after it (as ``Teacher.attention_maps``)."""
+    mods = list(module.modules())
+    convs = [i for i, m in enumerate(mods) if isinstance(m, (nn.Conv1d, nn.Conv2d))]
+    if not convs:
+        return None
+    i = convs[-1]
+    acts = (nn.ReLU, nn.GELU, nn.SiLU, nn.LeakyReLU, nn.ELU)
+    return mods[i + 1] if i + 1 < len(mods) and isinstance(mods[i + 1], acts) else mods[i]
+
+
+def attention_map(
+    model: Any, X: Any, *, input_shape: Sequence[int] | None = None, upsample: bool = True, batch_size: int = 256
+) -> np.ndarray | None:
+    """Activation-based attention of attention transfer (Zagoruyko & Komodakis 2017); (m, d).
+
+    The channel mean of the squared activations of the last convolution (after its activation
+    function when one directly follows it), L2-normalised per sample, as
+    :meth:`Teacher.attention_maps` computes it for the AT loss; then upsampled to the input with
+    ``LayerAttribution.interpolate`` (``upsample=False`` keeps the layer's resolution).
+    Returns None when the model has no convolution.
+    """
     module = _resolve_module(model)
     if input_shape is None and isinstance(model, Teacher):
         input_shape = model.input_shape
-    layer = _last_conv(module)
+    layer = _attention_layer(module)
     if layer is None:
         return None
     X = check_array_2d(X, name="X", dtype=np.float32)
     shape = _check_conv_shape(input_shape, X.shape[1])
+    batch_size = check_int(batch_size, "batch_size", low=1)
     grabbed: list[torch.Tensor] = []
-    handle = layer.register_forward_hook(lambda _m, _i, o: grabbed.append(o.detach()))
+    handle = layer.register_forward_hook(lambda _m, _i, o: grabbed.append(o.detach().float().pow(2).mean(dim=1, keepdim=True)))
+    out = []
     try:
         with eval_mode(module), torch.no_grad():
-            module(torch.from_numpy(X).to(_device_of(module)))
+            for start in range(0, len(X), batch_size):
+                grabbed.clear()
+                module(torch.from_numpy(X[start : start + batch_size]).to(_device_of(module)))
+                a = grabbed[-1]
+                flat = torch.nn.functional.normalize(a.flatten(1), p=2, dim=1)
+                out.append(flat.cpu().numpy() if not upsample else _upsample(flat.reshape(a.shape), shape))
     finally:
         handle.remove()
-    a = grabbed[-1]
-    att = a.float().pow(2).mean(dim=1, keepdim=True)
-    return _upsample(att, shape)
+    return np.concatenate(out)
 
 
 # ---------------------------------------------------------------------------- agreement
