@@ -1,0 +1,156 @@
+"""Fidelity as a function of one setting: temperature, surrogate size, soft vs hard labels.
+
+Each function refits cheap surrogates on the run's data and returns plain data (lists of
+numbers) for the report; nothing is drawn here.  Fidelity is top-1 agreement with the
+teacher on the test split.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..distill import Distillation
+from ..surrogates import SURROGATES
+from ..transfer import TransferSet, build_transfer_set
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["temperature_curve", "size_curve", "kd_vs_hard"]
+
+CHEAP = ("tree", "logistic", "naive_bayes", "rules")
+
+
+def _check(distillation: Any) -> Distillation:
+    if not isinstance(distillation, Distillation):
+        raise TypeError(f"Expected a Distillation (from distill()); received {type(distillation).__name__}.")
+    return distillation
+
+
+def _scores(est: Any, d: Distillation, t_pred: np.ndarray) -> dict[str, float]:
+    pred = np.asarray(est.predict(d.dataset.X_test))
+    return {"fidelity": float(np.mean(pred == t_pred)), "accuracy": float(np.mean(pred == d.dataset.y_test))}
+
+
+def _make(name: str, seed: int, **params: Any) -> Any:
+    if name not in SURROGATES:
+        raise ValueError(f"Unknown surrogate {name!r}; available: {', '.join(SURROGATES)}.")
+    est = SURROGATES[name]()
+    accepted = est.get_params()
+    if "random_state" in accepted:
+        params.setdefault("random_state", seed)
+    if "progress" in accepted:
+        params.setdefault("progress", False)
+    return est.set_params(**{k: v for k, v in params.items() if k in accepted})
+
+
+def temperature_curve(
+    distillation: Distillation,
+    temperatures: Iterable[float] = (1, 2, 4, 8, 20),
+    surrogates: Sequence[str] = CHEAP,
+    *,
+    queries: Mapping[str, Any] | None = None,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Refit each surrogate on soft labels at each temperature; fidelity and accuracy per T.
+
+    ``queries`` (as in ``distill``) is None by default: the curve uses the training split only, so
+    a CLI run can afford it.  Returns ``{"temperatures": [...], "surrogates": {name:
+    {"fidelity": [...], "accuracy": [...]}}, "queries": ...}``.
+    """
+    d = _check(distillation)
+    temps = [float(t) for t in temperatures]
+    if not temps or any(not np.isfinite(t) or t <= 0 for t in temps):
+        raise ValueError(f"temperatures must be positive finite numbers; received {temps}.")
+    params = dict(params or {})
+    t_pred = d.teacher.predict(d.dataset.X_test)
+    out: dict[str, Any] = {"temperatures": temps, "surrogates": {n: {"fidelity": [], "accuracy": []} for n in surrogates},
+                           "queries": dict(queries) if queries else None}
+    for T in temps:
+        ts = build_transfer_set(d.teacher, d.dataset.X_train, d.dataset.y_train, temperature=T, queries=queries, seed=d.seed)
+        for name in surrogates:
+            est = _make(name, d.seed, **{**dict(params.get(name, {})), "temperature": T, "input_shape": tuple(d.dataset.input_shape)})
+            kw = {"y_true": ts.y} if "y_true" in getattr(est, "_fit_extra", ()) else {}
+            est.fit(ts.X, ts.P, **kw)
+            s = _scores(est, d, t_pred)
+            out["surrogates"][name]["fidelity"].append(s["fidelity"])
+            out["surrogates"][name]["accuracy"].append(s["accuracy"])
+        logger.info("temperature %.3g done", T)
+    return out
+
+
+_SIZE_PARAM = {"tree": "max_depth", "rules": "max_depth", "soft_tree": "depth"}
+
+
+def size_curve(
+    distillation: Distillation,
+    depths: Iterable[int] = range(2, 11),
+    surrogates: Sequence[str] = ("tree",),
+    *,
+    hard_baseline: bool = True,
+    transfer: TransferSet | None = None,
+) -> dict[str, Any]:
+    """Fidelity and size (``n_params_``) per depth for tree-like surrogates.
+
+    Fitted on the run's transfer set (``distillation.transfer``; rebuilt from the training split
+    when the run was loaded from disk).  ``hard_baseline`` adds ``"tree_hard"``: the same tree
+    fitted on the true hard labels of the training split only, the classical surrogate.
+    """
+    d = _check(distillation)
+    depths = [int(k) for k in depths]
+    if not depths or min(depths) < 1:
+        raise ValueError(f"depths must be positive integers; received {depths}.")
+    bad = [s for s in surrogates if s not in _SIZE_PARAM]
+    if bad:
+        raise ValueError(f"size_curve handles tree-like surrogates {sorted(_SIZE_PARAM)}; received {bad}.")
+    ts = transfer or d.transfer or build_transfer_set(d.teacher, d.dataset.X_train, d.dataset.y_train, temperature=d.temperature)
+    t_pred = d.teacher.predict(d.dataset.X_test)
+    names = list(surrogates) + (["tree_hard"] if hard_baseline else [])
+    out: dict[str, Any] = {"depths": depths, "surrogates": {n: {"fidelity": [], "accuracy": [], "params": []} for n in names},
+                           "transfer_set": ts.counts(), "temperature": ts.temperature}
+    for k in depths:
+        for name in names:
+            if name == "tree_hard":
+                est = _make("tree", d.seed, max_depth=k).fit(d.dataset.X_train, d.dataset.y_train)
+            else:
+                est = _make(name, d.seed, **{_SIZE_PARAM[name]: k})
+                if name == "rules":
+                    est.set_params(max_rules=2**k)
+                est.fit(ts.X, ts.P)
+            s = _scores(est, d, t_pred)
+            row = out["surrogates"][name]
+            row["fidelity"].append(s["fidelity"])
+            row["accuracy"].append(s["accuracy"])
+            row["params"].append(int(est.n_params_))
+    return out
+
+
+def kd_vs_hard(
+    distillation: Distillation,
+    *,
+    params: Mapping[str, Any] | None = None,
+    transfer: TransferSet | None = None,
+) -> dict[str, Any]:
+    """The same NeuralStudent trained with the KD loss on the soft transfer set vs on hard labels.
+
+    ``soft``: the run's transfer set at its temperature (queries included), alpha from ``params``.
+    ``hard``: the training split's true labels only, plain cross-entropy (alpha=1, T=1).
+    Returns ``{"soft": {"fidelity", "accuracy", "params"}, "hard": {...}, "student_params": {...}}``.
+    """
+    d = _check(distillation)
+    ts = transfer or d.transfer or build_transfer_set(d.teacher, d.dataset.X_train, d.dataset.y_train, temperature=d.temperature)
+    params = dict(params or {})
+    t_pred = d.teacher.predict(d.dataset.X_test)
+    shape = tuple(d.dataset.input_shape)
+    soft = _make("student", d.seed, **{"input_shape": shape, "temperature": ts.temperature, **params})
+    soft.fit(ts.X, ts.P, y_true=ts.y)
+    hard = _make("student", d.seed, **{"input_shape": shape, **params, "temperature": 1.0, "alpha": 1.0})
+    hard.fit(d.dataset.X_train, d.dataset.y_train)
+    res = {}
+    for key, est in (("soft", soft), ("hard", hard)):
+        res[key] = {**_scores(est, d, t_pred), "params": int(est.n_params_), "n_train": int(len(ts) if key == "soft" else len(d.dataset.X_train))}
+    res["student_params"] = {k: v for k, v in soft.get_params().items() if isinstance(v, (int, float, str, tuple, type(None)))}
+    return res
