@@ -155,3 +155,22 @@ def test_distill_passes_attention_and_y_true(digits, cnn_teacher, monkeypatch):
     assert (seen["y_true"][-100:] == -1).all()
     st = res.surrogates["student"]
     assert st.temperature == 4.0 and st.input_shape_ == tuple(digits.input_shape)
+
+
+def test_compression_report_counts_against_references(iris, iris_teacher):
+    from explain_distill.analysis.compression import compression_report
+
+    st = NeuralStudent(**{**FAST, "epochs": 2}, hidden=(8,)).fit(iris.X_train, iris.y_train)
+    rep = compression_report(iris_teacher, st)
+    assert rep["student"]["params"] == st.n_params_ == 4 * 8 + 8 + 8 * 3 + 3
+    assert rep["teacher"]["params"] == iris_teacher.n_params
+    # An MLP's forward FLOPs are 2 * multiply-adds of its Linear layers.
+    assert rep["student"]["flops_per_sample"] == 2 * (4 * 8 + 8 * 3)
+    lin = [m for m in iris_teacher.module.modules() if isinstance(m, torch.nn.Linear)]
+    assert rep["teacher"]["flops_per_sample"] == 2 * sum(m.in_features * m.out_features for m in lin)
+    # safetensors stores float32 weights plus a small header.
+    assert 4 * st.n_params_ < rep["student"]["file_bytes"] < 4 * st.n_params_ + 2048
+    assert rep["ratios"]["params"] == pytest.approx(iris_teacher.n_params / st.n_params_)
+    assert rep["student"]["cpu_latency_s_per_sample"] > 0
+    with pytest.raises(TypeError, match="NeuralStudent"):
+        compression_report(iris_teacher, object())

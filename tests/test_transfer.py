@@ -146,3 +146,44 @@ def test_distill_with_two_teachers_and_a_precomputed_transfer_set(iris, iris_tea
         ed.distill(iris_teacher, iris, surrogates=["tree"], temperature=4.0, transfer=res.transfer)
     with pytest.raises(ValueError, match="alpha"):
         ed.distill(iris_teacher, iris, surrogates=["student"], params={"student": {"alpha": 1.5, "epochs": 1}}, queries=None)
+
+
+@pytest.fixture(scope="module")
+def iris_run(iris, iris_teacher):
+    return ed.distill(iris_teacher, iris, surrogates=["tree"], temperature=2.0, queries={"jitter": 200})
+
+
+def test_temperature_curve(iris_run):
+    from explain_distill.analysis.curves import temperature_curve
+
+    tc = temperature_curve(iris_run, temperatures=(1, 4), surrogates=("tree", "logistic"))
+    assert tc["temperatures"] == [1.0, 4.0]
+    for name in ("tree", "logistic"):
+        assert len(tc["surrogates"][name]["fidelity"]) == 2
+        assert all(0 <= f <= 1 for f in tc["surrogates"][name]["fidelity"])
+    with pytest.raises(ValueError, match="temperatures"):
+        temperature_curve(iris_run, temperatures=(0,))
+
+
+def test_size_curve_grows_trees_and_has_a_hard_baseline(iris_run, iris):
+    from explain_distill.analysis.curves import size_curve
+
+    sc = size_curve(iris_run, depths=(1, 3))
+    tree = sc["surrogates"]["tree"]
+    assert tree["params"][0] == 3 and tree["params"][1] > tree["params"][0]
+    assert set(sc["surrogates"]) == {"tree", "tree_hard"}
+    assert sc["transfer_set"]["jitter"] == 200
+    # The hard baseline is a tree on the true labels: its accuracy matches a direct fit.
+    from explain_distill.surrogates import SoftLabelTreeClassifier
+
+    ref = SoftLabelTreeClassifier(max_depth=3, random_state=0).fit(iris.X_train, iris.y_train)
+    assert sc["surrogates"]["tree_hard"]["accuracy"][1] == pytest.approx(ref.score(iris.X_test, iris.y_test))
+
+
+def test_kd_vs_hard_reports_both_students(iris_run):
+    from explain_distill.analysis.curves import kd_vs_hard
+
+    r = kd_vs_hard(iris_run, params={"epochs": 2, "hidden": (8,)})
+    assert r["soft"]["params"] == r["hard"]["params"]
+    assert r["soft"]["n_train"] == len(iris_run.transfer) and r["hard"]["n_train"] == len(iris_run.dataset.X_train)
+    assert 0 <= r["soft"]["fidelity"] <= 1 and 0 <= r["hard"]["accuracy"] <= 1
