@@ -262,6 +262,8 @@ def run(*, device: str = "cpu", quick: bool = False) -> dict[str, Any]:
         f"{b['peak_growth_mb'] / max(nb['peak_growth_mb'], 1e-9):.3f}, time ratio "
         f"{b['seconds'] / max(nb['seconds'], 1e-9):.2f} (same outputs: max |difference| {max_diff:.1e}).",
         "",
+        "Peak growth is measured against the resident size at the stage's start, so memory the allocator kept "
+        "from an earlier stage and reuses is not counted again (small stages can read below their estimate). "
         "Reading: the bounded stages grow by about their output plus one batch, never by a copy of X "
         "(the float32 input is validated without a copy and finiteness is scanned in blocks; float64 input is "
         "cast per batch). Stages that return an (n, K) or (n, d) result grow with that result, as they must. "
