@@ -122,8 +122,12 @@ def test_torch_tensors_are_accepted_with_grad_and_bf16():
 
 # ----------------------------------------------------------------------------- labels
 def test_soft_labels_that_are_logits():
+    logits = np.random.default_rng(0).normal(size=(5, 3))
     with pytest.raises(ValueError, match="Did you pass logits"):
-        v.check_soft_labels(np.random.default_rng(0).normal(size=(5, 3)))
+        v.check_soft_labels(logits)
+    for cls in ed.SURROGATES.values():  # every surrogate refuses logits as targets
+        with pytest.raises(ValueError, match="Did you pass logits"):
+            cls().fit(np.zeros((5, 2)), logits)
 
 
 def test_soft_labels_not_finite_and_wrong_width():
