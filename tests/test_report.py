@@ -24,7 +24,7 @@ def hostile_run():
     y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 1).astype(int)
     data = ed.Dataset.from_arrays(X, y, feature_names=HOSTILE_FEATURES, class_names=HOSTILE_CLASSES, name='<i>hostile</i> "$x$"')
     teacher = ed.train_teacher(data, device="cpu", seed=0, epochs=5, progress=False)
-    return ed.distill(teacher, data, surrogates=["tree", "logistic"], seed=0)
+    return ed.distill(teacher, data, surrogates=["tree", "logistic"], seed=0, queries=None)
 
 
 @pytest.fixture(scope="module")

@@ -51,7 +51,7 @@ def hostile_report(tmp_path_factory):
     y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 1).astype(int)
     data = ed.Dataset.from_arrays(X, y, feature_names=HOSTILE_FEATURES, class_names=HOSTILE_CLASSES, name="<i>hostile</i>")
     teacher = ed.train_teacher(data, device="cpu", seed=0, epochs=5, progress=False)
-    run = ed.distill(teacher, data, surrogates=["tree", "logistic"], seed=0)
+    run = ed.distill(teacher, data, surrogates=["tree", "logistic"], seed=0, queries=None)
     analyses = run_analyses(run, n_examples=3)
     return build_report(run, tmp_path_factory.mktemp("hostile"), analyses=analyses, min_agreement=0.5)
 
@@ -110,7 +110,7 @@ def test_digits_report_with_soft_tree_in_browser(browser, tmp_path):
                        y_test=data.y_test[:120], feature_names=data.feature_names, class_names=data.class_names,
                        kind="image", input_shape=data.input_shape, name="digits (small)")
     teacher = ed.train_teacher(small, device="cpu", seed=0, epochs=2, progress=False)
-    run = ed.distill(teacher, small, surrogates=["tree", "logistic"], seed=0)
+    run = ed.distill(teacher, small, surrogates=["tree", "logistic"], seed=0, queries=None)
     run.surrogates["soft_tree"] = SoftDecisionTree(depth=3, epochs=2, device="cpu", input_shape=tuple(small.input_shape),
                                                    random_state=0).fit(run.transfer.X, run.transfer.P)
     run.evaluate()
