@@ -91,6 +91,11 @@ def run(*, device: str = "cpu", quick: bool = False) -> dict:
         wrote = (Path(tmp) / "out" / "index.html").is_file()
     if res["returncode"] != 0 and not res["timed_out"]:
         raise RuntimeError(f"`{' '.join(cmd[1:])}` exited with {res['returncode']}: {res['stderr'][-2000:]}")
+    return summarize(res, floor, dataset=dataset, device=device, quick=quick, wrote=wrote)
+
+
+def summarize(res: dict[str, Any], floor: dict[str, Any], *, dataset: str, device: str, quick: bool, wrote: bool, note: str = "") -> dict:
+    """The section for RESULTS.md from a run's record (``_run_child``'s dict) and the import floor's."""
     stages = parse_stages(res["stderr"])
     data = {
         "dataset": dataset,
@@ -106,6 +111,7 @@ def run(*, device: str = "cpu", quick: bool = False) -> dict:
         "meets_target": (res["wall_s"] <= TARGET_S and not res["timed_out"]) if not quick else None,
         "report_written": wrote,
         "stages_s": stages,
+        "note": note or None,
     }
     verdict = (
         f"target <= {TARGET_S:.0f} s: **{'met' if data['meets_target'] else 'NOT met'}**"
@@ -126,7 +132,7 @@ def run(*, device: str = "cpu", quick: bool = False) -> dict:
             *stage_rows,
             "",
             "Surrogate fits are part of the distillation stage. On a shared 2-core machine wall times vary "
-            "with the neighbours' load (see the load average above).",
+            "with the neighbours' load (see the load average above)." + (f" {note}" if note else ""),
         ]
     )
     return {"title": TITLE, "markdown": md, "data": data}
