@@ -169,3 +169,21 @@ def test_torchrun_two_processes_label_like_one(torchrun_job):
     teacher = Teacher.load(out / "teacher", device="cpu")
     assert teacher.fingerprint() == ts.index["info"]["teacher_sha256"]
     np.testing.assert_allclose(ts.P, teacher.predict_proba(data.X_train, temperature=T), atol=1e-6, rtol=0)
+
+
+def test_distill_takes_the_memory_mapped_set(iris, iris_teacher, tmp_path):
+    import explain_distill as ed
+    from explain_distill.transfer import build_transfer_set
+
+    write_transfer_shards(tmp_path / "ts", iris_teacher, iris.X_train, iris.y_train, temperature=T)
+    ts = open_transfer_shards(tmp_path / "ts")
+    on_disk = ed.distill(iris_teacher, iris, surrogates=["tree"], temperature=T, transfer=ts, seed=0)
+    assert on_disk.transfer is ts and isinstance(on_disk.transfer.X, np.memmap)
+    in_memory = ed.distill(
+        iris_teacher, iris, surrogates=["tree"], temperature=T, seed=0,
+        transfer=build_transfer_set(iris_teacher, iris.X_train, iris.y_train, temperature=T),
+    )
+    np.testing.assert_array_equal(
+        on_disk.surrogates["tree"].predict(iris.X_test), in_memory.surrogates["tree"].predict(iris.X_test)
+    )
+    assert on_disk.metrics["surrogates"]["tree"]["fidelity"] == in_memory.metrics["surrogates"]["tree"]["fidelity"]
