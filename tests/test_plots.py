@@ -30,6 +30,7 @@ def _figures(rng):
         plots.metric_panels_figure([0, 0.5], {"teacher": {"accuracy": [1, 0.5], "fidelity": [1, 0.7]}}, xlabel="sigma"),
         plots.leaf_distributions_figure(rng.dirichlet(np.ones(3), size=5), class_names=HOSTILE, leaf_ids=[3, 4, 5, 6, 7], highlight=[4]),
         plots.filters_figure(X[:3], node_ids=[0, 1, 2], input_shape=(1, 8, 8), kind="image", highlight=[1]),
+        plots.filters_figure(X[:3, :40], node_ids=[0, 1, 2], input_shape=(1, 40), kind="signal"),
         plots.filters_figure(X[:3, :5], node_ids=[0, 1, 2], input_shape=(5,), kind="tabular", feature_names=HOSTILE + ["a", "b"]),
         plots.bars_figure(["student", "$x$"], {"kd": [0.9, 0.8], "hard": [0.85, None]}, ylabel="accuracy"),
     ]

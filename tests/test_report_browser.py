@@ -106,8 +106,8 @@ def test_digits_report_with_soft_tree_in_browser(browser, tmp_path):
     from explain_distill.surrogates.soft_tree import SoftDecisionTree
 
     data = ed.load_dataset("digits", seed=0)
-    small = ed.Dataset(X_train=data.X_train[:300], y_train=data.y_train[:300], X_test=data.X_test[:120],
-                       y_test=data.y_test[:120], feature_names=data.feature_names, class_names=data.class_names,
+    small = ed.Dataset(X_train=data.X_train[:200], y_train=data.y_train[:200], X_test=data.X_test[:60],
+                       y_test=data.y_test[:60], feature_names=data.feature_names, class_names=data.class_names,
                        kind="image", input_shape=data.input_shape, name="digits (small)")
     teacher = ed.train_teacher(small, device="cpu", seed=0, epochs=2, progress=False)
     run = ed.distill(teacher, small, surrogates=["tree", "logistic"], seed=0, queries=None)
