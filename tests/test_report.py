@@ -37,8 +37,15 @@ def analyses(run):
     from explain_distill.analysis import run_analyses
 
     a = run_analyses(run, n_examples=3)
-    a.extras["temperature_curve"] = {"temperatures": [1.0, 2.0, 4.0], "fidelity": {"tree": [0.8, 0.85, 0.9]}}
-    a.extras["kd_vs_hard"] = {"kd": {"accuracy": 0.9, "fidelity": 0.95}, "hard": {"accuracy": 0.88, "fidelity": 0.9}}
+    # the shapes analysis/curves.py and analysis/compression.py return
+    a.extras["temperature_curve"] = {"temperatures": [1.0, 2.0, 4.0], "queries": None,
+                                     "surrogates": {"tree": {"fidelity": [0.8, 0.85, 0.9], "accuracy": [0.7, 0.7, 0.75]}}}
+    a.extras["size_curve"] = {"depths": [2, 3], "temperature": 4.0, "transfer_set": {"real": 180},
+                              "surrogates": {"tree": {"fidelity": [0.7, 0.8], "accuracy": [0.6, 0.7], "params": [7, 15]}}}
+    a.extras["kd_vs_hard"] = {"soft": {"accuracy": 0.9, "fidelity": 0.95, "params": 99}, "hard": {"accuracy": 0.88, "fidelity": 0.9, "params": 99},
+                              "student_params": {"hidden": 16}}
+    a.extras["compression"] = {"teacher": {"params": 1000, "file_bytes": 4000}, "student": {"params": 99, "file_bytes": 400},
+                               "ratios": {"params": 10.1, "file_bytes": 10.0}, "caveat": "CPU latency <is> noisy"}
     return a
 
 
@@ -124,7 +131,8 @@ def test_sections_with_data_are_drawn(html):
     assert any("confusion" in a for a in alts)
     assert any(a == "tree tree" for a in alts)  # graphviz drawing of the shallow tree
     assert "attribution maps" in alts
-    assert "Fidelity vs temperature" in alts and "KD vs hard labels" in alts
+    assert "Fidelity vs temperature" in alts and "Fidelity vs size" in alts and "KD vs hard labels" in alts
+    assert "CPU latency &lt;is&gt; noisy" in html and "student_params" not in html
     assert "Gaussian noise" in alts
     imgs = [a["src"] for t, a in doc.tags if t == "img"]
     assert all(s.startswith(("data:image/svg+xml;base64,", "data:image/png;base64,")) for s in imgs)

@@ -385,13 +385,19 @@ def _table_from(obj: Any) -> dict[str, Any] | None:
     """A plain table from a dict of scalars or a dict of dicts/list of dicts of scalars."""
     if isinstance(obj, Mapping) and obj and all(not isinstance(v, (Mapping, list, tuple)) for v in obj.values()):
         return {"columns": ["", "value"], "rows": [[str(k), _cell(v)] for k, v in obj.items()]}
-    if isinstance(obj, Mapping) and obj and all(isinstance(v, Mapping) for v in obj.values()):
-        cols = list(dict.fromkeys(k for v in obj.values() for k, x in v.items() if not isinstance(x, (Mapping, list, tuple))))
-        return {"columns": [""] + cols, "rows": [[str(name)] + [_cell(v.get(c)) for c in cols] for name, v in obj.items()]}
+    if isinstance(obj, Mapping) and obj and any(isinstance(v, Mapping) for v in obj.values()):
+        sub = {k: v for k, v in obj.items() if isinstance(v, Mapping) and k not in _NOT_ROWS}
+        cols = list(dict.fromkeys(k for v in sub.values() for k, x in v.items() if not isinstance(x, (Mapping, list, tuple))))
+        notes = [str(v) for v in obj.values() if isinstance(v, str)]
+        return {"columns": [""] + cols, "rows": [[str(name)] + [_cell(v.get(c)) for c in cols] for name, v in sub.items()],
+                "notes": notes}
     if isinstance(obj, (list, tuple)) and obj and all(isinstance(v, Mapping) for v in obj):
         cols = list(dict.fromkeys(k for v in obj for k, x in v.items() if not isinstance(x, (Mapping, list, tuple))))
         return {"columns": cols, "rows": [[_cell(v.get(c)) for c in cols] for v in obj]}
     return None
+
+
+_NOT_ROWS = {"student_params", "transfer_set", "queries"}
 
 
 def _cell(v: Any) -> str:
@@ -444,11 +450,13 @@ def _kd_chart(kd: Any) -> dict[str, str] | None:
 
     if not isinstance(kd, Mapping) or not kd or not all(isinstance(v, Mapping) for v in kd.values()):
         return None
-    metrics = [m for m in ("accuracy", "fidelity", "agreement") if any(_finite(v.get(m)) is not None for v in kd.values())]
+    keys = ("accuracy", "fidelity", "agreement")
+    rows = {str(k): v for k, v in kd.items() if isinstance(v, Mapping) and any(_finite(v.get(m)) is not None for m in keys)}
+    metrics = [m for m in keys if any(_finite(v.get(m)) is not None for v in rows.values())]
     if not metrics:
         return None
     return _figure("KD vs hard labels", bars_figure, metrics,
-                   {str(k): [_finite(v.get(m)) for m in metrics] for k, v in kd.items()},
+                   {k: [_finite(v.get(m)) for m in metrics] for k, v in rows.items()},
                    ylabel="on the test split", ylim=(0, 1.05), title="student trained on soft vs hard labels")
 
 
@@ -507,8 +515,11 @@ def _curve_from(obj: Any) -> tuple[list[float], dict[str, list[Any]], str] | Non
                             for k3, v3 in v2.items():
                                 if isinstance(v3, (list, tuple, np.ndarray)) and len(v3) == n:
                                     series[f"{k2} {k3}" if k in ("series", "models", "surrogates") else f"{k} {k2} {k3}"] = list(v3)
+            series = {k: v for k, v in series.items()
+                      if all(x is None or (_finite(x) is not None and -1e-9 <= float(x) <= 1 + 1e-9) for x in v)}
             if series:
-                return [float(x) for x in xs], series, str(obj.get("xlabel", "x" if key == "x" else key))
+                label = {"temperatures": "temperature T", "depths": "depth", "sizes": "size"}.get(key, key)
+                return [float(x) for x in xs], series, str(obj.get("xlabel", label))
     return None
 
 
