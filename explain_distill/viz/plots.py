@@ -360,9 +360,10 @@ def attribution_figure(
             if row_titles is not None and i < len(row_titles):
                 ax.set_title(_short(row_titles[i], 40), parse_math=False)
             if i == 0:
-                leg = ax.legend(loc="lower right", frameon=False)
-                for t in leg.get_texts():
-                    t.set_parse_math(False)
+                handles, labels = ax.get_legend_handles_labels()
+        leg = fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=min(len(names), 4), frameon=False)
+        for t in leg.get_texts():
+            t.set_parse_math(False)
         fig.subplots_adjust(wspace=0.9, hspace=0.55)
     if title:
         fig.suptitle(title, parse_math=False)
