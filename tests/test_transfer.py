@@ -171,7 +171,7 @@ def test_size_curve_grows_trees_and_has_a_hard_baseline(iris_run, iris):
     sc = size_curve(iris_run, depths=(1, 3))
     tree = sc["surrogates"]["tree"]
     assert tree["params"][0] == 3 and tree["params"][1] > tree["params"][0]
-    assert set(sc["surrogates"]) == {"tree", "tree_hard"}
+    assert set(sc["surrogates"]) == {"tree", "tree_hard", "tree_hard_gini"}
     assert sc["transfer_set"]["jitter"] == 200
     # The hard baseline is a tree on the true labels: its accuracy matches a direct fit.
     from explain_distill.surrogates import SoftLabelTreeClassifier

@@ -97,7 +97,8 @@ def size_curve(
 
     Fitted on the run's transfer set (``distillation.transfer``; rebuilt from the training split
     when the run was loaded from disk).  ``hard_baseline`` adds ``"tree_hard"``: the same tree
-    fitted on the true hard labels of the training split only, the classical surrogate.
+    fitted on the true hard labels of the training split only, and ``"tree_hard_gini"``: scikit-learn's
+    default ``DecisionTreeClassifier`` (Gini) on those labels, the classical surrogate.
     """
     d = _check(distillation)
     depths = [int(k) for k in depths]
@@ -108,13 +109,18 @@ def size_curve(
         raise ValueError(f"size_curve handles tree-like surrogates {sorted(_SIZE_PARAM)}; received {bad}.")
     ts = transfer or d.transfer or build_transfer_set(d.teacher, d.dataset.X_train, d.dataset.y_train, temperature=d.temperature)
     t_pred = d.teacher.predict(d.dataset.X_test)
-    names = list(surrogates) + (["tree_hard"] if hard_baseline else [])
+    names = list(surrogates) + (["tree_hard", "tree_hard_gini"] if hard_baseline else [])
     out: dict[str, Any] = {"depths": depths, "surrogates": {n: {"fidelity": [], "accuracy": [], "params": []} for n in names},
                            "transfer_set": ts.counts(), "temperature": ts.temperature}
     for k in depths:
         for name in names:
             if name == "tree_hard":
                 est = _make("tree", d.seed, max_depth=k).fit(d.dataset.X_train, d.dataset.y_train)
+            elif name == "tree_hard_gini":
+                from sklearn.tree import DecisionTreeClassifier
+
+                est = DecisionTreeClassifier(max_depth=k, random_state=d.seed).fit(d.dataset.X_train, d.dataset.y_train)
+                est.n_params_ = int(est.tree_.node_count)
             else:
                 est = _make(name, d.seed, **{_SIZE_PARAM[name]: k})
                 if name == "rules":
