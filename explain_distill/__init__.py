@@ -2,9 +2,14 @@
 how faithful each explanation is.
 
 The pipeline, one module per stage (imports only point left; nothing imports ``report`` or
-``cli``; ``_validation``, ``_stats`` and ``_io`` sit below everything)::
+``cli``; ``_validation``, ``_stats``, ``_io`` and ``_device`` sit below everything)::
 
-    data -> teacher -> transfer -> surrogates -> distill -> analysis -> viz -> report -> cli
+    data -> teacher -> transfer -> parallel -> surrogates -> distill -> analysis -> viz -> report -> cli
+
+``parallel`` (torchrun/DDP labelling, memory-mapped transfer sets) is a stage of its own after
+``transfer``; ``surrogates`` see arrays only, never a teacher.  Where DESIGN.md shows
+``result.report(dir)``, the call is ``ed.build_report(result, dir)``: ``distill`` may not import
+``report``.
 
 Quick start::
 
@@ -13,6 +18,8 @@ Quick start::
     teacher = ed.train_teacher(data, device="auto", seed=0)
     result = ed.distill(teacher, data, temperature=4.0)
     print(result.fidelity())
+    ed.TreeView.of(result.surrogates["soft_tree"]).path(data.X_test[0])
+    ed.audit(teacher, result.surrogates["tree"], data.X_test, min_agreement=0.95)
     ed.build_report(result, "reports/digits")
 """
 
@@ -26,12 +33,21 @@ from .distill import DEFAULT_SURROGATES, Distillation, distill, load
 from .surrogates import SURROGATES
 from .teacher import Teacher, train_teacher
 from .transfer import TransferSet, build_transfer_set, soft_labels
+from .analysis import AuditResult, TreeView, audit, run_analyses
+from .parallel import ShardedTransferSet, label_memmap, open_transfer_shards
 from .report import build_report
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "__version__",
+    "AuditResult",
+    "ShardedTransferSet",
+    "TreeView",
+    "audit",
+    "label_memmap",
+    "open_transfer_shards",
+    "run_analyses",
     "DATASETS",
     "DEFAULT_SURROGATES",
     "Dataset",

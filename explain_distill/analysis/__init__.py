@@ -23,6 +23,7 @@ import numpy as np
 from .attribution import AttributionReport, attribution_report
 from .fidelity import AuditResult, FidelityReport, audit, fidelity_report, to_jsonable
 from .robustness import RobustnessReport, robustness_report
+from .tree_view import TreeNode, TreeView
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ __all__ = [
     "AuditResult",
     "FidelityReport",
     "RobustnessReport",
+    "TreeNode",
+    "TreeView",
     "attribution_report",
     "audit",
     "fidelity_report",

@@ -28,6 +28,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .._device import resolve_device as _resolve_device
 from .._validation import (
     check_choice,
     check_consistent_length,
@@ -50,24 +51,6 @@ _CHUNK = 65536
 #: Rough number of (batch, n_nodes) float32 buffers alive during a training step
 #: (path probabilities per level, cross-entropies, their gradients, autograd saves).
 _BUFFERS_PER_NODE = 12
-
-
-def _resolve_device(device: Any) -> torch.device:
-    if isinstance(device, torch.device):
-        return device
-    if not isinstance(device, str):
-        raise TypeError(f"device must be 'auto', 'cpu' or 'cuda[:N]'; received {device!r} ({type(device).__name__}).")
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(
-            f"device={device!r} was requested but no CUDA GPU is available (torch {torch.__version__}). "
-            f"Use device='cpu' or 'auto'."
-        )
-    try:
-        return torch.device(device)
-    except RuntimeError as exc:
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]'; received {device!r}.") from exc
 
 
 def _memory_limit(device: torch.device) -> int:
@@ -112,6 +95,26 @@ class _SoftTreeModule(torch.nn.Module):
             pd = p[:, lo:hi]
             mu = torch.stack((mu * (1 - pd), mu * pd), dim=2).reshape(x.shape[0], -1)
         return mu, torch.cat(reach, dim=1), p
+
+
+class _FittedSoftTree(torch.nn.Module):
+    """A fitted soft tree for gradients: x -> log(sum_l mu_l(x) Q^l), all nodes in one matrix product."""
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray, beta: np.ndarray, leaves: np.ndarray):
+        super().__init__()
+        self.register_buffer("weight", torch.as_tensor(np.asarray(weight, dtype=np.float32)))
+        self.register_buffer("bias", torch.as_tensor(np.asarray(bias, dtype=np.float32)))
+        self.register_buffer("beta", torch.as_tensor(np.asarray(beta, dtype=np.float32)))
+        self.register_buffer("leaves", torch.as_tensor(np.asarray(leaves, dtype=np.float32)))
+        self.slices = _level_slices(int(self.weight.shape[0]).bit_length())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = torch.sigmoid(torch.nn.functional.linear(x.flatten(1), self.weight, self.bias) * self.beta)
+        mu = torch.ones(x.shape[0], 1, device=x.device, dtype=p.dtype)
+        for lo, hi in self.slices:
+            pd = p[:, lo:hi]
+            mu = torch.stack((mu * (1 - pd), mu * pd), dim=2).reshape(x.shape[0], -1)
+        return torch.log((mu @ self.leaves).clamp_min(1e-12))
 
 
 def _train_step_loss(
@@ -468,6 +471,15 @@ class SoftDecisionTree(SoftTargetMixin, ClassifierMixin, BaseEstimator):
             pd = p[:, lo:hi]
             mu = np.stack((mu * (1 - pd), mu * pd), axis=2).reshape(len(X), -1)
         return mu
+
+    def torch_module(self) -> torch.nn.Module:
+        """The fitted tree as a differentiable ``nn.Module``: flat (n, d) float32 -> log mixture probabilities.
+
+        What Captum attributes through and FGSM differentiates (``analysis``); the forward is the
+        same mixture ``log sum_l P(l | x) Q^l`` as :meth:`predict_proba`, in float32.
+        """
+        check_is_fitted(self)
+        return _FittedSoftTree(self.inner_weight_, self.inner_bias_, self.beta_, self.leaf_distributions_)
 
     def _chunks(self, X: np.ndarray, fn: Any) -> np.ndarray:
         return np.concatenate([fn(np.asarray(X[s : s + _CHUNK], dtype=np.float64)) for s in range(0, len(X), _CHUNK)])

@@ -30,6 +30,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 from torch.nn import functional as F
 
+from .._device import resolve_device as _resolve_device
 from .._validation import check_choice, check_consistent_length, check_fraction, check_int, check_positive
 from ._base import SoftTargetMixin
 
@@ -120,12 +121,15 @@ class _StudentCNN(nn.Module):
         return self.head(self.pool(a))[0], a
 
 
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was requested but no CUDA GPU is available; use device='cpu' or 'auto'.")
-    return torch.device(device)
+class _LogitsOnly(nn.Module):
+    """Drops the attention output of the student's forward: flat inputs -> logits."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x)[0]
 
 
 # ---------------------------------------------------------------------------- the estimator
@@ -346,6 +350,15 @@ class NeuralStudent(SoftTargetMixin, ClassifierMixin, BaseEstimator):
             for start in range(0, len(X), 4096):
                 out.append(self.module_(torch.from_numpy(X[start : start + 4096]))[0].float().numpy())
         return np.concatenate(out) if out else np.empty((0, len(self.classes_)), dtype=np.float32)
+
+    def torch_module(self) -> nn.Module:
+        """The trained network as an ``nn.Module`` from flat (n, d) float32 inputs to logits.
+
+        What Captum attributes through, Grad-CAM hooks (its last convolution) and FGSM
+        differentiates (``analysis``).
+        """
+        check_is_fitted(self)
+        return _LogitsOnly(self.module_)
 
     def predict_proba(self, X: Any, temperature: float = 1.0) -> np.ndarray:
         """softmax(z_S / temperature), (n, K)."""
