@@ -112,7 +112,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     logger.info("distilled [%.1fs]", time.perf_counter() - t0)
     if args.min_agreement is not None:
         check_fraction(args.min_agreement, "--min-agreement")
-    analyses = _analyses(result, seed=args.seed)
+    analyses = _analyses(result, seed=args.seed, extras=_extras(result))
     logger.info("analysed [%.1fs]", time.perf_counter() - t0)
     with atomic_directory(out) as tmp:
         result.save(tmp / "model")
@@ -160,15 +160,36 @@ def metrics_document(
 
 def _analyses(result: Any, *, seed: int = 0, extras: dict[str, Any] | None = None) -> Any:
     """``run_analyses(result)`` with saved ``extras`` merged in; None when analysis is unavailable."""
-    try:
-        from .analysis import run_analyses
-    except ImportError as exc:  # pragma: no cover - only while the analysis stage is incomplete
-        logger.warning("analyses skipped (%s); the report shows the summary and trees only", exc)
-        return None
+    from .analysis import run_analyses
+
     analyses = run_analyses(result, seed=seed)
     for key, value in (extras or {}).items():
         analyses.extras.setdefault(key, value)
     return analyses
+
+
+def _extras(result: Any) -> dict[str, Any]:
+    """Curves and the student's compression: refits of cheap surrogates, computed once per run.
+
+    ``temperature_curve`` refits tree/logistic/naive_bayes on the training split at T in
+    1..20; ``size_curve`` the tree at depths 2..10 on the run's transfer set (with hard-label
+    baselines); with a student, ``compression`` (params, FLOPs, bytes, latency) and
+    ``kd_vs_hard`` (the run's KD student against the same net trained on hard labels).
+    """
+    from .analysis.compression import compression_report
+    from .analysis.curves import kd_vs_hard, size_curve, temperature_curve
+
+    t0 = time.perf_counter()
+    cheap = [s for s in ("tree", "logistic", "naive_bayes") if s in result.surrogates] or ["tree"]
+    extras: dict[str, Any] = {
+        "temperature_curve": temperature_curve(result, surrogates=cheap),
+        "size_curve": size_curve(result),
+    }
+    if "student" in result.surrogates:
+        extras["compression"] = compression_report(result.teacher, result.surrogates["student"])
+        extras["kd_vs_hard"] = kd_vs_hard(result)
+    logger.info("curves and compression in %.1fs", time.perf_counter() - t0)
+    return extras
 
 
 # Keys of metrics.json "analysis" that run_analyses recomputes; the rest (curves, compression,

@@ -78,7 +78,7 @@ def temperature_curve(
             s = _scores(est, d, t_pred)
             out["surrogates"][name]["fidelity"].append(s["fidelity"])
             out["surrogates"][name]["accuracy"].append(s["accuracy"])
-        logger.info("temperature %.3g done", T)
+        logger.debug("temperature %.3g done", T)
     return out
 
 
@@ -112,25 +112,58 @@ def size_curve(
     names = list(surrogates) + (["tree_hard", "tree_hard_gini"] if hard_baseline else [])
     out: dict[str, Any] = {"depths": depths, "surrogates": {n: {"fidelity": [], "accuracy": [], "params": []} for n in names},
                            "transfer_set": ts.counts(), "temperature": ts.temperature}
-    for k in depths:
-        for name in names:
-            if name == "tree_hard":
-                est = _make("tree", d.seed, max_depth=k).fit(d.dataset.X_train, d.dataset.y_train)
-            elif name == "tree_hard_gini":
+    deepest = max(depths)
+    for name in names:
+        row = out["surrogates"][name]
+        if name in ("tree", "tree_hard", "tree_hard_gini"):
+            # Greedy top-down growth: the depth-k tree is the deepest tree cut at depth k (node
+            # values are stored at every node), so one fit serves every depth.  Identical to separate
+            # fits but for ties between equally good splits, which sklearn breaks at random.
+            if name == "tree_hard_gini":
                 from sklearn.tree import DecisionTreeClassifier
 
-                est = DecisionTreeClassifier(max_depth=k, random_state=d.seed).fit(d.dataset.X_train, d.dataset.y_train)
-                est.n_params_ = int(est.tree_.node_count)
+                est = DecisionTreeClassifier(max_depth=deepest, random_state=d.seed).fit(d.dataset.X_train, d.dataset.y_train)
+            elif name == "tree_hard":
+                est = _make("tree", d.seed, max_depth=deepest).fit(d.dataset.X_train, d.dataset.y_train)
             else:
-                est = _make(name, d.seed, **{_SIZE_PARAM[name]: k})
-                if name == "rules":
-                    est.set_params(max_rules=2**k)
-                est.fit(ts.X, ts.P)
+                est = _make("tree", d.seed, max_depth=deepest).fit(ts.X, ts.P)
+            for k, pred, n_nodes in _truncations(est, d.dataset.X_test, depths):
+                row["fidelity"].append(float(np.mean(pred == t_pred)))
+                row["accuracy"].append(float(np.mean(pred == d.dataset.y_test)))
+                row["params"].append(n_nodes)
+            continue
+        for k in depths:
+            est = _make(name, d.seed, **{_SIZE_PARAM[name]: k})
+            if name == "rules":
+                est.set_params(max_rules=2**k)
+            est.fit(ts.X, ts.P)
             s = _scores(est, d, t_pred)
-            row = out["surrogates"][name]
             row["fidelity"].append(s["fidelity"])
             row["accuracy"].append(s["accuracy"])
             row["params"].append(int(est.n_params_))
+    return out
+
+
+def _truncations(est: Any, X: np.ndarray, depths: Sequence[int]) -> list[tuple[int, np.ndarray, int]]:
+    """Predictions and node counts of a fitted sklearn-style tree cut at each depth in ``depths``."""
+    tree = est.tree_
+    node_depth = np.zeros(tree.node_count, dtype=np.int64)
+    for i in range(tree.node_count):  # parents precede children in sklearn's node order
+        for child in (tree.children_left[i], tree.children_right[i]):
+            if child >= 0:
+                node_depth[child] = node_depth[i] + 1
+    inner = getattr(est, "estimator_", est)
+    path = inner.decision_path(np.asarray(X, dtype=np.float32)).tocsr()
+    values = tree.value.reshape(tree.node_count, -1)
+    out = []
+    for k in depths:
+        node = np.empty(len(X), dtype=np.int64)
+        for r in range(len(X)):
+            nodes = path.indices[path.indptr[r] : path.indptr[r + 1]]
+            nodes = nodes[node_depth[nodes] <= k]
+            node[r] = nodes[np.argmax(node_depth[nodes])]
+        pred = est.classes_[np.argmax(values[node], axis=1)]
+        out.append((k, pred, int(np.sum(node_depth <= k))))
     return out
 
 
@@ -151,8 +184,11 @@ def kd_vs_hard(
     params = dict(params or {})
     t_pred = d.teacher.predict(d.dataset.X_test)
     shape = tuple(d.dataset.input_shape)
-    soft = _make("student", d.seed, **{"input_shape": shape, "temperature": ts.temperature, **params})
-    soft.fit(ts.X, ts.P, y_true=ts.y)
+    if not params and transfer is None and "student" in d.surrogates:
+        soft = d.surrogates["student"]  # the run's own KD student: same settings, no second fit
+    else:
+        soft = _make("student", d.seed, **{"input_shape": shape, "temperature": ts.temperature, **params})
+        soft.fit(ts.X, ts.P, y_true=ts.y)
     hard = _make("student", d.seed, **{"input_shape": shape, **params, "temperature": 1.0, "alpha": 1.0})
     hard.fit(d.dataset.X_train, d.dataset.y_train)
     res = {}

@@ -169,12 +169,63 @@ class SoftLabelTreeClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         self.soft_fit_ = True
 
 
+def _fit_soft_multinomial(X: np.ndarray, P: np.ndarray, *, C: float, max_iter: int, tol: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """argmin_W,b  C * sum_ik P_ik (-log softmax(X W^T + b)_ik) + ||W||^2 / 2, by L-BFGS."""
+    from scipy.optimize import minimize
+
+    n, d = X.shape
+    K = P.shape[1]
+    scale = 1.0 / n  # same minimiser; keeps the gradient tolerance meaningful for any n
+    # Two classes: scikit-learn fits one binomial coefficient vector (class 0 pinned at zero),
+    # which penalises ||w||^2 / 2 of that one vector; do the same so both give the same model.
+    free = K - 1 if K == 2 else K
+    X = np.asarray(X, dtype=np.float64)
+    P = np.asarray(P, dtype=np.float64)
+
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        W = theta[: free * d].reshape(free, d)
+        b = theta[free * d :]
+        Z = X @ W.T + b
+        if free < K:
+            Z = np.concatenate([np.zeros((n, 1)), Z], axis=1)
+        zmax = Z.max(axis=1, keepdims=True)
+        log_q = Z - (zmax + np.log(np.exp(Z - zmax).sum(axis=1, keepdims=True)))
+        loss = -C * np.sum(P * log_q) + 0.5 * np.sum(W * W)
+        G = C * (np.exp(log_q) - P)[:, K - free :]  # d loss / d Z (rows of P sum to 1)
+        grad = np.concatenate([(G.T @ X + W).ravel(), G.sum(axis=0)])
+        return loss * scale, grad * scale
+
+    res = minimize(
+        objective, np.zeros(free * (d + 1)), jac=True, method="L-BFGS-B", options={"maxiter": max_iter, "gtol": tol}
+    )
+    if not res.success and res.nit >= max_iter:
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+
+        warnings.warn(
+            f"soft-label logistic regression did not converge in max_iter={max_iter} iterations; "
+            f"increase max_iter or scale the data.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    W = res.x[: free * d].reshape(free, d)
+    b = res.x[free * d :]
+    if free < K:
+        W = np.concatenate([np.zeros((1, d)), W])
+        b = np.concatenate([[0.0], b])
+    return W, b, int(res.nit)
+
+
 class SoftLabelLogisticRegression(SoftTargetMixin, ClassifierMixin, BaseEstimator):
     """Multinomial logistic regression fitted to soft labels with the soft cross-entropy.
 
-    Each sample enters scikit-learn's ``LogisticRegression`` once per class k with weight
-    P_ik, which makes its weighted log-loss equal to sum_i sum_k P_ik (-log q_k(x_i)): the
-    cross-entropy against the teacher's distribution, not against its argmax.
+    Minimises scikit-learn's multinomial objective with the one-hot targets replaced by the
+    teacher's distribution: C * sum_i sum_k P_ik (-log q_k(x_i)) + ||W||^2 / 2 (intercept not
+    penalised), with L-BFGS (scipy) on the exact gradient C (q - P)^T X + W.  This is the
+    objective of ``LogisticRegression`` fitted on every sample once per class with weight P_ik
+    (tested against it), without the K-fold copy of the data.  The fitted coefficients live in
+    a ``LogisticRegression`` (``estimator_``) so its predict/decision functions apply.
 
     Parameters
     ----------
@@ -194,20 +245,17 @@ class SoftLabelLogisticRegression(SoftTargetMixin, ClassifierMixin, BaseEstimato
         check_int(self.max_iter, "max_iter", low=1)
         check_positive(self.tol, "tol")
         X, P = self._validate_fit(X, y)
-        n, K = P.shape
-        Xr = np.repeat(X, K, axis=0)
-        yr = np.tile(np.arange(K), n)
-        w = P.reshape(-1)
-        keep = w > 0
-        # A class no sample gives weight to keeps one zero-weight row, so classes_ stays 0..K-1
-        # and predict_proba keeps K aligned columns.
-        present = np.bincount(yr[keep], minlength=K) > 0
-        keep[np.nonzero(~present)[0]] = True  # rows 0..K-1 are sample 0 paired with each class
-        self.estimator_ = LogisticRegression(C=self.C, max_iter=self.max_iter, tol=self.tol)
-        sw = w[keep]
-        self.estimator_.fit(Xr[keep], yr[keep], sample_weight=sw * (n / max(sw.sum(), 1e-12)))
-        if len(self.estimator_.classes_) == 1:
+        if (P.sum(axis=0) > 0).sum() < 2:
             raise ValueError("the soft labels put all their mass on a single class; at least 2 classes are needed.")
+        coef, intercept, n_iter = _fit_soft_multinomial(X, P, C=float(self.C), max_iter=int(self.max_iter), tol=float(self.tol))
+        est = LogisticRegression(C=self.C, max_iter=self.max_iter, tol=self.tol)
+        if P.shape[1] == 2:  # scikit-learn's binary layout: one row, for class 1 against class 0
+            coef, intercept = coef[1:] - coef[:1], intercept[1:] - intercept[:1]
+        est.coef_, est.intercept_ = coef, intercept
+        est.classes_ = np.arange(P.shape[1])
+        est.n_features_in_ = X.shape[1]
+        est.n_iter_ = np.array([n_iter])
+        self.estimator_ = est
         return self
 
     @property
