@@ -1,27 +1,40 @@
 # Two entry points for a fresh machine: `make demo` and `make test`.
-# Both create .venv with the CPU build of torch (pip takes torch==2.13.0 from local disk here;
-# on a GPU machine install a CUDA build first, see README).
+# Both create .venv with the CPU build of torch (pip takes torch==2.13.0 from local disk here);
+# on a GPU machine pass a CUDA build: `make demo TORCH=torch` (PyPI's default Linux wheel is CUDA).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 
-.PHONY: venv demo test bench clean
+.PHONY: venv system-deps demo test bench clean
 
 $(BIN)/explain-distill: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
 
 venv: $(BIN)/explain-distill
 
+# graphviz's `dot` renders the trees; Debian's chromium is the browser the report tests drive.
+system-deps:
+	@if command -v dot >/dev/null 2>&1 && [ -x /usr/bin/chromium ]; then exit 0; fi; \
+	if command -v apt-get >/dev/null 2>&1; then \
+	  SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO="sudo"; \
+	  echo "installing graphviz and chromium with apt-get"; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends graphviz chromium fonts-dejavu-core >/dev/null; \
+	else \
+	  echo "install graphviz (dot) and chromium (/usr/bin/chromium) with your package manager" >&2; exit 1; \
+	fi
+
 demo: venv
 	$(BIN)/explain-distill run --dataset digits
 
-test: venv
-	$(BIN)/python -m pytest -q
+# pytest's exit code 5 (no tests collected) is not a failure; make would turn it into 2.
+test: venv system-deps
+	@$(BIN)/python -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
 bench: venv
 	$(BIN)/python -m benchmarks.run

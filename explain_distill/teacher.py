@@ -491,7 +491,7 @@ def train_teacher(
     """Train the built-in teacher for ``dataset`` and return it wrapped as a :class:`Teacher`.
 
     An MLP for tabular data, a small CNN for images and signals.  A stratified ``val_fraction``
-    of the training split is held out for early stopping (the best weights by validation loss are
+    of the training split is held out for early stopping (the best weights by validation accuracy, the latest on ties, are
     kept).  On CUDA the forward pass runs under bf16 autocast (float32 matmuls may use TF32), the
     optimizer is the fused AdamW, the data sit on the device and the loss is accumulated there, so
     no step waits on the host (one sync per epoch, for early stopping).  ``compile_module=True``
