@@ -135,6 +135,8 @@ def soft_labels(
     temperature = check_positive(temperature, "temperature")
     teachers, w = check_teachers(teachers, weights)
     X = check_array_2d(X, name="X", dtype=None)
+    if len(teachers) == 1:  # one teacher: its probabilities as they are, no accumulator pass
+        return teachers[0].predict_proba(X, temperature=temperature)
     P = np.zeros((len(X), teachers[0].n_classes), dtype=np.float64)
     for t, wi in zip(teachers, w):
         P += wi * t.predict_proba(X, temperature=temperature)

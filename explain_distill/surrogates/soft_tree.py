@@ -441,8 +441,9 @@ class SoftDecisionTree(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         self.inner_bias_ = b - W_raw @ mean
         self._set_derived()
         mass = np.zeros(self.n_leaves_)
-        for s in range(0, n, _CHUNK):
-            mass += self._path_probabilities(np.asarray(X[s : s + _CHUNK], dtype=np.float64)).sum(axis=0)
+        rows = self._rows_per_chunk()
+        for s in range(0, n, rows):
+            mass += self._path_probabilities(np.asarray(X[s : s + rows], dtype=np.float64)).sum(axis=0)
         self.leaf_mass_ = mass / n
         return self
 
@@ -482,7 +483,12 @@ class SoftDecisionTree(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         return _FittedSoftTree(self.inner_weight_, self.inner_bias_, self.beta_, self.leaf_distributions_)
 
     def _chunks(self, X: np.ndarray, fn: Any) -> np.ndarray:
-        return np.concatenate([fn(np.asarray(X[s : s + _CHUNK], dtype=np.float64)) for s in range(0, len(X), _CHUNK)])
+        rows = self._rows_per_chunk()
+        return np.concatenate([fn(np.asarray(X[s : s + rows], dtype=np.float64)) for s in range(0, len(X), rows)])
+
+    def _rows_per_chunk(self) -> int:
+        """Rows per inference chunk: ~128 MiB of float64 path probabilities, whatever the depth."""
+        return int(max(256, min(_CHUNK, (1 << 24) // max(1, 2 * self.n_leaves_))))
 
     def path_probabilities(self, X: Any) -> np.ndarray:
         """Probability of reaching each leaf, shape (n_samples, n_leaves_); rows sum to 1."""
