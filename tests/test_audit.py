@@ -103,3 +103,17 @@ def test_cli_audit_json(run_dir, capsys, digits_run):
     assert set(r["metrics"]) >= {"agreement", "kl", "js", "tv", "brier"}
     assert doc["passed"] == r["passed"] == (r["intervals"]["agreement"][0] >= 0.5)
     assert code == (0 if doc["passed"] else 1)
+
+
+def test_audit_in_batches_equals_one_pass(digits_run):
+    # Memory is bounded by batch_size: a small batch must give the same verdict and metrics.
+    X = digits_run.dataset.X_test
+    tree = digits_run.surrogates["tree"]
+    whole = audit(digits_run.teacher, tree, X, min_agreement=0.5)
+    small = audit(digits_run.teacher, tree, np.asarray(X), min_agreement=0.5, batch_size=7)
+    assert small.metrics["agreement"] == whole.metrics["agreement"]
+    assert small.passed == whole.passed
+    for key in ("kl", "js", "tv", "brier"):
+        assert small.metrics[key] == pytest.approx(whole.metrics[key], rel=1e-6)
+    with pytest.raises(ValueError, match="batch_size"):
+        audit(digits_run.teacher, tree, X, batch_size=0)

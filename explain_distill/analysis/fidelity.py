@@ -372,35 +372,52 @@ class AuditResult:
         return to_jsonable(d)
 
 
-def audit(teacher: Teacher, surrogate: Any, X: Any, *, min_agreement: float = 0.95, name: str = "") -> AuditResult:
+def audit(
+    teacher: Teacher,
+    surrogate: Any,
+    X: Any,
+    *,
+    min_agreement: float = 0.95,
+    name: str = "",
+    batch_size: int = 65536,
+) -> AuditResult:
     """Gate: does ``surrogate`` agree with ``teacher`` on ``X`` often enough, with confidence?
 
     Passed when the lower end of the 95% Wilson interval of top-1 agreement is >= ``min_agreement``.
+    ``X`` is processed ``batch_size`` rows at a time (it may be a memory-mapped array), so memory is
+    bounded by the batch whatever the number of samples; the divergences are means over samples.
     """
     if not isinstance(teacher, Teacher):
         raise TypeError(f"teacher must be an explain_distill Teacher; received {type(teacher).__name__}.")
     if not hasattr(surrogate, "predict"):
         raise TypeError(f"surrogate must be a fitted estimator with predict(); received {type(surrogate).__name__}.")
     min_agreement = check_fraction(min_agreement, "min_agreement")
-    X = check_array_2d(X, name="X", dtype=np.float32)
+    batch_size = check_int(batch_size, "batch_size", low=1)
+    X = check_array_2d(X, name="X", dtype=None)
     n_in = getattr(surrogate, "n_features_in_", None)
     if n_in is not None:
         check_n_features(X, int(n_in), what=f"the surrogate {name or type(surrogate).__name__}")
-    t = teacher.predict(X)
-    s = np.asarray(surrogate.predict(X))
-    k = int(np.sum(t == s))
+    k = 0
+    sums = {"kl": 0.0, "js": 0.0, "tv": 0.0, "brier": 0.0}
+    soft = hasattr(surrogate, "predict_proba")
+    for start in range(0, len(X), batch_size):
+        xb = np.asarray(X[start : start + batch_size], dtype=np.float32)
+        P = teacher.predict_proba(xb).astype(np.float64)
+        t = P.argmax(axis=1)
+        s_pred = np.asarray(surrogate.predict(xb))
+        k += int(np.sum(t == s_pred))
+        if soft:
+            Q = np.asarray(surrogate.predict_proba(xb), dtype=np.float64)
+            if Q.shape != P.shape:
+                soft = False
+                continue
+            d = divergences(P, Q)
+            for key, src in (("kl", "kl"), ("js", "jensen_shannon"), ("tv", "total_variation"), ("brier", "brier")):
+                sums[key] += float(d[src].sum())
     lo, hi = wilson_interval(k, len(X))
     metrics: dict[str, float] = {"agreement": k / len(X)}
-    if hasattr(surrogate, "predict_proba"):
-        Q = np.asarray(surrogate.predict_proba(X), dtype=np.float64)
-        if Q.shape == (len(X), teacher.n_classes):
-            d = divergences(teacher.predict_proba(X).astype(np.float64), Q)
-            metrics.update(
-                kl=float(d["kl"].mean()),
-                js=float(d["jensen_shannon"].mean()),
-                tv=float(d["total_variation"].mean()),
-                brier=float(d["brier"].mean()),
-            )
+    if soft:
+        metrics.update({key: v / len(X) for key, v in sums.items()})
     return AuditResult(
         passed=bool(lo >= min_agreement),
         min_agreement=min_agreement,
