@@ -137,8 +137,8 @@ def test_leaves_cover_every_sample_least_faithful_first(tree_report):
     rep, P, Q = tree_report
     assert rep.leaves, "a tree surrogate must get per-leaf fidelity"
     assert sum(l["coverage"] for l in rep.leaves) == rep.n
-    agr = [l["agreement"] for l in rep.leaves]
-    assert agr == sorted(agr)
+    upper = [l["interval"][1] for l in rep.leaves]
+    assert upper == sorted(upper)  # least faithful first, by the Wilson upper bound
     agreed = sum(round(l["agreement"] * l["coverage"]) for l in rep.leaves)
     assert agreed == int(np.trace(rep.confusion))
     assert all(isinstance(l["rule"], str) and l["rule"] for l in rep.leaves)
@@ -176,3 +176,21 @@ def test_bad_inputs_are_rejected_with_reasons():
         fidelity_report(P, P, class_names=["a", "b"], y_true=[0, 5])
     with pytest.raises(ValueError, match="has 3 entries but the data has 2"):
         fidelity_report(P, P, class_names=["a", "b", "c"])
+
+
+def test_least_faithful_leaves_rank_by_confidence():
+    # A 40-sample leaf at 50% agreement is more worrying than a 1-sample leaf at 0%:
+    # ranking by the Wilson upper bound lists the large one first.
+    from explain_distill.analysis.fidelity import _leaf_fidelity
+
+    class _View:
+        def leaf_of(self, X):
+            return np.array([7] + [3] * 40 + [5] * 30)
+
+        def rule(self, leaf):
+            return f"leaf {leaf}"
+
+    same = np.array([False] + [True, False] * 20 + [True] * 30)
+    leaves = _leaf_fidelity(_View(), np.zeros((71, 1)), same)
+    assert [d["leaf"] for d in leaves] == [3, 7, 5]
+    assert leaves[1]["agreement"] == 0.0 and leaves[1]["coverage"] == 1

@@ -144,7 +144,8 @@ class FidelityReport:
     confusion : ndarray of int, shape (K, K)
         Rows = teacher class, columns = surrogate class.
     leaves : list of dict or None
-        Tree surrogates: ``{"leaf", "rule", "coverage", "agreement", "interval"}``, least faithful first.
+        Tree surrogates: ``{"leaf", "rule", "coverage", "agreement", "interval"}``, least faithful first (by the
+        upper end of the 95% interval, so a one-sample leaf does not outrank a large unfaithful one).
     disagreements : dict
         ``{"n", "indices", "teacher", "surrogate", "teacher_proba", "surrogate_proba", "X", "where"}``;
         the arrays hold at most ``max_cases`` cases, the teacher's most confident first.
@@ -304,8 +305,10 @@ def _leaf_fidelity(view: Any, X: np.ndarray, same: np.ndarray) -> list[dict]:
                 "interval": list(wilson_interval(kl, cov)),
             }
         )
-    # Least faithful first; among equals, the leaf covering more samples first (it matters more).
-    out.sort(key=lambda d: (d["agreement"], -d["coverage"], d["leaf"]))
+    # Least faithful first, ranked by the upper end of the Wilson interval: a leaf is listed early
+    # when it is confidently unfaithful (many samples, low agreement), not because one sample
+    # disagreed; then by agreement and, among equals, the leaf covering more samples first.
+    out.sort(key=lambda d: (d["interval"][1], d["agreement"], -d["coverage"], d["leaf"]))
     return out
 
 
