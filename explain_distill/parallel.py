@@ -47,7 +47,7 @@ from torch import nn
 from ._io import read_json, write_json
 from ._validation import check_int, check_positive
 from .data import DATASETS, Dataset, load_dataset
-from .teacher import Teacher, _enable_tf32, build_module, default_config, resolve_device
+from .teacher import Teacher, _enable_tf32, build_module, default_config, resolve_device, validation_split
 from .transfer import TransferSet, check_teachers, soft_labels
 
 logger = logging.getLogger(__name__)
@@ -327,19 +327,6 @@ def write_transfer_shards(
 
 
 # ---------------------------------------------------------------------------- DDP training
-def _split(dataset: Dataset, seed: int, val_fraction: float) -> tuple[np.ndarray, ...]:
-    from sklearn.model_selection import train_test_split
-
-    X, y = dataset.X_train, dataset.y_train
-    counts = np.bincount(y, minlength=dataset.n_classes)
-    strat = y if counts[counts > 0].min() >= 2 else None
-    n_val = max(int(round(val_fraction * len(X))), dataset.n_classes)
-    if len(X) - n_val < dataset.n_classes or n_val >= len(X):
-        return X, y, X, y
-    X_tr, X_val, y_tr, y_val = train_test_split(X, y, test_size=n_val, random_state=seed, stratify=strat)
-    return X_tr, y_tr, X_val, y_val
-
-
 def train_teacher_ddp(
     dataset: Dataset,
     *,
@@ -377,7 +364,7 @@ def train_teacher_ddp(
     t0 = time.perf_counter()
     torch.manual_seed(seed)  # identical initial weights on every rank (DDP also broadcasts rank 0's)
 
-    X_tr, y_tr, X_val, y_val = _split(dataset, seed, val_fraction)
+    X_tr, y_tr, X_val, y_val = validation_split(dataset, seed=seed, val_fraction=val_fraction)
     config = dict(config or default_config(dataset))
     module = build_module(config).to(dev)
     shape = tuple(dataset.input_shape) if config["arch"] == "cnn" else (dataset.n_features,)

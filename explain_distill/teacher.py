@@ -473,6 +473,25 @@ def _progress_enabled(progress: bool | None) -> bool:
     return bool(progress)
 
 
+def validation_split(dataset: Dataset, *, seed: int, val_fraction: float) -> tuple[np.ndarray, ...]:
+    """(X_tr, y_tr, X_val, y_val): a seeded, stratified hold-out of the training split for early stopping.
+
+    When the split is too small to hold out at least one sample per class, the training data
+    double as validation data (with a warning).
+    """
+    from sklearn.model_selection import train_test_split
+
+    X, y = dataset.X_train, dataset.y_train
+    counts = np.bincount(y, minlength=dataset.n_classes)
+    strat = y if counts[counts > 0].min() >= 2 else None
+    n_val = max(int(round(val_fraction * len(X))), dataset.n_classes)
+    if len(X) - n_val < dataset.n_classes or n_val >= len(X):
+        logger.warning("training split too small for a validation split; early stopping on the training data")
+        return X, y, X, y
+    X_tr, X_val, y_tr, y_val = train_test_split(X, y, test_size=n_val, random_state=seed, stratify=strat)
+    return X_tr, y_tr, X_val, y_val
+
+
 def train_teacher(
     dataset: Dataset,
     *,
@@ -498,7 +517,6 @@ def train_teacher(
     trains through ``torch.compile`` (worth it for long GPU runs; the first steps pay the
     compilation).  ``progress=None`` shows a bar only on a terminal.
     """
-    from sklearn.model_selection import train_test_split
     from tqdm.auto import tqdm
 
     if not isinstance(dataset, Dataset):
@@ -519,15 +537,7 @@ def train_teacher(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
 
-    X, y = dataset.X_train, dataset.y_train
-    counts = np.bincount(y, minlength=dataset.n_classes)
-    strat = y if counts[counts > 0].min() >= 2 else None
-    n_val = max(int(round(val_fraction * len(X))), dataset.n_classes)
-    if len(X) - n_val < dataset.n_classes or n_val >= len(X):
-        X_tr, y_tr, X_val, y_val = X, y, X, y
-        logger.warning("training split too small for a validation split; early stopping on the training data")
-    else:
-        X_tr, X_val, y_tr, y_val = train_test_split(X, y, test_size=n_val, random_state=seed, stratify=strat)
+    X_tr, y_tr, X_val, y_val = validation_split(dataset, seed=seed, val_fraction=val_fraction)
 
     config = dict(config or default_config(dataset))
     module = build_module(config).to(dev)

@@ -38,7 +38,7 @@ from torch import nn
 
 from .._validation import check_array_2d, check_choice, check_int, check_n_features, check_positive
 from ..teacher import Teacher, eval_mode
-from .fidelity import to_jsonable
+from .fidelity import check_model_features, to_jsonable
 from .robustness import differentiable_module
 
 logger = logging.getLogger(__name__)
@@ -590,12 +590,7 @@ def attribution_report(
         raise TypeError(f"teacher must be an explain_distill Teacher; received {type(teacher).__name__}.")
     check_choice(method, "method", METHODS)
     X = check_array_2d(X, name="X", dtype=np.float32)
-    if teacher.n_features is not None:
-        check_n_features(X, teacher.n_features, what="the teacher")
-    for name, est in surrogates.items():
-        n_in = getattr(est, "n_features_in_", None)
-        if n_in is not None:
-            check_n_features(X, int(n_in), what=f"the surrogate {name!r}")
+    check_model_features(X, teacher, surrogates)
     _check_baselines(baselines, X.shape[1], method)
     idx = np.arange(len(X)) if indices is None else np.asarray(indices, dtype=np.int64)
     if len(idx) != len(X):

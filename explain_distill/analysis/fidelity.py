@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -373,6 +373,16 @@ class AuditResult:
         d = asdict(self)
         d["intervals"] = {k: list(v) for k, v in self.intervals.items()}
         return to_jsonable(d)
+
+
+def check_model_features(X: np.ndarray, teacher: Teacher, surrogates: Mapping[str, Any]) -> None:
+    """ValueError unless ``X`` has the feature count of the teacher and of every named surrogate."""
+    if teacher.n_features is not None:
+        check_n_features(X, teacher.n_features, what="the teacher")
+    for name, est in surrogates.items():
+        n_in = getattr(est, "n_features_in_", None)
+        if n_in is not None:
+            check_n_features(X, int(n_in), what=f"the surrogate {name!r}")
 
 
 def audit(

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._validation import check_array_2d, check_consistent_length, check_int, check_labels, check_n_features, check_positive
+from .._validation import check_array_2d, check_consistent_length, check_int, check_labels, check_positive
 from ..teacher import Teacher, eval_mode
-from .fidelity import to_jsonable
+from .fidelity import check_model_features, to_jsonable
 
 logger = logging.getLogger(__name__)
 
@@ -130,12 +130,7 @@ def robustness_report(
     X = check_array_2d(X, name="X", dtype=np.float32)
     y = check_labels(y, name="y")
     check_consistent_length(X=X, y=y)
-    if teacher.n_features is not None:
-        check_n_features(X, teacher.n_features, what="the teacher")
-    for name, est in surrogates.items():
-        n_in = getattr(est, "n_features_in_", None)
-        if n_in is not None:
-            check_n_features(X, int(n_in), what=f"the surrogate {name!r}")
+    check_model_features(X, teacher, surrogates)
     sigmas = [check_positive(s, "sigma", strict=False) for s in sigmas]
     epsilons = [check_positive(e, "epsilon", strict=False) for e in epsilons]
     seed = check_int(seed, "seed")
