@@ -346,7 +346,7 @@ def train_teacher_ddp(
     this process alone (world size 1).  ``batch_size`` is per rank, the data are split with a
     ``DistributedSampler`` (reshuffled each epoch), gradients are averaged by DDP.  The validation
     score is rank 0's, broadcast, so every rank keeps the same best checkpoint and stops together.
-    On CUDA: bf16 autocast, TF32, fused AdamW, pinned memory and non-blocking copies.
+    Fused AdamW; on CUDA also bf16 autocast, TF32, pinned memory and non-blocking copies.
     """
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
@@ -375,7 +375,7 @@ def train_teacher_ddp(
     loader = DataLoader(train_set, batch_size=batch_size, sampler=sampler, pin_memory=on_cuda)
     Xv = torch.from_numpy(X_val).reshape(len(X_val), *shape).to(dev)
     yv = torch.from_numpy(y_val).to(dev)
-    opt = torch.optim.AdamW(module.parameters(), lr=learning_rate, weight_decay=weight_decay, fused=on_cuda)
+    opt = torch.optim.AdamW(module.parameters(), lr=learning_rate, weight_decay=weight_decay, fused=dev.type in ("cpu", "cuda"))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     loss_fn = nn.CrossEntropyLoss()
     restore_math = _enable_tf32(dev)

@@ -511,9 +511,9 @@ def train_teacher(
 
     An MLP for tabular data, a small CNN for images and signals.  A stratified ``val_fraction``
     of the training split is held out for early stopping (the best weights by validation accuracy, the latest on ties, are
-    kept).  On CUDA the forward pass runs under bf16 autocast (float32 matmuls may use TF32), the
-    optimizer is the fused AdamW, the data sit on the device and the loss is accumulated there, so
-    no step waits on the host (one sync per epoch, for early stopping).  ``compile_module=True``
+    kept).  The optimizer is the fused AdamW (one kernel per step, CPU and CUDA).  On CUDA the
+    forward pass runs under bf16 autocast (float32 matmuls may use TF32), the data sit on the
+    device and the loss is accumulated there, so no step waits on the host (one sync per epoch, for early stopping).  ``compile_module=True``
     trains through ``torch.compile`` (worth it for long GPU runs; the first steps pay the
     compilation).  ``progress=None`` shows a bar only on a terminal.
     """
@@ -542,7 +542,8 @@ def train_teacher(
     config = dict(config or default_config(dataset))
     module = build_module(config).to(dev)
     shape = tuple(dataset.input_shape) if config["arch"] == "cnn" else (dataset.n_features,)
-    opt = torch.optim.AdamW(module.parameters(), lr=learning_rate, weight_decay=weight_decay, fused=dev.type == "cuda")
+    fused = dev.type in ("cpu", "cuda")
+    opt = torch.optim.AdamW(module.parameters(), lr=learning_rate, weight_decay=weight_decay, fused=fused)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     loss_fn = nn.CrossEntropyLoss()
     use_amp = dev.type == "cuda"

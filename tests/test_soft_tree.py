@@ -3,6 +3,8 @@ persistence, streaming from memmaps and the messages for bad input."""
 
 from __future__ import annotations
 
+import copy
+
 import math
 
 import numpy as np
@@ -14,7 +16,14 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from explain_distill.analysis.tree_view import TreeView
 from explain_distill.surrogates import SURROGATES, load_surrogate, save_surrogate
-from explain_distill.surrogates.soft_tree import SoftDecisionTree, _SoftTreeModule, _train_step_loss
+from explain_distill.surrogates.soft_tree import (
+    SoftDecisionTree,
+    _level_slices,
+    _SoftTreeModule,
+    _train_step_loss,
+    _training_layout,
+    _Workspace,
+)
 
 # small and quick for the ~50 estimator checks (the defaults are tuned for 1000s of samples at depth 8)
 FAST = dict(depth=3, epochs=30, learning_rate=0.05, weight_decay=1.0, device="cpu", random_state=0)
@@ -132,9 +141,10 @@ def test_loss_matches_hand_computation():
     alpha_run = torch.full((3,), 0.5)
     loss = _train_step_loss(mod, x, t, alpha_run.clone(), decay, lam * 2.0**-depth)
 
-    W, b = mod.weight.detach().double().numpy(), mod.bias.detach().double().numpy()
-    beta = mod.log_beta.detach().exp().double().numpy()
-    Q = torch.softmax(mod.leaf_logits.detach().double(), 1).numpy()
+    weight, bias, log_beta, leaf_logits = mod.heap_order()
+    W, b = weight.double().numpy(), bias.double().numpy()
+    beta = log_beta.exp().double().numpy()
+    Q = torch.softmax(leaf_logits.double(), 1).numpy()
     X, T = x.double().numpy(), t.double().numpy()
     p = 1 / (1 + np.exp(-(X @ W.T + b) * beta))  # (4, 3)
     P = np.stack([(1 - p[:, 0]) * (1 - p[:, 1]), (1 - p[:, 0]) * p[:, 1], p[:, 0] * (1 - p[:, 2]), p[:, 0] * p[:, 2]], 1)
@@ -145,6 +155,119 @@ def test_loss_matches_hand_computation():
     a = dec * 0.5 + (1 - dec) * a_batch
     pen = -lam * np.sum(np.array([1, 0.5, 0.5]) * 0.5 * (np.log(a) + np.log(1 - a)))
     assert float(loss.detach()) == pytest.approx(data + pen, rel=1e-5)
+
+
+def _autograd_loss(mod, x, pb, alpha_run, decay, penalty_w):
+    """The plain formulation in heap order, differentiated by autograd: the reference for _TreeLoss."""
+    perm, leaf_perm, _ = _training_layout(mod.depth, x.device)
+    W, b, log_beta, leaves = mod.weight[perm], mod.bias[perm], mod.log_beta[perm], mod.leaf_logits[leaf_perm]
+    p = torch.sigmoid(torch.nn.functional.linear(x, W, b) * log_beta.exp())
+    mu = torch.ones(x.shape[0], 1, dtype=x.dtype)
+    reach = []
+    for lo, hi in _level_slices(mod.depth):
+        reach.append(mu)
+        mu = torch.stack((mu * (1 - p[:, lo:hi]), mu * p[:, lo:hi]), 2).reshape(x.shape[0], -1)
+    reach = torch.cat(reach, 1)
+    data = (mu * -(pb @ torch.log_softmax(leaves, 1).T)).sum(1).mean()
+    alpha_b = (reach * p).sum(0) / reach.sum(0).clamp_min(1e-12)
+    run = alpha_run[perm]
+    with torch.no_grad():
+        run.mul_(decay).add_((1 - decay) * alpha_b)
+        alpha_run.copy_(run[perm])  # the layout permutation is its own inverse
+    alpha = (alpha_b + (run - alpha_b).detach()).clamp(1e-6, 1 - 1e-6)
+    return data - (penalty_w * 0.5 * (torch.log(alpha) + torch.log1p(-alpha))).sum()
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 6])
+def test_hand_derived_backward_equals_autograd(depth):
+    gen = torch.Generator().manual_seed(depth)
+    mod = _SoftTreeModule(7, depth, 4, beta=1.3, learn_beta=True, gen=gen).double()
+    x = torch.randn(33, 7, generator=gen, dtype=torch.float64) * 2
+    pb = torch.softmax(torch.randn(33, 4, generator=gen, dtype=torch.float64), dim=1)
+    nd = mod.node_depth
+    decay, penalty_w = 1 - 1 / 2.0**nd, 0.3 * 2.0**-nd
+    run0 = torch.rand(2**depth - 1, generator=gen, dtype=torch.float64) * 0.8 + 0.1
+    out = []
+    for loss_fn in (_autograd_loss, _train_step_loss):
+        mod.zero_grad()
+        run = run0.clone()
+        loss = loss_fn(mod, x, pb, run, decay, penalty_w)
+        loss.backward()
+        out.append((loss.detach(), run, [q.grad.clone() for q in mod.parameters()]))
+    (l_ref, run_ref, g_ref), (l_fast, run_fast, g_fast) = out
+    torch.testing.assert_close(l_fast, l_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(run_fast, run_ref, rtol=1e-12, atol=1e-12)
+    assert len(g_fast) == 4
+    for gf, gr in zip(g_fast, g_ref):
+        torch.testing.assert_close(gf, gr, rtol=1e-10, atol=1e-12)
+    assert all(float(g.abs().max()) > 0 for g in g_ref)  # every parameter really gets a gradient
+
+
+def test_float32_backward_as_accurate_as_autograd_with_saturated_splits():
+    """Late in training splits saturate and some nodes are reached by almost no sample, so their
+    penalty gradients are huge.  The hand-derived float32 backward must lose no more accuracy than
+    autograd does in float32 (a V_left + p (V_right - V_left) sweep loses 6x more here)."""
+    gen = torch.Generator().manual_seed(0)
+    mod = _SoftTreeModule(4, 3, 3, beta=1.0, learn_beta=True, gen=gen)
+    perm, _, _ = _training_layout(3, torch.device("cpu"))
+    W, b = torch.zeros(7, 4), torch.zeros(7)
+    W[0, 0] = 1.0  # the root splits on feature 0
+    W[2, 1], b[2] = 0.1, 16.0  # node 2 sends (almost) everyone right: p ~ 1 - 1e-7
+    W[5, 2] = 1.0  # node 5, its left child, is reached by almost no sample
+    W[1, 3], W[3, 1], W[4, 2], W[6, 3] = 1.0, 1.0, 1.0, 1.0
+    run_heap = torch.full((7,), 0.5)
+    run_heap[5] = 1e-5
+    with torch.no_grad():
+        mod.weight.copy_(W[perm])
+        mod.bias.copy_(b[perm])
+        mod.leaf_logits.normal_(0, 1, generator=gen)
+    x = torch.randn(512, 4, generator=gen)
+    pb = torch.softmax(torch.randn(512, 3, generator=gen), dim=1)
+    nd = mod.node_depth
+    decay, penalty_w = 1 - 1 / 2.0**nd, 0.1 * 2.0**-nd
+    run0 = run_heap[perm]
+    ref64 = copy.deepcopy(mod).double()
+    _autograd_loss(ref64, x.double(), pb.double(), run0.double(), decay.double(), penalty_w.double()).backward()
+    ref32 = copy.deepcopy(mod)
+    _autograd_loss(ref32, x, pb, run0.clone(), decay, penalty_w).backward()
+    _train_step_loss(mod, x, pb, run0.clone(), decay, penalty_w).backward()
+    for ours, auto32, exact in zip(mod.parameters(), ref32.parameters(), ref64.parameters()):
+        scale = exact.grad.abs().max()
+        err_ours = float((ours.grad.double() - exact.grad).abs().max() / scale)
+        err_auto = float((auto32.grad.double() - exact.grad).abs().max() / scale)
+        assert err_ours <= 1.5 * err_auto + 1e-6, (err_ours, err_auto)
+
+
+def _random_step(n_features: int, depth: int, n_classes: int, n: int):
+    """A fresh module, a batch of inputs and soft targets, and the penalty arguments of a step."""
+    gen = torch.Generator().manual_seed(0)
+    mod = _SoftTreeModule(n_features, depth, n_classes, beta=1.0, learn_beta=True, gen=gen)
+    x = torch.randn(n, n_features, generator=gen)
+    pb = torch.softmax(torch.randn(n, n_classes, generator=gen), dim=1)
+    nd = mod.node_depth
+    return mod, x, pb, (torch.full((2**depth - 1,), 0.5), 1 - 1 / 2.0**nd, 0.1 * 2.0**-nd)
+
+
+def test_low_precision_step_close_to_float32():
+    mod, x, pb, penalty_args = _random_step(20, 4, 3, 64)
+    grads = []
+    for low in (False, True):
+        mod.zero_grad()
+        loss = _train_step_loss(mod, x, pb, *penalty_args, low)
+        loss.backward()
+        grads.append((loss.detach(), mod.weight.grad.clone()))
+    torch.testing.assert_close(grads[1][0], grads[0][0], rtol=2e-2, atol=1e-3)
+    cos = torch.nn.functional.cosine_similarity(grads[1][1].flatten(), grads[0][1].flatten(), dim=0)
+    assert float(cos) > 0.99
+
+
+def test_workspace_reuse_refuses_a_stale_backward():
+    mod, x, pb, penalty_args = _random_step(5, 3, 2, 16)
+    ws = _Workspace()
+    first = _train_step_loss(mod, x, pb, *penalty_args, False, ws)
+    _train_step_loss(mod, x[:8], pb[:8], *penalty_args, False, ws)  # overwrites the buffers the first saved
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        first.backward()
 
 
 def test_save_load_roundtrip(fitted, blobs, tmp_path):

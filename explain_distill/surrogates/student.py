@@ -288,7 +288,9 @@ class NeuralStudent(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         Pt = torch.from_numpy(P.astype(np.float32)).to(dev)
         Yt = torch.from_numpy(yt.astype(np.int64)).to(dev)
         At = torch.from_numpy(A).to(dev) if use_at else None
-        opt = torch.optim.AdamW(module.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
+        opt = torch.optim.AdamW(
+            module.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay, fused=dev.type in ("cpu", "cuda")
+        )
         steps = self.epochs * math.ceil(n / self.batch_size)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.learning_rate, total_steps=steps, pct_start=0.15)
         T, alpha = float(self.temperature), float(self.alpha)
