@@ -1,4 +1,4 @@
-"""``explain-distill``: run | audit | report.
+"""``explain-distill``: run | audit | report | label.
 
 Progress and timings go to stderr, the path of what was written to stdout, so
 ``open "$(explain-distill run --dataset digits)"`` works.  Exit codes: 0 success (audit passed),
@@ -30,7 +30,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
-    sub = parser.add_subparsers(dest="command", metavar="{run,audit,report}")
+    sub = parser.add_subparsers(dest="command", metavar="{run,audit,report,label}")
     sub.required = True
 
     run = sub.add_parser(
@@ -70,6 +70,30 @@ def _build_parser() -> argparse.ArgumentParser:
     rep.add_argument("run_dir", type=Path)
     rep.add_argument("--out", type=Path, help="write the report here instead of RUN_DIR")
     rep.add_argument("--min-agreement", type=float, help="audit bar shown as pass/fail (default: the run's own)")
+
+    from .parallel import DEFAULT_CHUNK_ROWS
+
+    lab = sub.add_parser(
+        "label",
+        help="train the teacher with DDP and/or write the soft-labelled transfer set, one process per GPU",
+        description="Run under torchrun (torchrun --nproc_per_node=N -m explain_distill.cli label ...): train the "
+        "teacher with DistributedDataParallel and/or label the transfer set, each process one block of rows "
+        "(nccl on CUDA, gloo on the CPU). Writes OUT/teacher and OUT/transfer (memory-mappable .npy + "
+        "transfer.json), which explain_distill.parallel.open_transfer_shards reads back. Prints the index path.",
+    )
+    lab.add_argument("--dataset", choices=DATASETS, required=True, help="the built-in data set")
+    lab.add_argument("--out", type=Path, required=True, help="output directory")
+    lab.add_argument("--temperature", type=float, default=4.0, help="soft-label temperature T (default: 4)")
+    who = lab.add_mutually_exclusive_group(required=True)
+    who.add_argument("--train-teacher", action="store_true", help="train the teacher with DDP (saved to OUT/teacher)")
+    who.add_argument("--teacher", type=Path, help="label with this saved teacher directory instead")
+    lab.add_argument("--inputs", type=Path, help="a float .npy file (n, n_features) to label instead of the training split")
+    lab.add_argument("--epochs", type=int, default=100, help="teacher training epochs (default: 100, early stopping)")
+    lab.add_argument("--batch-size", type=int, default=64, help="training batch size per process (default: 64)")
+    lab.add_argument("--seed", type=int, default=0)
+    lab.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: cuda when present")
+    lab.add_argument("--backend", default="auto", choices=("auto", "gloo", "nccl"), help="default: nccl on CUDA, gloo on the CPU")
+    lab.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, help="rows labelled at once (bounds memory)")
     return parser
 
 
@@ -79,6 +103,24 @@ def _setup_logging(quiet: bool) -> None:
     root = logging.getLogger("explain_distill")
     root.handlers = [h for h in root.handlers if isinstance(h, logging.NullHandler)] + [handler]
     root.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
+def _cmd_label(args: argparse.Namespace) -> int:
+    import os
+
+    from .parallel import run_distributed
+
+    rank = int(os.environ.get("RANK", "0"))
+    if rank != 0:  # one voice for the job: the other ranks report only warnings
+        logging.getLogger("explain_distill").setLevel(logging.WARNING)
+    index = run_distributed(
+        args.dataset, args.out, train_teacher=args.train_teacher, teacher=args.teacher, inputs=args.inputs,
+        temperature=args.temperature, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+        device=args.device, backend=args.backend, chunk_rows=args.chunk_rows,
+    )
+    if rank == 0:
+        print(index)
+    return EXIT_OK
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -277,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.quiet)
-    handlers = {"run": _cmd_run, "audit": _cmd_audit, "report": _cmd_report}
+    handlers = {"run": _cmd_run, "audit": _cmd_audit, "report": _cmd_report, "label": _cmd_label}
     previous_term = _raise_on_sigterm()
     try:
         return handlers[args.command](args)

@@ -3,9 +3,11 @@
 One command trains the teacher with DistributedDataParallel and labels the transfer set, each
 rank labelling one contiguous block of rows::
 
-    torchrun --nproc_per_node=4 -m explain_distill.parallel --dataset digits --out runs/big \\
+    torchrun --nproc_per_node=4 -m explain_distill.cli label --dataset digits --out runs/big \\
         --train-teacher --temperature 4
 
+(the command line front end is ``explain-distill label`` in :mod:`explain_distill.cli`; the work is
+:func:`run_distributed` here)
 (backend ``nccl`` on CUDA, ``gloo`` on the CPU; ``--teacher DIR`` labels with a saved teacher
 instead of training one; ``--inputs X.npy`` labels rows of a memory-mapped ``.npy`` file instead
 of the data set's training split.)  What lands in ``OUT``:
@@ -28,12 +30,10 @@ chunk whatever the number of rows.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import logging
 import math
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -45,8 +45,8 @@ import torch
 from torch import nn
 
 from ._io import read_json, write_json
-from ._validation import check_int, check_positive
-from .data import DATASETS, Dataset, load_dataset
+from ._validation import check_choice, check_int, check_positive
+from .data import Dataset, load_dataset
 from .teacher import Teacher, _enable_tf32, build_module, default_config, resolve_device, validation_split
 from .transfer import TransferSet, check_teachers, soft_labels
 
@@ -59,7 +59,7 @@ __all__ = [
     "label_memmap",
     "rank_block",
     "train_teacher_ddp",
-    "main",
+    "run_distributed",
 ]
 
 INDEX_NAME = "transfer.json"
@@ -208,7 +208,7 @@ def _open_npy(path: Path, what: str) -> np.ndarray:
     except ValueError as exc:
         raise ValueError(
             f"{path} is not a numeric .npy array ({exc}); object arrays (pickles) are never loaded. "
-            f"Re-create the transfer set with write_transfer_shards or `python -m explain_distill.parallel`."
+            f"Re-create the transfer set with write_transfer_shards or `explain-distill label`."
         ) from exc
 
 
@@ -437,80 +437,71 @@ def train_teacher_ddp(
     return teacher
 
 
-# ---------------------------------------------------------------------------- entry point
-def _build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="torchrun --nproc_per_node=N -m explain_distill.parallel",
-        description="Train the teacher with DistributedDataParallel and/or label the transfer set on several "
-        "processes (one per GPU; gloo on the CPU). Writes OUT/teacher and OUT/transfer (memory-mappable .npy + "
-        "transfer.json), which explain_distill.parallel.open_transfer_shards reads back.",
-    )
-    p.add_argument("--dataset", choices=DATASETS, required=True, help="the built-in data set")
-    p.add_argument("--out", type=Path, required=True, help="output directory")
-    p.add_argument("--temperature", type=float, default=4.0, help="soft-label temperature T (default: 4)")
-    who = p.add_mutually_exclusive_group(required=True)
-    who.add_argument("--train-teacher", action="store_true", help="train the teacher with DDP (saved to OUT/teacher)")
-    who.add_argument("--teacher", type=Path, help="label with this saved teacher directory instead")
-    p.add_argument("--inputs", type=Path, help="a float .npy file (n, n_features) to label instead of the training split")
-    p.add_argument("--epochs", type=int, default=100, help="teacher training epochs (default: 100, early stopping)")
-    p.add_argument("--batch-size", type=int, default=64, help="training batch size per process (default: 64)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: cuda when present")
-    p.add_argument("--backend", default="auto", choices=("auto", "gloo", "nccl"), help="default: nccl on CUDA, gloo on the CPU")
-    p.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, help="rows labelled at once (bounds memory)")
-    return p
+# ---------------------------------------------------------------------------- one distributed job
+def run_distributed(
+    dataset: str,
+    out: str | os.PathLike,
+    *,
+    train_teacher: bool = False,
+    teacher: str | os.PathLike | None = None,
+    inputs: str | os.PathLike | None = None,
+    temperature: float = 4.0,
+    epochs: int = 100,
+    batch_size: int = 64,
+    seed: int = 0,
+    device: str = "auto",
+    backend: str = "auto",
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> Path:
+    """One process's share of a ``torchrun`` job: train the teacher with DDP (``train_teacher``) or
+    load a saved one (``teacher``), then label this rank's block of the training split (or of the
+    rows of the ``.npy`` file ``inputs``) into ``out/transfer``.  Returns the index path.
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The torchrun entry point; returns the exit code (0 ok, 2 usage or input error)."""
+    Reads ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK`` from the environment (one process without
+    them), joins the process group when there are several (``nccl`` on CUDA, ``gloo`` on the CPU,
+    unless ``backend`` says otherwise) and always leaves it.
+    """
     import torch.distributed as dist
 
-    args = _build_parser().parse_args(argv)
+    if train_teacher == (teacher is not None):
+        raise ValueError(
+            f"Give exactly one of train_teacher=True or teacher=DIR; received train_teacher={train_teacher!r}, "
+            f"teacher={teacher!r}."
+        )
+    check_positive(temperature, "temperature")
+    check_choice(device, "device", ("auto", "cpu", "cuda"))
+    check_choice(backend, "backend", ("auto", "gloo", "nccl"))
+    out = Path(out)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    want_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    want_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     dev = resolve_device(f"cuda:{local_rank}" if want_cuda else "cpu")
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
-    backend = args.backend if args.backend != "auto" else ("nccl" if dev.type == "cuda" else "gloo")
+    backend = backend if backend != "auto" else ("nccl" if dev.type == "cuda" else "gloo")
     dist_on = world > 1
     if dist_on:
         dist.init_process_group(backend=backend, **({"device_id": dev} if dev.type == "cuda" else {}))
     try:
-        check_positive(args.temperature, "--temperature")
-        data = load_dataset(args.dataset, seed=args.seed)
-        if args.train_teacher:
-            teacher = train_teacher_ddp(data, device=dev, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size)
+        data = load_dataset(dataset, seed=seed)
+        if train_teacher:
+            model = train_teacher_ddp(data, device=dev, seed=seed, epochs=epochs, batch_size=batch_size)
             if rank == 0:
-                teacher.save(args.out / "teacher")
+                model.save(out / "teacher")
         else:
-            teacher = Teacher.load(args.teacher, device=dev)
-        if args.inputs is not None:
-            X = _open_npy(args.inputs, "--inputs array")
+            model = Teacher.load(teacher, device=dev)
+        if inputs is not None:
+            X = _open_npy(Path(inputs), "inputs array")
             y = None
         else:
             X, y = data.X_train, data.y_train
-        write_transfer_shards(
-            args.out / "transfer", teacher, X, y, temperature=args.temperature, rank=rank, world_size=world,
-            chunk_rows=args.chunk_rows, barrier=dist.barrier if dist_on else None,
+        return write_transfer_shards(
+            out / "transfer", model, X, y, temperature=temperature, rank=rank, world_size=world,
+            chunk_rows=chunk_rows, barrier=dist.barrier if dist_on else None,
             info={"dataset": data.name, "backend": backend if dist_on else None, "device": str(dev),
-                  "teacher_sha256": teacher.fingerprint(), "teacher_history": teacher.history},
-        )
-        if rank == 0:
-            print(args.out / "transfer" / INDEX_NAME)
-        return 0
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"explain_distill.parallel (rank {rank}): error: {exc}", file=sys.stderr)
-        return 2
+                  "teacher_sha256": model.fingerprint(), "teacher_history": model.history},
+        ) / INDEX_NAME
     finally:
         if dist_on and dist.is_initialized():
             dist.destroy_process_group()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    _rank = int(os.environ.get("RANK", "0"))
-    logging.basicConfig(
-        level=logging.INFO if _rank == 0 else logging.WARNING, format=f"[rank {_rank}] %(message)s", stream=sys.stderr
-    )
-    sys.exit(main())

@@ -96,3 +96,23 @@ def test_checker_flags_upward_and_torch_imports(tmp_path):
         fake.unlink()
     assert len(got) == 1 and "surrogates imports distill" in got[0]
     assert _violations("viz", [("torch.nn", 3)]) and not _violations("analysis", [("torch.nn", 3)])
+
+
+def _print_calls(source: str) -> list[int]:
+    tree = ast.parse(source)
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print"
+    ]
+
+
+@pytest.mark.parametrize("path", [p for p in _modules() if p.name != "cli.py"], ids=lambda p: str(p.relative_to(PKG)))
+def test_library_code_logs_and_only_the_cli_prints(path: Path):
+    lines = _print_calls(path.read_text(encoding="utf-8"))
+    assert not lines, f"{path.relative_to(PKG)} calls print() on line(s) {lines}: log instead (the CLI prints)"
+
+
+def test_print_checker_finds_calls():
+    assert _print_calls("def f():\n    print('x')\n") == [2]
+    assert _print_calls("'''print(x) in a docstring'''\nlogger.info('print')\n") == []

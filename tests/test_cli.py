@@ -93,14 +93,14 @@ def test_unknown_dataset_exits_2_listing_the_available_ones(capsys):
     assert "imagenet" in err and all(name in err for name in DATASETS)
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["audit", "--help"], ["report", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["audit", "--help"], ["report", "--help"], ["label", "--help"]])
 def test_help_on_every_command(argv, capsys):
     with pytest.raises(SystemExit) as e:
         main(argv)
     assert e.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: explain-distill")
-    assert (argv[0] if argv[0] != "--help" else "{run,audit,report}") in out
+    assert (argv[0] if argv[0] != "--help" else "{run,audit,report,label}") in out
 
 
 def test_missing_run_directory_is_a_usage_error(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""explain_distill.parallel: rank blocks, memory-mapped labelling, the on-disk transfer set, torchrun."""
+"""explain_distill.parallel: rank blocks, memory-mapped labelling, the on-disk transfer set, torchrun (explain-distill label)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ import pytest
 from explain_distill.parallel import (
     ShardedTransferSet,
     label_memmap,
-    main,
+    run_distributed,
     open_transfer_shards,
     rank_block,
     write_transfer_shards,
 )
+from explain_distill.cli import main
 from explain_distill.transfer import TransferSet, soft_labels
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,13 +121,41 @@ def test_several_ranks_need_a_barrier(iris, iris_teacher, tmp_path):
         write_transfer_shards(tmp_path, iris_teacher, iris.X_train[:10], rank=0, world_size=2)
 
 
-def test_main_reports_a_missing_teacher(tmp_path, capsys):
-    code = main(["--dataset", "iris", "--out", str(tmp_path / "o"), "--teacher", str(tmp_path / "none"), "--device", "cpu"])
+def test_label_command_reports_a_missing_teacher(tmp_path, capsys):
+    code = main(["label", "--dataset", "iris", "--out", str(tmp_path / "o"), "--teacher", str(tmp_path / "none"), "--device", "cpu"])
     assert code == 2
-    assert "error" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "explain-distill label: error:" in err and "none" in err
     with pytest.raises(SystemExit) as exc:
-        main(["--dataset", "iris", "--out", str(tmp_path / "o")])  # neither --teacher nor --train-teacher
+        main(["label", "--dataset", "iris", "--out", str(tmp_path / "o")])  # neither --teacher nor --train-teacher
     assert exc.value.code == 2
+
+
+def test_run_distributed_validates_at_the_door(tmp_path):
+    with pytest.raises(ValueError, match="exactly one of train_teacher=True or teacher=DIR"):
+        run_distributed("iris", tmp_path, device="cpu")
+    with pytest.raises(ValueError, match="exactly one"):
+        run_distributed("iris", tmp_path, train_teacher=True, teacher=tmp_path, device="cpu")
+    with pytest.raises(ValueError, match="Unknown backend 'mpi'"):
+        run_distributed("iris", tmp_path, train_teacher=True, backend="mpi", device="cpu")
+    with pytest.raises(ValueError, match="temperature"):
+        run_distributed("iris", tmp_path, train_teacher=True, temperature=0.0, device="cpu")
+
+
+def test_one_process_label_command_writes_the_set(iris_teacher, tmp_path, capsys, monkeypatch):
+    import explain_distill as ed
+
+    for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(var, raising=False)
+    iris_teacher.save(tmp_path / "teacher")
+    code = main(["label", "--dataset", "iris", "--out", str(tmp_path / "o"), "--teacher", str(tmp_path / "teacher"),
+                 "--device", "cpu", "--temperature", str(T)])
+    assert code == 0
+    index = capsys.readouterr().out.strip()
+    assert index == str(tmp_path / "o" / "transfer" / "transfer.json")
+    ts = open_transfer_shards(tmp_path / "o")
+    data = ed.load_dataset("iris", seed=0)
+    np.testing.assert_allclose(ts.P, soft_labels(iris_teacher, data.X_train, temperature=T), atol=1e-6, rtol=0)
 
 
 def _free_port() -> int:
@@ -142,7 +171,7 @@ def torchrun_job(tmp_path_factory):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-        f"--master_port={_free_port()}", "-m", "explain_distill.parallel", "--dataset", "wine", "--out", str(out),
+        f"--master_port={_free_port()}", "-m", "explain_distill.cli", "label", "--dataset", "wine", "--out", str(out),
         "--train-teacher", "--epochs", "3", "--device", "cpu", "--temperature", str(T), "--chunk-rows", "50",
     ]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
