@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Literal
 
 import numpy as np
@@ -20,6 +21,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeRegressor, export_text
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 from sklearn.utils.validation import _check_sample_weight
 
@@ -195,9 +197,14 @@ def _fit_soft_multinomial(X: np.ndarray, P: np.ndarray, *, C: float, max_iter: i
         grad = np.concatenate([(G.T @ X + W).ravel(), G.sum(axis=0)])
         return loss * scale, grad * scale
 
-    res = minimize(
-        objective, np.zeros(free * (d + 1)), jac=True, method="L-BFGS-B", options={"maxiter": max_iter, "gtol": tol}
-    )
+    # Small problems run on one BLAS thread: each L-BFGS step is a few tiny matrix products, and two
+    # OpenBLAS threads contending with torch's spinning OpenMP pool made digits' fit 2.3x slower
+    # (4.1 s -> 1.8 s on 21k x 64, 10 classes, 2 cores); large ones keep every thread.
+    one_thread = n * d * K < 1e8
+    with threadpool_limits(limits=1, user_api="blas") if one_thread else contextlib.nullcontext():
+        res = minimize(
+            objective, np.zeros(free * (d + 1)), jac=True, method="L-BFGS-B", options={"maxiter": max_iter, "gtol": tol}
+        )
     if not res.success and res.nit >= max_iter:
         import warnings
 
