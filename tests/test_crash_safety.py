@@ -55,7 +55,18 @@ def _leftovers(out: Path) -> list[str]:
     return sorted(p.name for p in out.parent.iterdir() if p.name.startswith(f".{out.name}."))
 
 
+# A child started from a background job inherits SIGINT *ignored* (POSIX shells do that for `&`
+# without job control) and Python then installs no KeyboardInterrupt handler, so a Ctrl-C test
+# would pass or fail with the way the suite was launched.  Give every child Python's own handler.
+RESTORE_SIGINT = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+
+
 def _spawn(args: list[str], tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+    if args[0] == "-m":
+        code = f"import runpy; runpy.run_module({args[1]!r}, run_name='__main__', alter_sys=True)"
+        args = ["-c", RESTORE_SIGINT + code, *args[2:]]
+    elif args[0] == "-c":
+        args = ["-c", RESTORE_SIGINT + args[1], *args[2:]]
     err = tmp_path / "stderr.txt"
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     with open(err, "wb") as fh:
