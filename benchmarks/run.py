@@ -1,10 +1,11 @@
-"""Run the benchmark suite and record it: ``python -m benchmarks.run [--device cpu|cuda] [--quick] [--only NAME,...]``.
+"""Run the benchmark suite and record it: ``python -m benchmarks.run [--device cpu|cuda] [--quick] [--only NAME,...] [--merge]``.
 
 Every ``benchmarks/bench_<name>.py`` exposes ``run(*, device="cpu", quick=False) -> {"title", "markdown",
 "data"}``.  This runner imports them, runs them one after the other in a fixed order, and writes
 ``benchmarks/RESULTS.md`` (the machine, the versions, the date, then one section per benchmark) and
 ``benchmarks/results.json`` (every benchmark's ``data``).  A benchmark that fails to import or raises is
-recorded as failed with its error; the others still run.  Performance is always a ratio against a
+recorded as failed with its error; the others still run.  ``--merge`` re-runs some benchmarks and
+keeps the others already recorded (each section then says when it was measured).  Performance is always a ratio against a
 baseline timed in the same process: the absolute seconds are only meaningful on a quiet machine.
 """
 
@@ -101,6 +102,11 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
     return info
 
 
+def _measured(machine: dict[str, Any]) -> dict[str, Any]:
+    """What a record keeps of the run that measured it."""
+    return {k: machine.get(k) for k in ("date_utc", "git_commit", "load_average", "device", "gpu")}
+
+
 # ---------------------------------------------------------------------------- running
 def _check_result(name: str, result: Any) -> dict[str, Any]:
     if not isinstance(result, dict) or not {"title", "markdown", "data"} <= set(result):
@@ -169,12 +175,27 @@ def render_markdown(machine: dict[str, Any], records: Sequence[dict[str, Any]], 
             "timings are noisy; the ratios, timed interleaved, are what to read.",
             "",
         ]
+    if any((r.get("measured") or {}).get("date_utc") != machine.get("date_utc") for r in records):
+        lines += [
+            "> Merged (`--merge`): some sections were measured in earlier runs; each says when, at which commit "
+            "and under which load. The table above describes the latest run.",
+            "",
+        ]
     lines += ["| benchmark | status | seconds |", "|---|---|---:|"]
     for r in records:
         lines.append(f"| [{r['title']}](#{r['name']}) | {r['status']} | {r['seconds']} |")
     lines.append("")
     for r in records:
-        lines += [f'<a id="{r["name"]}"></a>', f"## {r['title']}", "", f"`benchmarks/bench_{r['name']}.py`, {r['seconds']} s.", ""]
+        when = r.get("measured") or {}
+        where = ""
+        if when and when.get("date_utc") != machine.get("date_utc"):  # a section kept from an earlier run
+            load_r = when.get("load_average")
+            where = (
+                f"; measured {when.get('date_utc')}"
+                + (f" at commit {when['git_commit']}" if when.get("git_commit") else "")
+                + (f", load average {load_r[0]}" if load_r else "")
+            )
+        lines += [f'<a id="{r["name"]}"></a>', f"## {r['title']}", "", f"`benchmarks/bench_{r['name']}.py`, {r['seconds']} s{where}.", ""]
         if r["status"] == "ok":
             lines += [r["markdown"].rstrip(), ""]
         else:
@@ -182,18 +203,43 @@ def render_markdown(machine: dict[str, Any], records: Sequence[dict[str, Any]], 
     return "\n".join(lines)
 
 
-def write_results(output: Path, machine: dict[str, Any], records: Sequence[dict[str, Any]], *, quick: bool) -> tuple[Path, Path]:
-    """RESULTS.md at ``output`` and results.json beside it."""
+_RECORD_KEYS = ("title", "status", "seconds", "data", "error", "markdown", "traceback", "measured")
+
+
+def merge_records(previous: dict[str, Any], records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records of an earlier results.json with the new ones put in their place (new names appended)."""
+    merged = {}
+    for name, rec in (previous.get("benchmarks") or {}).items():
+        if "markdown" not in rec and "traceback" not in rec:
+            raise ValueError(
+                f"Cannot merge into results.json: its entry {name!r} has no markdown (it was written before "
+                f"--merge existed). Re-run it too (--only {name},...) or write without --merge."
+            )
+        merged[name] = {"name": name, **rec}
+    for r in records:
+        merged[r["name"]] = dict(r)
+    return list(merged.values())
+
+
+def write_results(
+    output: Path, machine: dict[str, Any], records: Sequence[dict[str, Any]], *, quick: bool, merge: bool = False
+) -> tuple[Path, Path]:
+    """RESULTS.md at ``output`` and results.json beside it.
+
+    ``merge=True`` keeps the benchmarks already recorded there and replaces only those in
+    ``records``; each section then says when (date, commit, load) it was measured.
+    """
     output.parent.mkdir(parents=True, exist_ok=True)
+    js = output.with_name("results.json")
+    records = [{**r, "measured": r.get("measured") or _measured(machine)} for r in records]
+    if merge and js.is_file():
+        records = merge_records(json.loads(js.read_text(encoding="utf-8")), records)
     output.write_text(render_markdown(machine, records, quick=quick) + "\n", encoding="utf-8")
     doc = {
         "machine": machine,
         "quick": quick,
-        "benchmarks": {
-            r["name"]: {k: r.get(k) for k in ("title", "status", "seconds", "data", "error") if k in r} for r in records
-        },
+        "benchmarks": {r["name"]: {k: r[k] for k in _RECORD_KEYS if k in r} for r in records},
     }
-    js = output.with_name("results.json")
     js.write_text(json.dumps(doc, indent=2, allow_nan=True, default=str) + "\n", encoding="utf-8")
     return output, js
 
@@ -206,6 +252,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, default=HERE / "RESULTS.md", help="RESULTS.md path; results.json goes beside it")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's own choice)")
     p.add_argument("--strict", action="store_true", help="exit 1 when a benchmark failed")
+    p.add_argument(
+        "--merge", action="store_true",
+        help="keep the other benchmarks already in OUTPUT and replace only those run now (each section says when it ran)",
+    )
     return p
 
 
@@ -235,7 +285,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     machine = machine_info(args.device)
     records = run_benchmarks(names, device=args.device, quick=args.quick)
-    md, js = write_results(args.output, machine, records, quick=args.quick)
+    try:
+        md, js = write_results(args.output, machine, records, quick=args.quick, merge=args.merge)
+    except ValueError as exc:
+        print(f"benchmarks.run: error: {exc}", file=sys.stderr)
+        return 2
     failed = [r["name"] for r in records if r["status"] != "ok"]
     logger.info("wrote %s and %s (%d ok, %d failed%s)", md, js, len(records) - len(failed), len(failed), f": {', '.join(failed)}" if failed else "")
     print(md)

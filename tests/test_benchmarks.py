@@ -113,3 +113,36 @@ def test_quick_run_from_the_command_line_writes_results(tmp_path):
     assert doc["benchmarks"]["soft_labels"]["status"] == "ok"
     for case in data["cases"].values():  # the library's soft labels equal the bare loop's
         assert case["max_abs_diff_vs_bare"] <= 1e-6
+
+
+def _record(name, text):
+    return {"name": name, "status": "ok", "title": f"Bench {name}", "markdown": text, "data": {"v": text}, "seconds": 1.0}
+
+
+def test_merge_replaces_only_the_benchmarks_run_again(tmp_path):
+    out = tmp_path / "RESULTS.md"
+    first = {**runner.machine_info("cpu"), "date_utc": "2026-01-01 10:00 UTC", "git_commit": "aaa1111"}
+    runner.write_results(out, first, [_record("a", "A one"), _record("b", "B one")], quick=True)
+    later = {**first, "date_utc": "2026-01-02 11:00 UTC", "git_commit": "bbb2222"}
+    runner.write_results(out, later, [_record("b", "B two"), _record("c", "C two")], quick=True, merge=True)
+    md = out.read_text()
+    assert "A one" in md and "B two" in md and "C two" in md and "B one" not in md
+    assert md.index("## Bench a") < md.index("## Bench b") < md.index("## Bench c")  # kept order, new ones last
+    section_a = md[md.index('<a id="a">') : md.index('<a id="b">')]
+    assert "measured 2026-01-01 10:00 UTC at commit aaa1111" in section_a
+    assert "measured" not in md[md.index('<a id="b">') : md.index('<a id="c">')]  # this run's own section
+    assert "Merged (`--merge`)" in md
+    doc = json.loads(out.with_name("results.json").read_text())
+    assert list(doc["benchmarks"]) == ["a", "b", "c"]
+    assert doc["benchmarks"]["a"]["measured"]["git_commit"] == "aaa1111"
+    assert doc["benchmarks"]["b"]["data"] == {"v": "B two"} and doc["machine"]["git_commit"] == "bbb2222"
+    # without --merge the file holds only this run
+    runner.write_results(out, later, [_record("c", "C three")], quick=True)
+    assert "A one" not in out.read_text() and "Merged" not in out.read_text()
+
+
+def test_merge_refuses_results_without_markdown(tmp_path):
+    out = tmp_path / "RESULTS.md"
+    out.with_name("results.json").write_text(json.dumps({"benchmarks": {"old": {"title": "Old", "status": "ok", "data": {}}}}))
+    with pytest.raises(ValueError, match="entry 'old' has no markdown"):
+        runner.write_results(out, runner.machine_info("cpu"), [_record("b", "B")], quick=True, merge=True)
