@@ -378,3 +378,12 @@ def test_same_seed_same_tree(blobs):
     c = SoftDecisionTree(depth=2, epochs=4, device="cpu", random_state=4).fit(X, y)
     np.testing.assert_array_equal(a.inner_weight_, b.inner_weight_)
     assert not np.array_equal(a.inner_weight_, c.inner_weight_)
+
+
+def test_compile_option_trains_the_same_tree(blobs):
+    X, y = blobs
+    kw = dict(depth=2, epochs=3, device="cpu", random_state=0)
+    eager = SoftDecisionTree(**kw).fit(X, y)
+    compiled = SoftDecisionTree(**kw, compile=True).fit(X, y)
+    np.testing.assert_allclose(compiled.predict_proba(X), eager.predict_proba(X), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(compiled.inner_weight_, eager.inner_weight_, rtol=1e-4, atol=1e-6)
