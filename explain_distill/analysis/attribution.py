@@ -341,6 +341,20 @@ def _check_conv_shape(input_shape: Sequence[int] | None, d: int) -> tuple[int, .
     return tuple(int(s) for s in input_shape)
 
 
+def _conv_inputs(model: Any, X: Any, input_shape: Sequence[int] | None, find_layer: Any, batch_size: int):
+    """The shared door of the attention maps: (module, layer, X, input shape, batch size), or None
+    when the model has no layer of the kind ``find_layer`` looks for."""
+    module = _resolve_module(model)
+    if input_shape is None and isinstance(model, Teacher):
+        input_shape = model.input_shape
+    layer = find_layer(module)
+    if layer is None:
+        return None
+    X = check_array_2d(X, name="X", dtype=np.float32)
+    shape = _check_conv_shape(input_shape, X.shape[1])
+    return module, layer, X, shape, check_int(batch_size, "batch_size", low=1)
+
+
 def gradcam(
     model: Any, X: Any, target: Any, *, input_shape: Sequence[int] | None = None, batch_size: int = 256
 ) -> np.ndarray | None:
@@ -350,16 +364,11 @@ def gradcam(
     """
     from captum.attr import LayerGradCam
 
-    module = _resolve_module(model)
-    if input_shape is None and isinstance(model, Teacher):
-        input_shape = model.input_shape
-    layer = _last_conv(module)
-    if layer is None:
+    door = _conv_inputs(model, X, input_shape, _last_conv, batch_size)
+    if door is None:
         return None
-    X = check_array_2d(X, name="X", dtype=np.float32)
-    shape = _check_conv_shape(input_shape, X.shape[1])
+    module, layer, X, shape, batch_size = door
     t = _check_targets(target, len(X), _n_outputs(module, X[:1]))
-    batch_size = check_int(batch_size, "batch_size", low=1)
     dev = _device_of(module)
     out = []
     with eval_mode(module):
@@ -395,15 +404,10 @@ def attention_map(
     ``LayerAttribution.interpolate`` (``upsample=False`` keeps the layer's resolution).
     Returns None when the model has no convolution.
     """
-    module = _resolve_module(model)
-    if input_shape is None and isinstance(model, Teacher):
-        input_shape = model.input_shape
-    layer = _attention_layer(module)
-    if layer is None:
+    door = _conv_inputs(model, X, input_shape, _attention_layer, batch_size)
+    if door is None:
         return None
-    X = check_array_2d(X, name="X", dtype=np.float32)
-    shape = _check_conv_shape(input_shape, X.shape[1])
-    batch_size = check_int(batch_size, "batch_size", low=1)
+    module, layer, X, shape, batch_size = door
     grabbed: list[torch.Tensor] = []
     handle = layer.register_forward_hook(lambda _m, _i, o: grabbed.append(o.detach().float().pow(2).mean(dim=1, keepdim=True)))
     out = []

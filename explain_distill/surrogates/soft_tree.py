@@ -282,7 +282,7 @@ class _TreeLoss(torch.autograd.Function):
         if ctx.needs_input_grad[4]:
             d_log_beta = (d_weight * weight).sum(dim=1) + bias * d_bias
         g_log_q = Mt.T * (-g / B)  # (L, K)
-        d_leaf = g_log_q - torch.softmax(leaf_logits.to(dtype), dim=1) * g_log_q.sum(dim=1, keepdim=True)
+        d_leaf = g_log_q - log_q.exp() * g_log_q.sum(dim=1, keepdim=True)  # softmax backward
         return None, None, d_weight, d_bias, d_log_beta, d_leaf.to(leaf_logits.dtype), None, None, None, None, None
 
 
