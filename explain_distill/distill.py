@@ -22,7 +22,7 @@ import sklearn
 import torch
 
 from ._version import __version__ as _version
-from ._io import read_json, write_json
+from ._io import atomic_directory, read_json, write_json
 from ._stats import wilson_interval
 from ._validation import check_positive
 from .data import Dataset, load_saved_dataset, save_dataset
@@ -32,7 +32,7 @@ from .transfer import QuerySpec, TransferSet, build_transfer_set, check_teachers
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["distill", "Distillation", "load", "DEFAULT_SURROGATES", "DEFAULT_QUERIES"]
+__all__ = ["distill", "Distillation", "load", "resolve_surrogates", "DEFAULT_SURROGATES", "DEFAULT_QUERIES"]
 
 #: What ``distill`` fits when ``surrogates`` is not given (those registered).
 DEFAULT_SURROGATES: tuple[str, ...] = ("soft_tree", "tree", "logistic", "naive_bayes", "rules", "student")
@@ -53,19 +53,23 @@ EPOCHS_WITH_QUERIES: dict[str, int] = {"soft_tree": 10, "student": 12}
 _CONTEXT_PARAMS = ("random_state", "input_shape", "temperature")
 
 
-def _resolve_surrogates(surrogates: Sequence[str] | None) -> list[str]:
+def resolve_surrogates(surrogates: Sequence[str] | str | None, *, what: str = "surrogates") -> list[str]:
+    """Registry names from a list or a comma-separated string (every registered default when None).
+
+    Checked before any work: unknown or repeated names raise ValueError listing what is available.
+    """
     if surrogates is None:
         return [s for s in DEFAULT_SURROGATES if s in SURROGATES]
     if isinstance(surrogates, str):
         surrogates = [s.strip() for s in surrogates.split(",") if s.strip()]
     names = list(surrogates)
     if not names:
-        raise ValueError(f"No surrogates requested; choose from: {', '.join(SURROGATES)}.")
+        raise ValueError(f"No surrogates requested in {what}; choose from: {', '.join(SURROGATES)}.")
     unknown = [s for s in names if s not in SURROGATES]
     if unknown:
-        raise ValueError(f"Unknown surrogate(s) {unknown}. Available: {', '.join(SURROGATES)}.")
+        raise ValueError(f"Unknown surrogate(s) {unknown} in {what}. Available: {', '.join(SURROGATES)}.")
     if len(set(names)) != len(names):
-        raise ValueError(f"Surrogate names repeat in {names}; list each once.")
+        raise ValueError(f"Surrogate names repeat in {what} {names}; list each once.")
     return names
 
 
@@ -148,9 +152,18 @@ class Distillation:
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write the run (teacher, surrogates, data, metrics) to ``directory``: safetensors + JSON only."""
+        """Write the run (teacher, surrogates, data, metrics) to ``directory``: safetensors + JSON only.
+
+        ``directory`` must be new, empty, or an earlier saved run and nothing else (a directory
+        holding other files is refused, naming them: nothing is ever deleted that this package did
+        not write).  The run is written beside it and renamed into place when complete.
+        """
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        with atomic_directory(directory, kind="saved_run", what="run directory") as tmp:
+            self._write(tmp)
+        return directory
+
+    def _write(self, directory: Path) -> None:
         self.teacher.save(directory / "teacher")
         save_dataset(self.dataset, directory / "data")
         for name, est in self.surrogates.items():
@@ -166,7 +179,6 @@ class Distillation:
                 "info": self.info,
             },
         )
-        return directory
 
 
 def load(directory: str | os.PathLike, *, teacher_module: torch.nn.Module | None = None, device: str = "auto") -> Distillation:
@@ -268,7 +280,7 @@ def distill(
             f"The teacher has {ref.n_classes} classes ({ref.class_names}) but the data set has "
             f"{dataset.n_classes} ({dataset.class_names}); distill a teacher trained on this data."
         )
-    names = _resolve_surrogates(surrogates)
+    names = resolve_surrogates(surrogates)
     params = dict(params or {})
     unknown = [k for k in params if k not in names]
     if unknown:

@@ -83,9 +83,9 @@ def test_bad_surrogate_lists(iris, iris_teacher, surrogates, needle):
 
 
 def test_default_surrogates_are_the_registered_ones():
-    from explain_distill.distill import _resolve_surrogates
+    from explain_distill.distill import resolve_surrogates
 
-    names = _resolve_surrogates(None)
+    names = resolve_surrogates(None)
     assert names and set(names) <= set(ed.SURROGATES) and set(names) <= set(ed.DEFAULT_SURROGATES)
     assert {"tree", "logistic"} <= set(names)
 

@@ -3,6 +3,8 @@
 :func:`run_analyses` runs the lot on a :class:`~explain_distill.distill.Distillation`'s held-out
 split and returns :class:`Analyses`, whose ``to_json()`` goes into the run's ``metrics.json``:
 
+- ``teacher_check``: the teacher's test accuracy against a majority-class and a logistic
+  baseline fitted on the same split, with ``warning`` when it does not beat them;
 - ``fidelity.<surrogate>``: ``agreement``, ``interval``, ``kl``, ``jensen_shannon``,
   ``total_variation``, ``brier``, ``per_class``, ``confusion``, ``leaves``, ``disagreements``,
   ``truth``, ``compression``;
@@ -21,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from .attribution import AttributionReport, attribution_report
+from .baseline import TeacherCheck, teacher_check
 from .fidelity import AuditResult, FidelityReport, audit, fidelity_report, to_jsonable
 from .robustness import RobustnessReport, robustness_report
 from .tree_view import TreeNode, TreeView
@@ -33,6 +36,7 @@ __all__ = [
     "AuditResult",
     "FidelityReport",
     "RobustnessReport",
+    "TeacherCheck",
     "TreeNode",
     "TreeView",
     "attribution_report",
@@ -40,6 +44,7 @@ __all__ = [
     "fidelity_report",
     "robustness_report",
     "run_analyses",
+    "teacher_check",
 ]
 
 
@@ -56,6 +61,9 @@ class Analyses:
         Other plain-data sections (curves, compression, kd_vs_hard, ...) added by their producers.
     timings : dict
         Seconds spent per section.
+    teacher : TeacherCheck or None
+        The teacher's test accuracy against a majority-class and a logistic baseline, with a
+        warning when it does not beat them.
     """
 
     fidelity: dict[str, FidelityReport]
@@ -63,9 +71,11 @@ class Analyses:
     attribution: AttributionReport | None = None
     extras: dict = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    teacher: TeacherCheck | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
+            "teacher_check": self.teacher.to_json() if self.teacher is not None else None,
             "fidelity": {name: rep.to_json() for name, rep in self.fidelity.items()},
             "robustness": self.robustness.to_json() if self.robustness is not None else None,
             "attribution": self.attribution.to_json() if self.attribution is not None else None,
@@ -132,6 +142,9 @@ def run_analyses(
 
     t0 = time.perf_counter()
     P = teacher.predict_proba(X)
+    check = teacher_check(teacher, d, teacher_pred=P.argmax(axis=1), seed=seed)
+    timings["teacher_check"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     fid: dict[str, FidelityReport] = {}
     for name, est in distillation.surrogates.items():
         fid[name] = fidelity_report(
@@ -173,4 +186,4 @@ def run_analyses(
         )
         timings["attribution"] = time.perf_counter() - t0
     logger.info("analyses done: %s", {k: round(v, 2) for k, v in timings.items()})
-    return Analyses(fidelity=fid, robustness=rob, attribution=att, timings=timings)
+    return Analyses(fidelity=fid, robustness=rob, attribution=att, timings=timings, teacher=check)
