@@ -174,7 +174,9 @@ def check_output_dir(
         raise OutputPathError(f"{label} is {where}, and an output replaces its directory whole; {hint}, e.g. reports/mine.")
     for inp in inputs:
         if inp is not None and _is_ancestor(target, Path(inp)):
-            raise OutputPathError(f"{label} holds the input {str(inp)!r}; {hint}, e.g. reports/mine.")
+            top = sorted(p.name for p in target.iterdir()) if target.is_dir() else []
+            held = f" (it holds {_listing(top)})" if top else ""
+            raise OutputPathError(f"{label} holds the input {str(inp)!r}{held}; {hint}, e.g. reports/mine.")
     if not target.is_dir():
         return target
     try:
