@@ -60,7 +60,17 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     run.add_argument("--temperature", type=float, default=4.0, help="soft-label temperature T (default: 4)")
     run.add_argument("--surrogates", help="comma-separated registry names (default: all registered)")
-    run.add_argument("--min-agreement", type=float, help="audit bar shown as pass/fail in the report")
+    run.add_argument(
+        "--min-agreement", type=float,
+        help="the fidelity bar: per readable family (tree, rules, soft_tree, ...) pick the smallest size whose 95%% "
+        "interval on a validation split clears it, lead the report with it, and show pass/fail",
+    )
+    run.add_argument("--tree-depth", type=int, help="depth of the tree surrogate (same as --param tree.max_depth=N)")
+    run.add_argument("--max-rules", type=int, help="rules in the rule list (same as --param rules.max_rules=N)")
+    run.add_argument(
+        "--param", action="append", default=[], metavar="NAME.KEY=VALUE",
+        help="a surrogate hyper-parameter, e.g. --param tree.max_leaf_nodes=32 --param soft_tree.depth=6 (repeatable)",
+    )
 
     aud = sub.add_parser(
         "audit",
@@ -149,6 +159,47 @@ def _cmd_label(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _parse_value(text: str) -> Any:
+    """A --param value: int, float, true/false, none, or the string itself."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _surrogate_params(args: argparse.Namespace, names: list[str]) -> dict[str, dict[str, Any]]:
+    """--param NAME.KEY=VALUE, --tree-depth and --max-rules as distill's params, checked against the registry."""
+    from .surrogates import SURROGATES
+
+    pairs: list[tuple[str, str, Any, str]] = []
+    for item in args.param:
+        head, sep, value = item.partition("=")
+        name, dot, key = head.partition(".")
+        if not sep or not dot or not name.strip() or not key.strip():
+            raise ValueError(f"--param takes NAME.KEY=VALUE, e.g. --param tree.max_depth=5; received {item!r}.")
+        pairs.append((name.strip(), key.strip(), _parse_value(value), f"--param {item}"))
+    if args.tree_depth is not None:
+        pairs.append(("tree", "max_depth", args.tree_depth, f"--tree-depth {args.tree_depth}"))
+    if args.max_rules is not None:
+        pairs.append(("rules", "max_rules", args.max_rules, f"--max-rules {args.max_rules}"))
+    params: dict[str, dict[str, Any]] = {}
+    for name, key, value, flag in pairs:
+        if name not in names:
+            raise ValueError(f"{flag}: {name!r} is not among the surrogates of this run ({', '.join(names)}).")
+        est = SURROGATES[name]()
+        if key not in est.get_params(deep=False):
+            raise ValueError(f"{flag}: {name} has no parameter {key!r}; it accepts {', '.join(sorted(est.get_params(deep=False)))}.")
+        params.setdefault(name, {})[key] = value
+    return params
+
+
 def _check_positive_arg(value: float, flag: str) -> float:
     from ._validation import check_positive
 
@@ -179,7 +230,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _check_positive_arg(args.temperature, "--temperature")
     if args.min_agreement is not None:
         check_fraction(args.min_agreement, "--min-agreement")
-    resolve_surrogates(args.surrogates, what="--surrogates")
+    names = resolve_surrogates(args.surrogates, what="--surrogates")
+    params = _surrogate_params(args, names)
     resolve_device(args.device)
     name = args.csv.stem if args.csv is not None else (args.dataset or "digits")
     out = args.out or Path("reports") / name
@@ -199,7 +251,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     acc = float((teacher.predict(data.X_test) == data.y_test).mean())
     logger.info("teacher: %s, %d params, test accuracy %.3f [%.1fs]",
                 teacher.history.get("arch"), teacher.n_params, acc, time.perf_counter() - t0)
-    result = distill(teacher, data, surrogates=args.surrogates, temperature=args.temperature, seed=args.seed)
+    result = distill(teacher, data, surrogates=names, temperature=args.temperature, seed=args.seed, params=params,
+                     min_agreement=args.min_agreement)
     for row in result.fidelity():
         logger.info("  %-12s fidelity %.3f [%.3f, %.3f]  accuracy %.3f  size %d",
                     row["surrogate"], row["fidelity"], row["low"], row["high"], row["accuracy"], row["params"])
@@ -291,7 +344,7 @@ def _extras(result: Any) -> dict[str, Any]:
 
 # Keys of metrics.json "analysis" that run_analyses recomputes; the rest (curves, compression,
 # kd_vs_hard, ...) came from work `report` does not redo, so it lays out the saved values.
-_RECOMPUTED = {"teacher_check", "fidelity", "robustness", "attribution", "analysis_seconds"}
+_RECOMPUTED = {"teacher_check", "fidelity", "robustness", "attribution", "analysis_seconds", "reasons"}
 
 
 def _saved_metrics(run_dir: Path) -> dict[str, Any]:
@@ -353,6 +406,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     if unknown:
         raise ValueError(f"--surrogate {unknown} not in this run; it has: {', '.join(result.surrogates)}.")
     check = teacher_check(result.teacher, result.dataset, seed=result.seed)
+    saved = (_saved_metrics(Path(args.run_dir)).get("analysis") or {}).get("reasons") or {}
     outcomes = [
         audit(result.teacher, result.surrogates[n], result.dataset.X_test, min_agreement=args.min_agreement, name=n,
               teacher_baseline=check, require_teacher_better_than_baseline=args.require_teacher_better_than_baseline)
@@ -365,7 +419,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
             "min_agreement": args.min_agreement,
             "teacher_warning": check.warning,
             "teacher_check": check.to_json(),
-            "results": [o.to_dict() for o in outcomes],
+            "results": [{**o.to_dict(), "reasons": saved.get(o.surrogate)} for o in outcomes],
         }, indent=2))
     else:
         print(
@@ -385,6 +439,9 @@ def _cmd_audit(args: argparse.Namespace) -> int:
                 f"{o.surrogate:<14}{o.metrics['agreement']:>10.4f}{lo:>10.4f}{hi:>10.4f}{kl:>8.3f}{tv:>8.3f}{o.n:>7}"
                 f"  {'PASS' if o.passed else 'FAIL'}: {o.reason}"
             )
+            flag = (saved.get(o.surrogate) or {}).get("flag")
+            if flag:
+                print(f"{'':<14}note: {flag}")
     return EXIT_OK if passed else EXIT_FAILED
 
 

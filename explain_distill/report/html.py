@@ -134,6 +134,7 @@ def _interval(v: Any) -> tuple[float | None, float | None]:
 # ------------------------------------------------------------------------------ sections
 def _summary(d: Distillation, analyses: Any, min_agreement: float | None) -> list[dict[str, Any]]:
     fid = _get(analyses, "fidelity", {}) or {}
+    reasons = (_get(analyses, "reasons") or {}) if analyses is not None else {}
     rows = []
     for name, m in d.metrics["surrogates"].items():
         f = fid.get(name)
@@ -152,6 +153,7 @@ def _summary(d: Distillation, analyses: Any, min_agreement: float | None) -> lis
             "verdict": verdict,
             "kl": _get(f, "kl"),
             "js": _get(f, "jensen_shannon"),
+            "reasons": reasons.get(name),
         })
     return rows
 
@@ -461,6 +463,16 @@ def _kd_chart(kd: Any) -> dict[str, str] | None:
                    ylabel="on the test split", ylim=(0, 1.05), title="student trained on soft vs hard labels")
 
 
+_METHOD_NAMES = {
+    "IntegratedGradients": "Integrated Gradients",
+    "FeatureAblation": "feature ablation",
+    "Saliency": "saliency (gradients)",
+    "DeepLift": "DeepLift",
+    "GradientShap": "GradientSHAP",
+    "NoiseTunnel": "SmoothGrad (noise tunnel)",
+}
+
+
 def _saliency_section(d: Distillation, analyses: Any) -> dict[str, Any] | None:
     from ..viz.plots import attribution_figure
 
@@ -479,8 +491,11 @@ def _saliency_section(d: Distillation, analyses: Any) -> dict[str, Any] | None:
         fig = _figure("attribution maps", attribution_figure, inputs, maps, input_shape=ds.input_shape, kind=ds.kind,
                       feature_names=ds.feature_names, row_titles=titles)
     agreement = []
+    methods = _get(att, "methods", {}) or {}
     for name, a in (_get(att, "agreement", {}) or {}).items():
-        agreement.append({"name": name, "spearman": a.get("spearman"), "top_k": a.get("top_k"), "sign": a.get("sign")})
+        agreement.append({"name": name, "spearman": a.get("spearman"), "top_k": a.get("top_k"), "sign": a.get("sign"),
+                          "method": _METHOD_NAMES.get(methods.get(name), methods.get(name)),
+                          "against": a.get("against")})
     cam_maps = {}
     for label, key in (("Grad-CAM", "gradcam"), ("attention", "attention")):
         for k, v in (_get(att, key, {}) or {}).items():
@@ -556,6 +571,45 @@ def _curves_section(analyses: Any) -> dict[str, Any]:
     return {"robustness": figures, "curves": curves, "robustness_computed": rob is not None}
 
 
+def _frontier_section(analyses: Any) -> dict[str, Any] | None:
+    """The fidelity-size frontier: the verdict, the chosen model per family, the plot and the ladder."""
+    from ..analysis.frontier import frontier_verdict
+    from ..viz.frontier import frontier_figure
+
+    front = _get(analyses, "frontier") if analyses is not None else None
+    if front is None:
+        extras = _get(analyses, "extras", {}) or {}
+        if not extras.get("frontier"):
+            return None
+        front = {**(extras.get("frontier_summary") or {}), "families": extras["frontier"]}
+    families = front.get("families") or {}
+    if not families:
+        return None
+    bar = front.get("min_agreement")
+    rows = []
+    for name, ladder in families.items():
+        chosen = next((r for r in ladder if r.get("chosen")), None)
+        best = max(ladder, key=lambda r: r["fidelity"]) if ladder else None
+        unit = next((u for u in ("leaves", "rules", "terms", "nodes") if ladder and u in ladder[0]), "size")
+        rows.append({
+            "family": name,
+            "unit": unit,
+            "chosen": chosen,
+            "best": best,
+            "ladder": ladder,
+        })
+    figure = _figure("fidelity against size", frontier_figure, families, min_agreement=bar)
+    validation = front.get("validation") or {}
+    return {
+        "verdict": front.get("verdict") or frontier_verdict(front),
+        "min_agreement": bar,
+        "rows": rows,
+        "figure": figure,
+        "validation_n": validation.get("n"),
+        "validation_source": validation.get("source", "training split"),
+    }
+
+
 def _teacher_check(analyses: Any) -> dict[str, Any] | None:
     """The teacher-vs-baselines check as the template shows it (from Analyses or a metrics.json dict)."""
     check = _get(analyses, "teacher") if analyses is not None else None
@@ -594,6 +648,7 @@ def report_context(
         "dataset": d.dataset.describe(),
         "teacher": {**d.metrics["teacher"], "arch": (d.teacher.config or {}).get("arch", "user module")},
         "teacher_check": _teacher_check(analyses),
+        "frontier": _frontier_section(analyses),
         "surrogates": _summary(d, analyses, min_agreement),
         "min_agreement": min_agreement,
         "temperature": d.temperature,
