@@ -2,7 +2,8 @@
 
 For every name in SURROGATES: fit returns self; predict/predict_proba shapes; hard and soft
 labels; a class absent from the soft labels keeps its column; clone; inside a Pipeline; and a
-pickle-free save/load round trip that predicts identically.
+pickle-free save/load round trip that predicts identically; scikit-learn's check_estimator at
+default parameters.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sklearn.base import clone
+from sklearn.exceptions import DataConversionWarning
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from explain_distill.surrogates import SURROGATES, load_surrogate, save_surrogate
 
@@ -132,3 +135,18 @@ def test_wrong_number_of_features_is_named(name, data):
     est = _make(name).fit(X, P)
     with pytest.raises(ValueError, match="features"):
         est.predict(X[:, :3])
+
+
+# ---------------------------------------------------------------------------- scikit-learn's own checks
+# Every registered surrogate at its default parameters, with no expected failures: a (n, 1) y warns
+# (DataConversionWarning) and is ravelled, integer sample weights equal repeated rows.
+@parametrize_with_checks([SURROGATES[n]() for n in sorted(SURROGATES)])
+def test_check_estimator_at_default_parameters(estimator, check):
+    check(estimator)
+
+
+def test_a_column_vector_y_warns_and_is_read_as_hard_labels(name, data):
+    X, _, y = data
+    with pytest.warns(DataConversionWarning, match="column-vector y"):
+        est = _make(name).fit(X, y[:, None])
+    np.testing.assert_array_equal(est.classes_, np.unique(y))

@@ -30,8 +30,10 @@ from ._base import SoftTargetMixin
 
 __all__ = ["SoftLabelTreeClassifier", "SoftLabelLogisticRegression", "SoftLabelGaussianNB", "RuleListClassifier"]
 
-#: Smoothing mixed into the targets of the "entropy" tree criterion (Poisson deviance needs > 0).
-_ENTROPY_EPS = 1e-4
+#: Smoothing mass per class mixed into the targets of the "entropy" tree criterion (Poisson deviance
+#: needs > 0).  A power of two: one-hot targets stay dyadic, so weighted sums are exact and integer
+#: sample weights give exactly the tree of repeated rows (scikit-learn's sample-weight check).
+_ENTROPY_EPS = 2.0**-16
 
 _NODE_FIELDS = (
     "left_child",
@@ -55,7 +57,8 @@ def _normalise(P: np.ndarray) -> np.ndarray:
 def _fit_tree(X: np.ndarray, P: np.ndarray, criterion: str, sample_weight: Any, **kw: Any) -> DecisionTreeRegressor:
     if criterion == "entropy":
         K = P.shape[1]
-        target = (1.0 - _ENTROPY_EPS) * P + _ENTROPY_EPS / K
+        eps = min(_ENTROPY_EPS, 2.0 ** -(int(np.ceil(np.log2(K))) + 4))  # keeps K * eps <= 1/16
+        target = (1.0 - eps * K) * P + eps
         return DecisionTreeRegressor(criterion="poisson", **kw).fit(X, target, sample_weight=sample_weight)
     return DecisionTreeRegressor(criterion="squared_error", **kw).fit(X, P, sample_weight=sample_weight)
 
@@ -76,7 +79,7 @@ class SoftLabelTreeClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         How splits are chosen.  ``"entropy"``: scikit-learn's Poisson deviance on the
         probability columns, which for rows summing to 1 equals the soft cross-entropy
         sum_i KL(P_i || leaf mean) -- the soft-label analogue of the entropy criterion
-        (targets are smoothed by 1e-4 so every column stays positive).  ``"squared_error"``:
+        (targets are smoothed by 2**-16 per class so every column stays positive).  ``"squared_error"``:
         the Brier score, the soft analogue of Gini.
     random_state : int or None
     """
@@ -418,6 +421,8 @@ class RuleListClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
     max_depth : int, default=5
         Depth of the tree the rules are read from: the longest rule has this many conditions.
     min_samples_leaf : int, default=5
+        Least weight a rule's leaf must hold: with ``sample_weight`` a leaf needs this much weight
+        (so integer weights act as repeated rows), without it this many rows.
     criterion : {"entropy", "squared_error"}, default="entropy"
     random_state : int or None
 
@@ -452,7 +457,7 @@ class RuleListClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         X, P = self._validate_fit(X, y, dtype=np.float32)
         sw = np.ones(len(X)) if sample_weight is None else _check_sample_weight(sample_weight, X)
         tree = _fit_tree(X, P, self.criterion, sw, max_depth=self.max_depth,
-                         min_samples_leaf=self.min_samples_leaf, random_state=self.random_state).tree_
+                         random_state=self.random_state, **_min_leaf_weight(int(self.min_samples_leaf), sw)).tree_
         leaf_of = _leaf_of(tree, X)
         total = max(float(sw.sum()), 1e-12)
         leaves = []
@@ -554,6 +559,15 @@ class RuleListClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
             rules[int(r)]["conditions"].append((int(f), "<=" if le else ">", float(t)))
         self.rules_ = rules
         self.soft_fit_ = True
+
+
+def _min_leaf_weight(min_leaf: int, sw: np.ndarray) -> dict[str, Any]:
+    """scikit-learn tree settings asking every leaf to hold ``min_leaf`` of weight (not rows)."""
+    total = float(sw.sum())
+    if 2 * min_leaf > total:  # no split can leave min_leaf on both sides: the root is the only leaf
+        return {"min_samples_split": len(sw) + 1}
+    # a hair under min_leaf / total, so a leaf of exactly min_leaf passes despite rounding
+    return {"min_weight_fraction_leaf": min_leaf * (1 - 1e-9) / total}
 
 
 def _leaf_of(tree: Any, X: np.ndarray) -> np.ndarray:
