@@ -302,6 +302,17 @@ class Dataset:
             X, y_raw, feature_names=names, name=name or path.stem, test_size=test_size, seed=seed, notes=notes
         )
 
+    # ------------------------------------------------------------------ display
+    def __repr__(self) -> str:
+        """Names, kind and shapes on one screen (never the arrays)."""
+        from ._display import array_summary, names_preview
+
+        return (
+            f"Dataset({self.name!r}, kind={self.kind!r}, train {array_summary(self.X_train)}, test "
+            f"{array_summary(self.X_test)}, input_shape={tuple(self.input_shape)}, {self.n_classes} classes "
+            f"{names_preview(self.class_names)}, features {names_preview(self.feature_names)})"
+        )
+
 
 def _all_numeric(col: np.ndarray) -> bool:
     for v in col:

@@ -19,14 +19,14 @@ from typing import Any, Literal
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
-from sklearn.tree import DecisionTreeRegressor, export_text
+from sklearn.tree import DecisionTreeRegressor
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from sklearn.utils.validation import _check_sample_weight
 
 from .._validation import check_choice, check_int, check_positive
-from ._base import SoftTargetMixin
+from ._base import SoftTargetMixin, TreeDisplayMixin
 
 __all__ = ["SoftLabelTreeClassifier", "SoftLabelLogisticRegression", "SoftLabelGaussianNB", "RuleListClassifier"]
 
@@ -63,7 +63,7 @@ def _fit_tree(X: np.ndarray, P: np.ndarray, criterion: str, sample_weight: Any, 
     return DecisionTreeRegressor(criterion="squared_error", **kw).fit(X, P, sample_weight=sample_weight)
 
 
-class SoftLabelTreeClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
+class SoftLabelTreeClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, BaseEstimator):
     """A decision tree whose leaves hold the teacher's class distributions.
 
     Fitted as a multi-output ``DecisionTreeRegressor`` on the soft-label matrix, so each leaf
@@ -135,11 +135,6 @@ class SoftLabelTreeClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         """Index of the leaf each sample lands in."""
         X = self._validate_predict(X, dtype=np.float32)
         return self.estimator_.apply(X)
-
-    def export_text(self, feature_names: list[str] | None = None, **kwargs: Any) -> str:
-        """The tree as indented if/else text (scikit-learn's ``export_text``)."""
-        check_is_fitted(self)
-        return export_text(self.estimator_, feature_names=feature_names, **kwargs)
 
     # -- persistence (no pickle: the node table as plain arrays)
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -406,7 +401,7 @@ class SoftLabelGaussianNB(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         self.soft_fit_ = True
 
 
-class RuleListClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
+class RuleListClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, BaseEstimator):
     """A short ordered if-then-else rule list read off a soft-label tree.
 
     A :class:`SoftLabelTreeClassifier` of depth ``max_depth`` is fitted; each leaf becomes a rule
@@ -432,6 +427,8 @@ class RuleListClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         ``{"conditions": [(feature, op, threshold), ...], "value": (K,), "coverage": float}``;
         the last one is the ``else`` rule (no conditions).
     """
+
+    _view_kind = "rules"  # view(), draw(), export_text(), to_dict() show the rule list
 
     def __init__(
         self,
@@ -508,24 +505,11 @@ class RuleListClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         return _normalise(values[which])
 
     def to_text(self, feature_names: list[str] | None = None, class_names: list[str] | None = None, decimals: int = 3) -> str:
-        """The rule list as text: ``IF ... THEN class (p=..) [coverage ..] / ELSE IF ... / ELSE ...``."""
-        check_is_fitted(self)
-        fn = feature_names if feature_names is not None else [f"x[{j}]" for j in range(self.n_features_in_)]
-        cn = class_names if class_names is not None else [str(c) for c in self.classes_]
-        if len(fn) != self.n_features_in_:
-            raise ValueError(f"feature_names has {len(fn)} entries but the model has {self.n_features_in_} features.")
-        if len(cn) != len(self.classes_):
-            raise ValueError(f"class_names has {len(cn)} entries but the model has {len(self.classes_)} classes.")
-        lines = []
-        for r, rule in enumerate(self.rules_):
-            k = int(np.argmax(rule["value"]))
-            then = f"THEN {cn[k]} (p={rule['value'][k]:.2f}) [coverage {rule['coverage']:.1%}]"
-            if not rule["conditions"]:
-                lines.append(("ELSE " if r else "") + then.removeprefix("THEN "))
-                continue
-            cond = " AND ".join(f"{fn[f]} {op} {thr:.{decimals}f}" for f, op, thr in rule["conditions"])
-            lines.append(f"{'IF' if r == 0 else 'ELSE IF'} {cond} {then}")
-        return "\n".join(lines)
+        """The rule list as text: ``IF ... THEN class (p=..) [coverage ..] / ELSE IF ... / ELSE ...``.
+
+        Names default to the fitted ``feature_names_in_`` / ``class_names_`` (``distill`` sets them).
+        """
+        return self.view(feature_names=feature_names, class_names=class_names).export_text(decimals=decimals)
 
     def __str__(self) -> str:
         try:

@@ -39,7 +39,7 @@ from .._validation import (
     check_soft_labels,
     check_targets,
 )
-from ._base import SoftTargetMixin
+from ._base import SoftTargetMixin, TreeDisplayMixin
 
 logger = logging.getLogger(__name__)
 
@@ -303,7 +303,7 @@ def _train_step_loss(
     )
 
 
-class SoftDecisionTree(SoftTargetMixin, ClassifierMixin, BaseEstimator):
+class SoftDecisionTree(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, BaseEstimator):
     """Soft decision tree (Frosst & Hinton 2017) trained on hard or soft labels.
 
     A complete binary tree of ``depth`` levels of oblique, sigmoid-gated splits with a learned
