@@ -234,10 +234,23 @@ def check_targets(y: Any, *, name: str = "y") -> tuple[np.ndarray | None, np.nda
     """Split ``y`` into (hard labels, soft labels): exactly one of the two is returned, the other is None.
 
     A 2-D float array with more than one column is taken as soft labels (one row per sample,
-    one column per class); anything 1-D as hard labels.
+    one column per class); anything 1-D as hard labels.  A column vector (n, 1) is ravelled to
+    hard labels with scikit-learn's ``DataConversionWarning``, as its classifiers do.
     """
     y = _from_tensor(y)
     arr = np.asarray(y)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        import warnings
+
+        from sklearn.exceptions import DataConversionWarning
+
+        warnings.warn(
+            f"A column-vector y was passed when a 1d array was expected. {name} of shape {arr.shape} is read as "
+            f"hard labels (n_samples,); pass y.ravel() to silence this, or soft labels as (n_samples, n_classes).",
+            DataConversionWarning,
+            stacklevel=3,
+        )
+        arr = arr.ravel()
     if arr.ndim == 2 and arr.shape[1] > 1:
         if arr.dtype.kind not in "fiub":
             raise ValueError(

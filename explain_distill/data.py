@@ -526,6 +526,17 @@ class Dataset:
             onehot_columns=np.asarray(onehot, dtype=bool),
         )
 
+    # ------------------------------------------------------------------ display
+    def __repr__(self) -> str:
+        """Names, kind and shapes on one screen (never the arrays)."""
+        from ._display import array_summary, names_preview
+
+        return (
+            f"Dataset({self.name!r}, kind={self.kind!r}, train {array_summary(self.X_train)}, test "
+            f"{array_summary(self.X_test)}, input_shape={tuple(self.input_shape)}, {self.n_classes} classes "
+            f"{names_preview(self.class_names)}, features {names_preview(self.feature_names)})"
+        )
+
 
 #: Cell values read as "missing" in CSV files (pandas' default NA strings plus the usual hand-written ones).
 MISSING_MARKERS = frozenset(

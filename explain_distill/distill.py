@@ -27,6 +27,7 @@ from ._stats import wilson_interval
 from ._validation import check_fraction, check_positive
 from .data import Dataset, load_saved_dataset, save_dataset
 from .surrogates import SURROGATES, load_surrogate, save_surrogate
+from .surrogates._base import set_names
 from .teacher import Teacher
 from .transfer import QuerySpec, TransferSet, build_transfer_set, check_teachers
 
@@ -210,11 +211,43 @@ class Distillation:
             },
         )
 
+    # ------------------------------------------------------------------ display
+    def _display_data(self) -> dict[str, Any]:
+        d = self.dataset
+        return {
+            "rows": self.fidelity(),
+            "dataset": {"name": d.name, "n_classes": d.n_classes, "n_features": d.n_features, "n_test": len(d.X_test)},
+            "teacher": self.metrics.get("teacher", {}),
+            "temperature": float(self.temperature),
+            "transfer": self.info.get("transfer_set") or (self.transfer.counts() if self.transfer is not None else None),
+        }
+
+    def __repr__(self) -> str:
+        """The run and one line per surrogate: fidelity with its 95% interval, accuracy, size."""
+        from ._display import distillation_text
+
+        return distillation_text(**self._display_data())
+
+    def _repr_html_(self) -> str:
+        """The fidelity table with intervals and the audit verdict (``ed.audit``'s default bar, 0.95)."""
+        from ._display import distillation_html
+
+        return distillation_html(**self._display_data())
+
 
 def load(directory: str | os.PathLike, *, teacher_module: torch.nn.Module | None = None, device: str = "auto") -> Distillation:
     """Load a run written by :meth:`Distillation.save` (no pickle on any path).
 
-    Accepts the run directory itself or a report directory holding it under ``model/``.
+    Parameters
+    ----------
+    directory : path
+        The run directory itself, or a report directory holding it under ``model/``.
+    teacher_module : torch.nn.Module, optional
+        Needed when the teacher is your own network (not one ``train_teacher`` built): an
+        untrained instance of the same architecture, e.g. ``ed.load(run_dir, teacher_module=MyNet())``;
+        the saved weights are loaded into it.
+    device : {"auto", "cpu", "cuda"}, default="auto"
+        Where the teacher runs.
     """
     directory = Path(directory)
     if not directory.exists():
@@ -227,6 +260,9 @@ def load(directory: str | os.PathLike, *, teacher_module: torch.nn.Module | None
     teacher = Teacher.load(directory / "teacher", module=teacher_module, device=device)
     dataset = load_saved_dataset(directory / "data")
     surrogates = {name: load_surrogate(directory / "surrogates" / name) for name in meta["surrogates"]}
+    for est in surrogates.values():  # runs saved before names were stored with each surrogate
+        if getattr(est, "feature_names_in_", None) is None and len(est.classes_) == dataset.n_classes:
+            set_names(est, feature_names=dataset.feature_names, class_names=dataset.class_names)
     return Distillation(
         teacher=teacher,
         dataset=dataset,
@@ -383,7 +419,9 @@ def distill(
             fit_kwargs["y_true"] = transfer.y
         if "teacher_attention" in extra and float(est.get_params().get("attention_weight", 0.0) or 0.0) > 0:
             fit_kwargs["teacher_attention"] = _attention(teachers, w, transfer.X)
-        return est.fit(transfer.X, transfer.P, **fit_kwargs)
+        est.fit(transfer.X, transfer.P, **fit_kwargs)
+        set_names(est, feature_names=dataset.feature_names, class_names=dataset.class_names)  # print with names
+        return est
 
     for name in names:
         t1 = time.perf_counter()
@@ -400,6 +438,8 @@ def distill(
             cls = SURROGATES[name]
             sizes = ladder_sizes.get(name) or list(cls.size_ladder)
             fitted_ladders[name] = _fit_ladder(name, fitted[name], sizes, configured, fit)
+            for est in fitted_ladders[name]:
+                set_names(est, feature_names=dataset.feature_names, class_names=dataset.class_names)
             rungs = []
             for est in fitted_ladders[name]:
                 agree = int(np.sum(np.asarray(est.predict(X_val)) == t_val)) if len(X_val) else 0

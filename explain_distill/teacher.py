@@ -121,7 +121,8 @@ def build_module(config: dict[str, Any]) -> nn.Module:
         )
     raise ValueError(
         f"Unknown teacher architecture {arch!r} in the config; built-ins are 'mlp' and 'cnn'. "
-        f"For your own module pass it explicitly: Teacher.load(dir, module=MyNet())."
+        f"For your own module pass an untrained instance of it: ed.load(run_dir, teacher_module=MyNet()) for a "
+        f"run, Teacher.load(teacher_dir, module=MyNet()) for a teacher alone."
     )
 
 
@@ -406,7 +407,9 @@ class Teacher:
             raise ValueError(f"{directory / 'teacher.json'} lacks its class_names list; the file is incomplete or not ours.")
         if module is None and not meta.get("config"):
             raise ValueError(
-                f"The teacher in {directory} is a user module; pass it to rebuild: Teacher.load(dir, module=MyNet())."
+                f"The teacher in {directory} is a user module; pass an untrained instance of it to rebuild it: "
+                f"ed.load(run_dir, teacher_module=MyNet()) for a run, Teacher.load(teacher_dir, module=MyNet()) for a "
+                f"teacher alone."
             )
         weights = directory / "teacher.safetensors"
         if not weights.is_file():
@@ -445,6 +448,21 @@ class Teacher:
         )
         teacher.history = meta.get("history") or {}
         return teacher
+
+    # -- display
+    def __repr__(self) -> str:
+        """Architecture, classes, size, device and how training went (never the weights)."""
+        from ._display import names_preview, number
+
+        h = self.history
+        trained = ""
+        if h.get("epochs_run") is not None:
+            trained = f", trained {h['epochs_run']} epochs (validation accuracy {number(h.get('val_accuracy'))})"
+        shape = f"input_shape={self.input_shape}, " if self.input_shape is not None else ""
+        return (
+            f"Teacher({type(self.module).__name__}, {shape}{self.n_classes} classes {names_preview(self.class_names)}, "
+            f"{self.n_params:,} parameters, {str(self.dtype).removeprefix('torch.')} on {self.device}{trained})"
+        )
 
 
 # ---------------------------------------------------------------------------- training

@@ -82,6 +82,16 @@ class TransferSet:
     def counts(self) -> dict[str, int]:
         return {name: int(np.sum(self.source == i)) for i, name in enumerate(self.source_names)}
 
+    def __repr__(self) -> str:
+        """Size, where the rows came from, the temperature and how soft the labels are (never the arrays)."""
+        from ._display import array_summary
+
+        conf = float(self.P.max(axis=1).mean()) if len(self.P) else float("nan")
+        return (
+            f"TransferSet(X {array_summary(self.X)}, P {array_summary(self.P)}, temperature={self.temperature:g}, "
+            f"rows {({k: v for k, v in self.counts().items() if v})}, mean top probability {conf:.3f})"
+        )
+
 
 def check_teachers(teachers: Teacher | Sequence[Teacher], weights: Sequence[float] | None = None) -> tuple[list[Teacher], np.ndarray]:
     """A non-empty list of teachers that agree on their classes, and normalised weights."""

@@ -28,13 +28,8 @@ from explain_distill.surrogates.soft_tree import (
 # small and quick for the ~50 estimator checks (the defaults are tuned for 1000s of samples at depth 8)
 FAST = dict(depth=3, epochs=30, learning_rate=0.05, weight_decay=1.0, device="cpu", random_state=0)
 
-EXPECTED_FAILED = {
-    "check_supervised_y_2d": "a 2-D y is read as soft labels (n, K) by design; a (n, 1) column is taken as hard "
-    "labels without a DataConversionWarning",
-}
 
-
-@parametrize_with_checks([SoftDecisionTree(**FAST)], expected_failed_checks=lambda est: EXPECTED_FAILED)
+@parametrize_with_checks([SoftDecisionTree(**FAST)])
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 

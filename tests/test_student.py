@@ -16,13 +16,7 @@ from explain_distill.surrogates.student import attention_loss, attention_map, kd
 FAST = dict(epochs=20, random_state=0, device="cpu", progress=False)
 
 
-@parametrize_with_checks(
-    [NeuralStudent(**FAST)],
-    expected_failed_checks=lambda est: {
-        "check_supervised_y_2d": "y of shape (n, 1) is read as hard labels without a DataConversionWarning "
-        "(the shared _base check_targets)"
-    },
-)
+@parametrize_with_checks([NeuralStudent(**FAST)])
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 

@@ -115,7 +115,8 @@ def test_input_shape_reshapes_flat_inputs():
 def test_save_load_round_trip_for_a_user_module(tmp_path, net, X):
     t = ed.Teacher(net, class_names=["a", "b", "c"], device="cpu")
     t.save(tmp_path / "t")
-    with pytest.raises(ValueError, match="pass it to rebuild"):
+    # the message names ed.load's keyword (teacher_module=) as well as Teacher.load's (module=)
+    with pytest.raises(ValueError, match=r"ed\.load\(run_dir, teacher_module=MyNet\(\)\).*Teacher\.load\(teacher_dir, module=MyNet\(\)\)"):
         ed.Teacher.load(tmp_path / "t", device="cpu")
     fresh = Net()
     torch.nn.init.zeros_(fresh.head.weight)

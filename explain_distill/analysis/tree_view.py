@@ -15,22 +15,97 @@ against a particular tree class (the "shadow tree" adapter idea of dtreeviz).  T
   conjunction of half-space conditions.
 
 The view holds numbers only (numpy arrays, floats, strings); building it is the only step that
-touches the estimator.
+touches the estimator.  Names default to the estimator's ``feature_names_in_`` and ``class_names_``
+(which ``distill`` sets), so views of a distilled surrogate print names without being told.
+
+Display and export, for notebooks and documents: ``view.highlight(x)`` is the same view with the
+decision path of ``x`` marked; ``to_dot()`` / ``draw()`` / ``_repr_svg_`` draw it (Graphviz, through
+:mod:`explain_distill.viz.trees`, imported inside those methods: analysis never imports viz at
+module level); ``export_text()`` and ``to_dict()`` write it out.  Every threshold goes through an
+optional ``inverse(feature, value)`` (identity by default) so a caller can print raw units.
+:class:`RuleListView` does the same for the ordered rule list
+(:class:`~explain_distill.surrogates.shallow.RuleListClassifier`).  Both views are registered with
+:mod:`explain_distill.surrogates._base`, which gives every tree-like surrogate ``view()``,
+``to_dot()``, ``draw()``, ``export_text()`` and ``to_dict()``.
+
+A tree-like surrogate of another family joins by defining ``_tree_arrays()`` returning
+scikit-learn-style node arrays (``children_left``, ``children_right``, ``feature``, ``threshold``,
+``value`` of shape (n_nodes, n_classes), optional ``n_samples``): :meth:`TreeView.of` reads it.
 """
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
 import numpy as np
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from sklearn.utils.validation import check_is_fitted
 
 from .._validation import check_array_2d, check_int, check_n_features, check_names
+from ..surrogates._base import register_viewer
 
-__all__ = ["TreeNode", "TreeView"]
+__all__ = ["Inverse", "RuleListView", "TreeNode", "TreeView"]
+
+#: How exports print a threshold: ``inverse(feature_index, value)`` -> a number or a ready string;
+#: or one callable ``value -> number | str`` per feature (a sequence, or a mapping keyed by index or
+#: name; missing / None entries print the value as it is).  None prints the fitted values.
+Inverse = Union[Callable[[int, float], Any], Sequence[Any], Mapping[Any, Any], None]
+
+#: Trees with more nodes than this are drawn in a notebook down to depth 3 (plus the highlighted path).
+DISPLAY_MAX_NODES = 31
+DISPLAY_DEPTH = 3
+
+
+def _units(inverse: Inverse, feature_names: Sequence[str]) -> Callable[[int, float], Any]:
+    """Normalise ``inverse`` to ``f(feature_index, value) -> number | str``."""
+    if inverse is None:
+        return lambda j, v: v
+    if callable(inverse):
+        return inverse
+    if isinstance(inverse, Mapping):
+        index = {name: j for j, name in enumerate(feature_names)}
+        per: dict[int, Any] = {}
+        for key, fn in inverse.items():
+            j = index.get(key, key) if isinstance(key, str) else key
+            if not isinstance(j, (int, np.integer)) or not 0 <= int(j) < len(feature_names):
+                raise ValueError(f"inverse has a key {key!r} that is neither a feature name nor a feature index.")
+            per[int(j)] = fn
+    elif isinstance(inverse, Sequence) and not isinstance(inverse, (str, bytes)):
+        if len(inverse) != len(feature_names):
+            raise ValueError(
+                f"inverse has {len(inverse)} entries but there are {len(feature_names)} features; give one callable "
+                f"(or None) per feature."
+            )
+        per = dict(enumerate(inverse))
+    else:
+        raise TypeError(
+            f"inverse must be a callable (feature, value) -> value, or one callable per feature; received "
+            f"{type(inverse).__name__}."
+        )
+    for j, fn in per.items():
+        if fn is not None and not callable(fn):
+            raise TypeError(f"inverse for feature {feature_names[j]!r} is {type(fn).__name__}, not a callable.")
+    return lambda j, v: per[j](v) if per.get(j) is not None else v
+
+
+def _show(v: Any, decimals: int) -> str:
+    """A threshold for text: a string from ``inverse`` as is, a number with ``decimals`` decimals."""
+    if isinstance(v, str):
+        return v
+    return f"{float(v):.{decimals}f}"
+
+
+def _jsonable(v: Any) -> Any:
+    return v if isinstance(v, str) else float(v)
+
+
+def _fitted_class_names(estimator: Any, k: int) -> list[str] | None:
+    names = getattr(estimator, "class_names_", None)
+    return [str(c) for c in names] if names is not None and len(names) == k else None
 
 
 @dataclass(frozen=True)
@@ -118,6 +193,7 @@ class TreeView:
         self.feature_names = list(feature_names)
         self.class_names = list(class_names)
         self.input_shape = tuple(int(s) for s in input_shape) if input_shape is not None else None
+        self._highlight: list[int] | None = None
         n = len(self.nodes)
         self._is_leaf = np.array([nd.is_leaf for nd in self.nodes], dtype=bool)
         self._left = np.array([-1 if nd.left is None else nd.left for nd in self.nodes], dtype=np.intp)
@@ -156,11 +232,12 @@ class TreeView:
         Parameters
         ----------
         estimator : SoftLabelTreeClassifier, DecisionTreeClassifier, DecisionTreeRegressor or SoftDecisionTree
-            Fitted.
+            Fitted; or any fitted estimator with ``_tree_arrays()`` (see the module docstring).
         feature_names : list of str, optional
             Defaults to the estimator's ``feature_names_in_`` when it has them, else ``x0, x1, ...``.
         class_names : list of str, optional
-            Defaults to ``str`` of the estimator's ``classes_`` (``output_k`` for regressors).
+            Defaults to the estimator's ``class_names_`` (set by ``distill``), else ``str`` of its
+            ``classes_`` (``output_k`` for regressors).
         input_shape : tuple of int, optional
             Shape of one sample (``prod == n_features``); defaults to the soft tree's ``input_shape``.
 
@@ -193,6 +270,18 @@ class TreeView:
         if isinstance(estimator, DecisionTreeRegressor):
             check_is_fitted(estimator)
             return cls._of_sklearn(estimator, estimator, "regressor", feature_names, class_names, input_shape)
+        if callable(getattr(estimator, "_tree_arrays", None)):
+            check_is_fitted(estimator)
+            arrays = estimator._tree_arrays()
+            k = int(np.shape(arrays["value"])[1])
+            if class_names is None:
+                class_names = _fitted_class_names(estimator, k) or [str(c) for c in getattr(estimator, "classes_", range(k))]
+            return cls.from_arrays(
+                **arrays,
+                feature_names=cls._names(estimator, int(estimator.n_features_in_), feature_names),
+                class_names=class_names,
+                input_shape=input_shape if input_shape is not None else getattr(estimator, "input_shape", None),
+            )
         raise TypeError(
             f"TreeView.of takes a fitted SoftLabelTreeClassifier, SoftDecisionTree, DecisionTreeClassifier or "
             f"DecisionTreeRegressor; received {type(estimator).__name__}. Other surrogates have no tree to view."
@@ -250,19 +339,64 @@ class TreeView:
             vals = value[:, :, 0]
             default_classes = ["value"] if vals.shape[1] == 1 else [f"output_{k}" for k in range(vals.shape[1])]
         if class_names is None:
-            class_names = default_classes
+            class_names = (_fitted_class_names(owner, vals.shape[1]) if flavour != "regressor" else None) or default_classes
+        return cls.from_arrays(
+            children_left=t.children_left,
+            children_right=t.children_right,
+            feature=t.feature,
+            threshold=t.threshold,
+            value=vals,
+            n_samples=t.weighted_n_node_samples,
+            feature_names=cls._names(owner, n_features, feature_names),
+            class_names=class_names,
+            input_shape=input_shape,
+        )
+
+    @classmethod
+    def from_arrays(
+        cls,
+        *,
+        children_left: Any,
+        children_right: Any,
+        feature: Any,
+        threshold: Any,
+        value: Any,
+        n_samples: Any = None,
+        feature_names: Sequence[str],
+        class_names: Sequence[str],
+        input_shape: tuple[int, ...] | None = None,
+    ) -> "TreeView":
+        """An axis-aligned view from scikit-learn-style node arrays (pre-order ids, root 0, -1 = no child).
+
+        A sample goes left when ``x[feature] <= threshold``; ``value`` is (n_nodes, n_classes).
+        """
+        left = np.asarray(children_left, dtype=np.intp)
+        right = np.asarray(children_right, dtype=np.intp)
+        feat = np.asarray(feature)
+        thr = np.asarray(threshold, dtype=np.float64)
+        vals = np.asarray(value, dtype=np.float64)
+        n = len(left)
+        if not (len(right) == len(feat) == len(thr) == len(vals) == n) or vals.ndim != 2 or n == 0:
+            raise ValueError(
+                f"from_arrays needs node arrays of one length and value of shape (n_nodes, n_classes); received "
+                f"{len(left)}, {len(right)}, {len(feat)}, {len(thr)} nodes and value of shape {vals.shape}."
+            )
+        counts = None if n_samples is None else np.asarray(n_samples, dtype=np.float64)
+        names = check_names(list(feature_names), len(feature_names), what="feature_names")
         class_names = check_names(class_names, vals.shape[1], what="class_names")
-        names = cls._names(owner, n_features, feature_names)
-        shape = cls._shape(input_shape, n_features)
-        left, right = t.children_left, t.children_right
-        depth = np.zeros(t.node_count, dtype=int)
-        for i in range(t.node_count):  # sklearn's ids are pre-order: parents come before children
+        shape = cls._shape(input_shape, len(names))
+        depth = np.zeros(n, dtype=int)
+        for i in range(n):  # pre-order ids: parents come before children
             if left[i] != -1:
+                if not (i < left[i] < n and i < right[i] < n):
+                    raise ValueError(f"node {i} has children {left[i]}, {right[i]}: ids must be pre-order within 0..{n - 1}.")
                 depth[left[i]] = depth[i] + 1
                 depth[right[i]] = depth[i] + 1
         nodes = []
-        for i in range(t.node_count):
+        for i in range(n):
             leaf = bool(left[i] == -1)
+            if not leaf and not 0 <= int(feat[i]) < len(names):
+                raise ValueError(f"node {i} splits on feature {int(feat[i])}, outside 0..{len(names) - 1}.")
             nodes.append(
                 TreeNode(
                     id=i,
@@ -270,13 +404,13 @@ class TreeView:
                     is_leaf=leaf,
                     left=None if leaf else int(left[i]),
                     right=None if leaf else int(right[i]),
-                    feature=None if leaf else int(t.feature[i]),
-                    threshold=None if leaf else float(t.threshold[i]),
+                    feature=None if leaf else int(feat[i]),
+                    threshold=None if leaf else float(thr[i]),
                     weights=None,
                     bias=None,
                     beta=None,
                     value=vals[i].copy(),
-                    n_samples=float(t.weighted_n_node_samples[i]),
+                    n_samples=None if counts is None else float(counts[i]),
                 )
             )
         return cls(kind="axis", nodes=nodes, feature_names=names, class_names=class_names, input_shape=shape)
@@ -306,7 +440,7 @@ class TreeView:
         vals[den <= 0] = leaves.mean(axis=0)
         vals[n_inner:] = leaves
         if class_names is None:
-            class_names = [str(c) for c in est.classes_]
+            class_names = _fitted_class_names(est, leaves.shape[1]) or [str(c) for c in est.classes_]
         class_names = check_names(class_names, leaves.shape[1], what="class_names")
         names = cls._names(est, n_features, feature_names)
         if input_shape is None:
@@ -401,36 +535,341 @@ class TreeView:
             out.append(int(self._parent[out[-1]]))
         return out[::-1]
 
-    def conditions(self, leaf: int) -> list[tuple[int, str]]:
-        """``(node, condition)`` for every split on the way to ``leaf``."""
+    def conditions(self, leaf: int, *, inverse: Inverse = None) -> list[tuple[int, str]]:
+        """``(node, condition)`` for every split on the way to ``leaf`` (thresholds through ``inverse``)."""
         path = self.path_to(leaf)
+        units = _units(inverse, self.feature_names) if self.kind == "axis" else None
         out = []
         for parent, child in zip(path[:-1], path[1:]):
             nd = self.nodes[parent]
             right = child == nd.right
-            if self.kind == "axis":
-                op = ">" if right else "<="
-                out.append((parent, f"{self.feature_names[nd.feature]} {op} {_fmt(nd.threshold)}"))
+            op = ">" if right else "<="
+            if units is not None:
+                v = units(nd.feature, nd.threshold)
+                out.append((parent, f"{self.feature_names[nd.feature]} {op} {v if isinstance(v, str) else _fmt(v)}"))
             else:
-                op = ">" if right else "<="
                 out.append((parent, f"filter@{parent} {op} 0"))
         return out
 
-    def rule(self, leaf: int) -> str:
+    def rule(self, leaf: int, *, inverse: Inverse = None) -> str:
         """The conjunction of conditions that leads to ``leaf``, e.g. ``"pixel_3_4 <= 0.12 and x7 > 1.7"``.
 
         Oblique splits read ``"filter@0 > 0 and filter@2 <= 0"`` (``filter@i`` is
         ``x . w_i + b_i`` of inner node ``i``).  The root of a one-node tree has the rule ``"True"``.
         """
-        conds = self.conditions(leaf)
+        conds = self.conditions(leaf, inverse=inverse)
         return " and ".join(c for _, c in conds) if conds else "True"
 
-    def rules(self) -> list[tuple[int, str]]:
+    def rules(self, *, inverse: Inverse = None) -> list[tuple[int, str]]:
         """``(leaf id, rule)`` for every leaf."""
-        return [(leaf, self.rule(leaf)) for leaf in self.leaves()]
+        return [(leaf, self.rule(leaf, inverse=inverse)) for leaf in self.leaves()]
+
+    # ------------------------------------------------------------------ display and export
+    @property
+    def highlighted(self) -> list[int] | None:
+        """The highlighted root-to-leaf path (node ids), or None (see :meth:`highlight`)."""
+        return None if self._highlight is None else list(self._highlight)
+
+    def highlight(self, x: Any) -> "TreeView":
+        """This view with the decision path of one sample ``x`` highlighted when drawn.
+
+        ``view.highlight(x)`` in a notebook shows the tree with that path in red;
+        ``view.path(x)`` gives the same path as node ids.
+        """
+        out = copy.copy(self)  # the node arrays are shared: a view is read-only
+        out._highlight = self.path(x)
+        return out
+
+    def _path_or_highlight(self, x: Any) -> list[int] | None:
+        return self.path(x) if x is not None else self._highlight
+
+    def _depth_shown(self, max_depth_shown: Any) -> int | None:
+        if isinstance(max_depth_shown, str):
+            if max_depth_shown != "auto":
+                raise ValueError(f"max_depth_shown must be an int, None or 'auto'; received {max_depth_shown!r}.")
+            return None if len(self.nodes) <= DISPLAY_MAX_NODES else DISPLAY_DEPTH
+        return max_depth_shown
+
+    def to_dot(
+        self,
+        x: Any = None,
+        *,
+        max_depth_shown: int | Literal["auto"] | None = "auto",
+        title: str | None = None,
+        inverse: Inverse = None,
+    ) -> str:
+        """Graphviz DOT text of the tree (:func:`explain_distill.viz.trees.tree_to_dot`).
+
+        Parameters
+        ----------
+        x : array (n_features,), optional
+            Highlight this sample's path (default: the path set by :meth:`highlight`, if any).
+        max_depth_shown : int, None or "auto"
+            Levels drawn (plus the highlighted path); ``"auto"`` draws every node of a tree of at
+            most 31 nodes and three levels of a larger one; None draws every node.
+        title : str, optional
+        inverse : callable or per-feature callables, optional
+            How thresholds are printed (see :data:`Inverse`); fitted values by default.
+        """
+        from ..viz.trees import tree_to_dot
+
+        units = _units(inverse, self.feature_names) if inverse is not None else None
+        return tree_to_dot(
+            self, self._path_or_highlight(x), max_depth_shown=self._depth_shown(max_depth_shown), title=title, inverse=units
+        )
+
+    def draw(
+        self,
+        x: Any = None,
+        *,
+        max_depth_shown: int | Literal["auto"] | None = "auto",
+        title: str | None = None,
+        inverse: Inverse = None,
+    ) -> Any:
+        """The tree drawn by Graphviz: a :class:`~explain_distill.viz.trees.TreeDrawing` (SVG in a
+        notebook, ``.save("tree.svg")``); parameters as in :meth:`to_dot`."""
+        from ..viz.trees import TreeDrawing
+
+        return TreeDrawing(self.to_dot(x, max_depth_shown=max_depth_shown, title=title, inverse=inverse))
+
+    def _repr_svg_(self) -> str | None:
+        """Jupyter's rich display: the drawing (None without Graphviz, so the text repr shows)."""
+        return self.draw()._repr_svg_()
+
+    def export_text(self, *, decimals: int = 3, inverse: Inverse = None, show_samples: bool = True) -> str:
+        """The tree as indented text in scikit-learn's ``export_text`` style, with names.
+
+        ``|--- petal width <= 0.800`` then the subtree where the condition holds, then
+        ``|--- petal width >  0.800`` and the other subtree; a leaf reads
+        ``class: setosa (p=0.98, n=40)``.  Oblique splits read ``filter@i <= 0`` (``x . w_i + b_i``,
+        the weights are in :meth:`to_dict`).  Thresholds go through ``inverse`` (see :data:`Inverse`).
+        """
+        decimals = check_int(decimals, "decimals", low=0, high=17)
+        units = _units(inverse, self.feature_names)
+        lines: list[str] = []
+        stack: list[tuple[int, int, str | None]] = [(0, 0, None)]
+        while stack:
+            i, level, head = stack.pop()
+            if head is not None:
+                lines.append(f"{'|   ' * level}|--- {head}")
+                level += 1
+            nd = self.nodes[i]
+            if nd.is_leaf:
+                k = int(np.argmax(nd.value))
+                n = "" if nd.n_samples is None or not show_samples else f", n={_count(nd.n_samples)}"
+                lines.append(f"{'|   ' * level}|--- class: {self.class_names[k]} (p={nd.value[k]:.2f}{n})")
+                continue
+            if self.kind == "axis":
+                name = self.feature_names[nd.feature]
+                t = _show(units(nd.feature, nd.threshold), decimals)
+                yes, no = f"{name} <= {t}", f"{name} >  {t}"
+            else:
+                yes, no = f"filter@{i} <= 0", f"filter@{i} >  0"
+            stack.append((nd.right, level, no))  # scikit-learn's order: the "<=" branch first
+            stack.append((nd.left, level, yes))
+        return "\n".join(lines)
+
+    def to_dict(self, *, inverse: Inverse = None) -> dict[str, Any]:
+        """The tree as nested JSON-able dicts.
+
+        ``{"kind", "feature_names", "class_names", "tree": node}``; an axis split node is
+        ``{"id", "feature", "feature_index", "threshold", "left", "right", ...}`` (left: ``x[feature]
+        <= threshold``), an oblique one ``{"id", "weights", "bias", "beta", "left", "right", ...}``
+        (right when ``x . weights + bias > 0``), a leaf ``{"id", "leaf": true, ...}``; every node
+        has ``"class"``, ``"probability"``, ``"value"`` (the class distribution) and ``"samples"``.
+        With ``inverse`` the threshold is printed through it and ``"threshold_fitted"`` keeps the
+        fitted value.
+        """
+        units = _units(inverse, self.feature_names)
+
+        def node(i: int) -> dict[str, Any]:
+            nd = self.nodes[i]
+            k = int(np.argmax(nd.value))
+            out: dict[str, Any] = {"id": i, "depth": nd.depth}
+            if nd.is_leaf:
+                out["leaf"] = True
+            elif self.kind == "axis":
+                out["feature"] = self.feature_names[nd.feature]
+                out["feature_index"] = int(nd.feature)
+                out["threshold"] = _jsonable(units(nd.feature, nd.threshold))
+                if inverse is not None:
+                    out["threshold_fitted"] = float(nd.threshold)
+            else:
+                out["weights"] = [float(w) for w in nd.weights]
+                out["bias"] = float(nd.bias)
+                out["beta"] = None if nd.beta is None else float(nd.beta)
+            out["class"] = self.class_names[k]
+            out["probability"] = float(nd.value[k])
+            out["value"] = [float(v) for v in nd.value]
+            out["samples"] = None if nd.n_samples is None else float(nd.n_samples)
+            if not nd.is_leaf:
+                out["left"] = node(nd.left)
+                out["right"] = node(nd.right)
+            return out
+
+        return {
+            "kind": self.kind,
+            "feature_names": list(self.feature_names),
+            "class_names": list(self.class_names),
+            "input_shape": None if self.input_shape is None else list(self.input_shape),
+            "tree": node(0),
+        }
 
     def __repr__(self) -> str:
+        hl = "" if self._highlight is None else f", highlighted={self._highlight}"
         return (
             f"TreeView(kind={self.kind!r}, n_nodes={len(self.nodes)}, n_leaves={len(self.leaves())}, "
-            f"depth={self.depth}, n_features={self.n_features}, n_classes={len(self.class_names)})"
+            f"depth={self.depth}, n_features={self.n_features}, n_classes={len(self.class_names)}{hl})"
         )
+
+
+def _count(v: float) -> str:
+    return f"{int(v)}" if float(v).is_integer() else f"{v:.3g}"
+
+
+class RuleListView:
+    """A read-only view of an ordered rule list (first rule that fires decides), like :class:`TreeView`.
+
+    Build one with :meth:`RuleListView.of` (or ``rules.view()``).
+
+    Attributes
+    ----------
+    rules : list of dict
+        ``{"conditions": [(feature, "<=" or ">", threshold), ...], "value": (K,), "coverage": float}``;
+        the last rule has no conditions (the ``else``).
+    feature_names, class_names : list of str
+    """
+
+    def __init__(self, *, rules: Sequence[Mapping[str, Any]], feature_names: Sequence[str], class_names: Sequence[str]) -> None:
+        self.feature_names = check_names(list(feature_names), len(feature_names), what="feature_names")
+        self.class_names = check_names(list(class_names), len(class_names), what="class_names")
+        if not rules:
+            raise ValueError("a RuleListView needs at least one rule (the else rule).")
+        out = []
+        for r, rule in enumerate(rules):
+            conds = [(int(f), str(op), float(t)) for f, op, t in rule["conditions"]]
+            bad = [c for c in conds if not 0 <= c[0] < len(self.feature_names) or c[1] not in ("<=", ">")]
+            if bad:
+                raise ValueError(f"rule {r} has conditions {bad} outside the {len(self.feature_names)} features or not <= / >.")
+            value = np.asarray(rule["value"], dtype=np.float64)
+            if value.shape != (len(self.class_names),):
+                raise ValueError(f"rule {r} predicts {value.shape} values for {len(self.class_names)} classes.")
+            out.append({"conditions": conds, "value": value, "coverage": float(rule.get("coverage", float("nan")))})
+        self.rules = out
+        self._highlight: int | None = None
+
+    @classmethod
+    def of(
+        cls, estimator: Any, *, feature_names: Sequence[str] | None = None, class_names: Sequence[str] | None = None
+    ) -> "RuleListView":
+        """View a fitted rule list (anything with ``rules_`` in that layout, ``n_features_in_`` and ``classes_``).
+
+        Names default to the estimator's ``feature_names_in_`` / ``class_names_``.
+        """
+        check_is_fitted(estimator)
+        if not hasattr(estimator, "rules_"):
+            raise TypeError(f"RuleListView.of takes a fitted rule list (with rules_); received {type(estimator).__name__}.")
+        k = len(estimator.classes_)
+        fn = TreeView._names(estimator, int(estimator.n_features_in_), feature_names)
+        if class_names is None:
+            class_names = _fitted_class_names(estimator, k) or [str(c) for c in estimator.classes_]
+        return cls(rules=estimator.rules_, feature_names=fn, class_names=class_names)
+
+    @property
+    def highlighted(self) -> int | None:
+        """Index of the rule that fires for the sample given to :meth:`highlight`, or None."""
+        return self._highlight
+
+    def rule_of(self, X: Any) -> np.ndarray:
+        """Index of the first rule that fires for each row of ``X`` (float32 comparisons, as the model)."""
+        X = check_array_2d(X, name="X", dtype=None)
+        check_n_features(X, len(self.feature_names), what="this rule list")
+        X = X.astype(np.float32)
+        out = np.full(len(X), len(self.rules) - 1, dtype=np.int64)
+        undecided = np.ones(len(X), dtype=bool)
+        for r, rule in enumerate(self.rules[:-1]):
+            fires = undecided.copy()
+            for f, op, thr in rule["conditions"]:
+                fires &= (X[:, f] <= thr) if op == "<=" else (X[:, f] > thr)
+            out[fires] = r
+            undecided &= ~fires
+        return out
+
+    def highlight(self, x: Any) -> "RuleListView":
+        """This view with the rule that decides one sample ``x`` highlighted when drawn."""
+        x = np.asarray(x)
+        out = copy.copy(self)
+        out._highlight = int(self.rule_of(x.reshape(1, -1))[0])
+        return out
+
+    def _conditions(self, rule: Mapping[str, Any], units: Callable[[int, float], Any], decimals: int) -> str:
+        return " AND ".join(f"{self.feature_names[f]} {op} {_show(units(f, t), decimals)}" for f, op, t in rule["conditions"])
+
+    def export_text(self, *, decimals: int = 3, inverse: Inverse = None) -> str:
+        """``IF ... THEN class (p=..) [coverage ..]`` / ``ELSE IF ...`` / ``ELSE class ...``, one rule a line."""
+        decimals = check_int(decimals, "decimals", low=0, high=17)
+        units = _units(inverse, self.feature_names)
+        lines = []
+        for r, rule in enumerate(self.rules):
+            k = int(np.argmax(rule["value"]))
+            then = f"{self.class_names[k]} (p={rule['value'][k]:.2f}) [coverage {rule['coverage']:.1%}]"
+            if not rule["conditions"]:
+                lines.append(("ELSE " if r else "") + then)
+                continue
+            lines.append(f"{'IF' if r == 0 else 'ELSE IF'} {self._conditions(rule, units, decimals)} THEN {then}")
+        return "\n".join(lines)
+
+    def to_dict(self, *, inverse: Inverse = None) -> dict[str, Any]:
+        """The rule list as JSON-able dicts: ``{"feature_names", "class_names", "rules": [...]}``;
+        each rule ``{"conditions": [{"feature", "feature_index", "op", "threshold"}], "class",
+        "probability", "value", "coverage"}`` (thresholds through ``inverse``)."""
+        units = _units(inverse, self.feature_names)
+        rules = []
+        for rule in self.rules:
+            k = int(np.argmax(rule["value"]))
+            conds = []
+            for f, op, t in rule["conditions"]:
+                c = {"feature": self.feature_names[f], "feature_index": f, "op": op, "threshold": _jsonable(units(f, t))}
+                if inverse is not None:
+                    c["threshold_fitted"] = t
+                conds.append(c)
+            rules.append({
+                "conditions": conds,
+                "class": self.class_names[k],
+                "probability": float(rule["value"][k]),
+                "value": [float(v) for v in rule["value"]],
+                "coverage": float(rule["coverage"]),
+            })
+        return {"feature_names": list(self.feature_names), "class_names": list(self.class_names), "rules": rules}
+
+    def to_dot(self, x: Any = None, *, title: str | None = None, inverse: Inverse = None) -> str:
+        """Graphviz DOT text: the rules as a chain (``yes`` to the rule's class, ``no`` to the next rule);
+        ``x`` highlights the rules it passes through and the one that decides it."""
+        from ..viz.trees import rules_to_dot
+
+        fired = int(self.rule_of(np.asarray(x).reshape(1, -1))[0]) if x is not None else self._highlight
+        units = _units(inverse, self.feature_names) if inverse is not None else None
+        return rules_to_dot(self, fired=fired, title=title, inverse=units)
+
+    def draw(self, x: Any = None, *, title: str | None = None, inverse: Inverse = None) -> Any:
+        """The rule list drawn by Graphviz (a :class:`~explain_distill.viz.trees.TreeDrawing`)."""
+        from ..viz.trees import TreeDrawing
+
+        return TreeDrawing(self.to_dot(x, title=title, inverse=inverse))
+
+    def _repr_svg_(self) -> str | None:
+        return self.draw()._repr_svg_()
+
+    def __str__(self) -> str:
+        return self.export_text()
+
+    def __repr__(self) -> str:
+        hl = "" if self._highlight is None else f", highlighted={self._highlight}"
+        return (
+            f"RuleListView(n_rules={len(self.rules)}, n_conditions={sum(len(r['conditions']) for r in self.rules)}, "
+            f"n_features={len(self.feature_names)}, n_classes={len(self.class_names)}{hl})"
+        )
+
+
+register_viewer("tree", TreeView.of)
+register_viewer("rules", RuleListView.of)

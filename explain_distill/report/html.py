@@ -565,7 +565,12 @@ def _curves_section(analyses: Any) -> dict[str, Any]:
             curves.append({"title": label, "figure": None, "table": t})
             continue
         xs, series, xlabel = found
-        f = _figure(label, curves_figure, xs, series, xlabel=xlabel, ylabel="on the test split", title=label,
+        title = label
+        if key == "temperature_curve":  # refitted on a transfer set of its own: say what that held
+            q = obj.get("queries")
+            held = f"plus synthesized queries ({', '.join(f'{k} {v}' for k, v in q.items())})" if q else "only, without synthesized queries"
+            title = f"{label}\nrefitted on the training split {held}"
+        f = _figure(label, curves_figure, xs, series, xlabel=xlabel, ylabel="on the test split", title=title,
                     logx=key == "size_curve" and min(xs) > 0 and max(xs) / max(min(xs), 1e-12) > 20)
         curves.append({"title": label, "figure": f, "table": None})
     return {"robustness": figures, "curves": curves, "robustness_computed": rob is not None}

@@ -19,19 +19,21 @@ from typing import Any, Literal
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
-from sklearn.tree import DecisionTreeRegressor, export_text
+from sklearn.tree import DecisionTreeRegressor
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from sklearn.utils.validation import _check_sample_weight
 
 from .._validation import check_choice, check_int, check_positive
-from ._base import SoftTargetMixin
+from ._base import SoftTargetMixin, TreeDisplayMixin
 
 __all__ = ["SoftLabelTreeClassifier", "SoftLabelLogisticRegression", "SoftLabelGaussianNB", "RuleListClassifier"]
 
-#: Smoothing mixed into the targets of the "entropy" tree criterion (Poisson deviance needs > 0).
-_ENTROPY_EPS = 1e-4
+#: Smoothing mass per class mixed into the targets of the "entropy" tree criterion (Poisson deviance
+#: needs > 0).  A power of two: one-hot targets stay dyadic, so weighted sums are exact and integer
+#: sample weights give exactly the tree of repeated rows (scikit-learn's sample-weight check).
+_ENTROPY_EPS = 2.0**-16
 
 _NODE_FIELDS = (
     "left_child",
@@ -55,12 +57,13 @@ def _normalise(P: np.ndarray) -> np.ndarray:
 def _fit_tree(X: np.ndarray, P: np.ndarray, criterion: str, sample_weight: Any, **kw: Any) -> DecisionTreeRegressor:
     if criterion == "entropy":
         K = P.shape[1]
-        target = (1.0 - _ENTROPY_EPS) * P + _ENTROPY_EPS / K
+        eps = min(_ENTROPY_EPS, 2.0 ** -(int(np.ceil(np.log2(K))) + 4))  # keeps K * eps <= 1/16
+        target = (1.0 - eps * K) * P + eps
         return DecisionTreeRegressor(criterion="poisson", **kw).fit(X, target, sample_weight=sample_weight)
     return DecisionTreeRegressor(criterion="squared_error", **kw).fit(X, P, sample_weight=sample_weight)
 
 
-class SoftLabelTreeClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
+class SoftLabelTreeClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, BaseEstimator):
     """A decision tree whose leaves hold the teacher's class distributions.
 
     Fitted as a multi-output ``DecisionTreeRegressor`` on the soft-label matrix, so each leaf
@@ -81,7 +84,7 @@ class SoftLabelTreeClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         How splits are chosen.  ``"entropy"``: scikit-learn's Poisson deviance on the
         probability columns, which for rows summing to 1 equals the soft cross-entropy
         sum_i KL(P_i || leaf mean) -- the soft-label analogue of the entropy criterion
-        (targets are smoothed by 1e-4 so every column stays positive).  ``"squared_error"``:
+        (targets are smoothed by 2**-16 per class so every column stays positive).  ``"squared_error"``:
         the Brier score, the soft analogue of Gini.
     random_state : int or None
     """
@@ -160,8 +163,9 @@ class SoftLabelTreeClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
             est = type(self)(**{**self.get_params(), "max_leaf_nodes": int(k)})
             est.classes_ = self.classes_
             est.n_features_in_ = self.n_features_in_
-            if hasattr(self, "feature_names_in_"):
-                est.feature_names_in_ = self.feature_names_in_
+            for attr in ("feature_names_in_", "class_names_"):
+                if hasattr(self, attr):
+                    setattr(est, attr, getattr(self, attr))
             est._set_state(cut, {**meta, "max_depth_fitted": int(depth.max())})
             est.soft_fit_ = getattr(self, "soft_fit_", True)
             out.append(est)
@@ -188,11 +192,6 @@ class SoftLabelTreeClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         """Index of the leaf each sample lands in."""
         X = self._validate_predict(X, dtype=np.float32)
         return self.estimator_.apply(X)
-
-    def export_text(self, feature_names: list[str] | None = None, **kwargs: Any) -> str:
-        """The tree as indented if/else text (scikit-learn's ``export_text``)."""
-        check_is_fitted(self)
-        return export_text(self.estimator_, feature_names=feature_names, **kwargs)
 
     # -- persistence (no pickle: the node table as plain arrays)
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -459,7 +458,7 @@ class SoftLabelGaussianNB(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         self.soft_fit_ = True
 
 
-class RuleListClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
+class RuleListClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, BaseEstimator):
     """A short ordered if-then-else rule list read off a soft-label tree.
 
     A :class:`SoftLabelTreeClassifier` of depth ``max_depth`` is fitted; each leaf becomes a rule
@@ -474,6 +473,8 @@ class RuleListClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
     max_depth : int, default=5
         Depth of the tree the rules are read from: the longest rule has this many conditions.
     min_samples_leaf : int, default=5
+        Least weight a rule's leaf must hold: with ``sample_weight`` a leaf needs this much weight
+        (so integer weights act as repeated rows), without it this many rows.
     criterion : {"entropy", "squared_error"}, default="entropy"
     random_state : int or None
 
@@ -483,6 +484,8 @@ class RuleListClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         ``{"conditions": [(feature, op, threshold), ...], "value": (K,), "coverage": float}``;
         the last one is the ``else`` rule (no conditions).
     """
+
+    _view_kind = "rules"  # view(), draw(), export_text(), to_dict() show the rule list
 
     #: The frontier protocol: the size is the number of rules before the final ``else``.
     size_unit = "rules"
@@ -514,7 +517,7 @@ class RuleListClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         X, P = self._validate_fit(X, y, dtype=np.float32)
         sw = np.ones(len(X)) if sample_weight is None else _check_sample_weight(sample_weight, X)
         tree = _fit_tree(X, P, self.criterion, sw, max_depth=self.max_depth,
-                         min_samples_leaf=self.min_samples_leaf, random_state=self.random_state).tree_
+                         random_state=self.random_state, **_min_leaf_weight(int(self.min_samples_leaf), sw)).tree_
         leaf_of = _leaf_of(tree, X)
         total = max(float(sw.sum()), 1e-12)
         leaves = []
@@ -571,24 +574,11 @@ class RuleListClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         return _normalise(values[which])
 
     def to_text(self, feature_names: list[str] | None = None, class_names: list[str] | None = None, decimals: int = 3) -> str:
-        """The rule list as text: ``IF ... THEN class (p=..) [coverage ..] / ELSE IF ... / ELSE ...``."""
-        check_is_fitted(self)
-        fn = feature_names if feature_names is not None else [f"x[{j}]" for j in range(self.n_features_in_)]
-        cn = class_names if class_names is not None else [str(c) for c in self.classes_]
-        if len(fn) != self.n_features_in_:
-            raise ValueError(f"feature_names has {len(fn)} entries but the model has {self.n_features_in_} features.")
-        if len(cn) != len(self.classes_):
-            raise ValueError(f"class_names has {len(cn)} entries but the model has {len(self.classes_)} classes.")
-        lines = []
-        for r, rule in enumerate(self.rules_):
-            k = int(np.argmax(rule["value"]))
-            then = f"THEN {cn[k]} (p={rule['value'][k]:.2f}) [coverage {rule['coverage']:.1%}]"
-            if not rule["conditions"]:
-                lines.append(("ELSE " if r else "") + then.removeprefix("THEN "))
-                continue
-            cond = " AND ".join(f"{fn[f]} {op} {thr:.{decimals}f}" for f, op, thr in rule["conditions"])
-            lines.append(f"{'IF' if r == 0 else 'ELSE IF'} {cond} {then}")
-        return "\n".join(lines)
+        """The rule list as text: ``IF ... THEN class (p=..) [coverage ..] / ELSE IF ... / ELSE ...``.
+
+        Names default to the fitted ``feature_names_in_`` / ``class_names_`` (``distill`` sets them).
+        """
+        return self.view(feature_names=feature_names, class_names=class_names).export_text(decimals=decimals)
 
     def __str__(self) -> str:
         try:
@@ -630,6 +620,15 @@ def _node_depths(left: np.ndarray, right: np.ndarray) -> np.ndarray:
         if left[i] >= 0:
             depth[left[i]] = depth[right[i]] = depth[i] + 1
     return depth
+
+
+def _min_leaf_weight(min_leaf: int, sw: np.ndarray) -> dict[str, Any]:
+    """scikit-learn tree settings asking every leaf to hold ``min_leaf`` of weight (not rows)."""
+    total = float(sw.sum())
+    if 2 * min_leaf > total:  # no split can leave min_leaf on both sides: the root is the only leaf
+        return {"min_samples_split": len(sw) + 1}
+    # a hair under min_leaf / total, so a leaf of exactly min_leaf passes despite rounding
+    return {"min_weight_fraction_leaf": min_leaf * (1 - 1e-9) / total}
 
 
 def _leaf_of(tree: Any, X: np.ndarray) -> np.ndarray:

@@ -39,7 +39,7 @@ from .._validation import (
     check_soft_labels,
     check_targets,
 )
-from ._base import SoftTargetMixin
+from ._base import SoftTargetMixin, TreeDisplayMixin
 
 logger = logging.getLogger(__name__)
 
@@ -303,7 +303,7 @@ def _train_step_loss(
     )
 
 
-class SoftDecisionTree(SoftTargetMixin, ClassifierMixin, BaseEstimator):
+class SoftDecisionTree(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, BaseEstimator):
     """Soft decision tree (Frosst & Hinton 2017) trained on hard or soft labels.
 
     A complete binary tree of ``depth`` levels of oblique, sigmoid-gated splits with a learned
@@ -762,8 +762,9 @@ class SoftDecisionTree(SoftTargetMixin, ClassifierMixin, BaseEstimator):
             est = type(self)(**{**self.get_params(), "depth": int(d)})
             est.classes_ = self.classes_
             est.n_features_in_ = self.n_features_in_
-            if hasattr(self, "feature_names_in_"):
-                est.feature_names_in_ = self.feature_names_in_
+            for attr in ("feature_names_in_", "class_names_"):
+                if hasattr(self, attr):
+                    setattr(est, attr, getattr(self, attr))
             est._set_state(
                 {
                     "inner_weight": self.inner_weight_[:n_inner],
