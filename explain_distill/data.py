@@ -177,6 +177,23 @@ class Dataset:
             raise ValueError(f"Expected samples with {self.n_features} features; received shape {X.shape}.")
         return X * scale + mean
 
+    def units(self) -> dict[str, Any]:
+        """The scaling and one-hot encoding as plain data, for printing thresholds in raw units.
+
+        ``{"mean": [...], "scale": [...], "onehot": [{"column", "levels", "features"}]}``: raw =
+        scaled * scale + mean per feature; ``distill`` attaches it to every surrogate.
+        """
+        mean, scale = self._scale_arrays()
+        return {"mean": mean.tolist(), "scale": scale.tolist(), "onehot": list((self.encoding or {}).get("onehot", []))}
+
+    def source_row(self, split: str, index: int) -> str:
+        """Where test (or training) sample ``index`` came from, in words: ``"CSV line 17"`` or ``"row 403"``."""
+        rows = (self.source_rows or {}).get(split)
+        if rows is None or not 0 <= int(index) < len(rows):
+            return f"{split} #{int(index)}"
+        kind = (self.source_rows or {}).get("kind", "index")
+        return f"CSV line {rows[int(index)]}" if kind == "csv_line" else f"row {rows[int(index)]}"
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,

@@ -27,7 +27,7 @@ from ._stats import wilson_interval
 from ._validation import check_fraction, check_positive
 from .data import Dataset, load_saved_dataset, save_dataset
 from .surrogates import SURROGATES, load_surrogate, save_surrogate
-from .surrogates._base import set_names
+from .surrogates._base import set_names, set_units
 from .teacher import Teacher
 from .transfer import QuerySpec, TransferSet, build_transfer_set, check_teachers
 
@@ -263,6 +263,8 @@ def load(directory: str | os.PathLike, *, teacher_module: torch.nn.Module | None
     for est in surrogates.values():  # runs saved before names were stored with each surrogate
         if getattr(est, "feature_names_in_", None) is None and len(est.classes_) == dataset.n_classes:
             set_names(est, feature_names=dataset.feature_names, class_names=dataset.class_names)
+        if getattr(est, "input_units_", None) is None and int(est.n_features_in_) == dataset.n_features:
+            set_units(est, dataset.units())  # and before units were
     return Distillation(
         teacher=teacher,
         dataset=dataset,
@@ -401,6 +403,8 @@ def distill(
     timings = {"soft_labels_s": time.perf_counter() - t0}
     context = {"random_state": seed, "input_shape": tuple(dataset.input_shape), "temperature": temperature}
     fitted: dict[str, Any] = {}
+    units = dataset.units()
+
     def configured(name: str, overrides: Mapping[str, Any] | None = None) -> Any:
         est = SURROGATES[name]()
         accepted = est.get_params(deep=False)
@@ -421,6 +425,7 @@ def distill(
             fit_kwargs["teacher_attention"] = _attention(teachers, w, transfer.X)
         est.fit(transfer.X, transfer.P, **fit_kwargs)
         set_names(est, feature_names=dataset.feature_names, class_names=dataset.class_names)  # print with names
+        set_units(est, units)  # ... and thresholds in the data's own units
         return est
 
     for name in names:
@@ -440,6 +445,7 @@ def distill(
             fitted_ladders[name] = _fit_ladder(name, fitted[name], sizes, configured, fit)
             for est in fitted_ladders[name]:
                 set_names(est, feature_names=dataset.feature_names, class_names=dataset.class_names)
+                set_units(est, units)
             rungs = []
             for est in fitted_ladders[name]:
                 agree = int(np.sum(np.asarray(est.predict(X_val)) == t_val)) if len(X_val) else 0

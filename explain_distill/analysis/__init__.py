@@ -174,6 +174,7 @@ def run_analyses(
         timings["frontier"] = time.perf_counter() - t0
         logger.info("frontier: %s", front["verdict"])
     t0 = time.perf_counter()
+    X_raw = d.inverse_transform(X) if getattr(d, "scaling", None) else None  # what the user reads: raw units
     fid: dict[str, FidelityReport] = {}
     for name, est in distillation.surrogates.items():
         fid[name] = fidelity_report(
@@ -187,6 +188,7 @@ def run_analyses(
             params=int(getattr(est, "n_params_", 0)) or None,
             teacher_params=teacher.n_params,
             feature_names=d.feature_names,
+            X_raw=X_raw,
         )
     timings["fidelity"] = time.perf_counter() - t0
 

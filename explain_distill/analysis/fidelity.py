@@ -198,6 +198,7 @@ def fidelity_report(
     max_cases: int = 50,
     describe_disagreements: bool = True,
     feature_names: Sequence[str] | None = None,
+    X_raw: Any = None,
 ) -> FidelityReport:
     """Fidelity of ``surrogate_proba`` to ``teacher_proba`` (both (n, K), same samples and class order).
 
@@ -218,6 +219,9 @@ def fidelity_report(
         Sizes for ``compression``.
     max_cases : int
         At most this many disagreement cases are kept (the teacher's most confident first).
+    X_raw : array of shape (n, d), optional
+        The same inputs in the data's own units (``Dataset.inverse_transform(X)``): the
+        disagreement inputs and the "where" tree are reported in them instead of in ``X``'s.
     """
     P = _as_proba(teacher_proba, "teacher_proba")
     K = P.shape[1]
@@ -258,7 +262,11 @@ def fidelity_report(
     if view is not None and X is not None:
         leaves = _leaf_fidelity(view, X, same)
 
-    disagreements = _disagreements(P, Q, t, s, X, max_cases, describe_disagreements, feature_names)
+    if X_raw is not None:
+        X_raw = check_array_2d(X_raw, name="X_raw", dtype=np.float64)
+        check_consistent_length(teacher_proba=P, X_raw=X_raw)
+    shown = X_raw if X_raw is not None else X
+    disagreements = _disagreements(P, Q, t, s, shown, max_cases, describe_disagreements, feature_names)
 
     truth: dict[str, Any] = {}
     if y_true is not None:
@@ -347,7 +355,7 @@ def _where_tree(X: np.ndarray, wrong: np.ndarray, feature_names: Sequence[str] |
 
     names = list(feature_names) if feature_names is not None and len(feature_names) == X.shape[1] else None
     clf = DecisionTreeClassifier(max_depth=2, min_samples_leaf=max(2, len(X) // 50), class_weight="balanced", random_state=0)
-    clf.fit(X, wrong.astype(int))
+    clf.fit(X, wrong.astype(int))  # splits read in X's units (raw when the caller passes raw inputs)
     return export_text(clf, feature_names=names, class_names=["agree", "disagree"], decimals=3)
 
 

@@ -21,8 +21,10 @@ touches the estimator.  Names default to the estimator's ``feature_names_in_`` a
 Display and export, for notebooks and documents: ``view.highlight(x)`` is the same view with the
 decision path of ``x`` marked; ``to_dot()`` / ``draw()`` / ``_repr_svg_`` draw it (Graphviz, through
 :mod:`explain_distill.viz.trees`, imported inside those methods: analysis never imports viz at
-module level); ``export_text()`` and ``to_dict()`` write it out.  Every threshold goes through an
-optional ``inverse(feature, value)`` (identity by default) so a caller can print raw units.
+module level); ``export_text()`` and ``to_dict()`` write it out.  Thresholds print in the data's
+own units (``analysis.units.RawUnits``, from the ``input_units_`` that ``distill`` attaches):
+``pixel_3_4 <= 8.5``, ``colour = red``; ``inverse="scaled"`` gives the fitted z-scores and any
+``inverse(feature, value)`` callable another mapping.
 :class:`RuleListView` does the same for the ordered rule list
 (:class:`~explain_distill.surrogates.shallow.RuleListClassifier`).  Both views are registered with
 :mod:`explain_distill.surrogates._base`, which gives every tree-like surrogate ``view()``,
@@ -52,8 +54,11 @@ __all__ = ["Inverse", "RuleListView", "TreeNode", "TreeView"]
 
 #: How exports print a threshold: ``inverse(feature_index, value)`` -> a number or a ready string;
 #: or one callable ``value -> number | str`` per feature (a sequence, or a mapping keyed by index or
-#: name; missing / None entries print the value as it is).  None prints the fitted values.
-Inverse = Union[Callable[[int, float], Any], Sequence[Any], Mapping[Any, Any], None]
+#: name; missing / None entries print the value as it is).  None (the default) prints the data's
+#: raw units when the view knows them (a surrogate fitted by ``distill`` carries ``input_units_``)
+#: and the fitted values otherwise; ``"raw"`` insists on raw units, ``"scaled"`` asks for the fitted
+#: (z-score) values.
+Inverse = Union[Callable[[int, float], Any], Sequence[Any], Mapping[Any, Any], str, None]
 
 #: Trees with more nodes than this are drawn in a notebook down to depth 3 (plus the highlighted path).
 DISPLAY_MAX_NODES = 31
@@ -63,7 +68,7 @@ DISPLAY_DEPTH = 3
 def _units(inverse: Inverse, feature_names: Sequence[str]) -> Callable[[int, float], Any]:
     """Normalise ``inverse`` to ``f(feature_index, value) -> number | str``."""
     if inverse is None:
-        return lambda j, v: v
+        return _identity
     if callable(inverse):
         return inverse
     if isinstance(inverse, Mapping):
@@ -97,6 +102,21 @@ def _show(v: Any, decimals: int) -> str:
     if isinstance(v, str):
         return v
     return f"{float(v):.{decimals}f}"
+
+
+def _identity(j: int, v: float) -> float:
+    return v
+
+
+def _cond(units: Callable[[int, float], Any], j: int, op: str, t: float, name: str, decimals: int | None = None) -> str:
+    """One condition as text: the units' own wording when they have one (``colour = red``), else
+    ``name op value`` with the value through ``units``."""
+    condition = getattr(units, "condition", None)
+    if condition is not None:
+        return condition(j, op, t, name, decimals)
+    v = units(j, t)
+    shown = v if isinstance(v, str) else (_fmt(v) if decimals is None else f"{float(v):.{decimals}f}")
+    return f"{name} {op} {shown}"
 
 
 def _jsonable(v: Any) -> Any:
@@ -194,6 +214,10 @@ class TreeView:
         self.class_names = list(class_names)
         self.input_shape = tuple(int(s) for s in input_shape) if input_shape is not None else None
         self._highlight: list[int] | None = None
+        #: How thresholds print by default: the data's raw units when the estimator carries them
+        #: (``input_units_``, attached by ``distill``), else as fitted.  ``inverse="scaled"`` asks
+        #: for the fitted (z-score) values.
+        self.units: Any = None
         n = len(self.nodes)
         self._is_leaf = np.array([nd.is_leaf for nd in self.nodes], dtype=bool)
         self._left = np.array([-1 if nd.left is None else nd.left for nd in self.nodes], dtype=np.intp)
@@ -248,6 +272,12 @@ class TreeView:
         sklearn.exceptions.NotFittedError
             When the estimator is not fitted.
         """
+        view = cls._of(estimator, feature_names, class_names, input_shape)
+        view.units = _raw_units(estimator, view.feature_names)
+        return view
+
+    @classmethod
+    def _of(cls, estimator: Any, feature_names: Any, class_names: Any, input_shape: Any) -> "TreeView":
         from ..surrogates.shallow import SoftLabelTreeClassifier
         from ..surrogates.soft_tree import SoftDecisionTree
 
@@ -535,18 +565,24 @@ class TreeView:
             out.append(int(self._parent[out[-1]]))
         return out[::-1]
 
+    def _inverse(self, inverse: Inverse) -> Callable[[int, float], Any]:
+        return _resolve(inverse, self.units, self.feature_names)
+
     def conditions(self, leaf: int, *, inverse: Inverse = None) -> list[tuple[int, str]]:
-        """``(node, condition)`` for every split on the way to ``leaf`` (thresholds through ``inverse``)."""
+        """``(node, condition)`` for every split on the way to ``leaf``.
+
+        Thresholds print in the data's raw units when the view knows them (see ``units``),
+        through ``inverse`` when given, as fitted with ``inverse="scaled"``.
+        """
         path = self.path_to(leaf)
-        units = _units(inverse, self.feature_names) if self.kind == "axis" else None
+        units = self._inverse(inverse) if self.kind == "axis" else None
         out = []
         for parent, child in zip(path[:-1], path[1:]):
             nd = self.nodes[parent]
             right = child == nd.right
             op = ">" if right else "<="
             if units is not None:
-                v = units(nd.feature, nd.threshold)
-                out.append((parent, f"{self.feature_names[nd.feature]} {op} {v if isinstance(v, str) else _fmt(v)}"))
+                out.append((parent, _cond(units, nd.feature, op, nd.threshold, self.feature_names[nd.feature])))
             else:
                 out.append((parent, f"filter@{parent} {op} 0"))
         return out
@@ -613,7 +649,7 @@ class TreeView:
         """
         from ..viz.trees import tree_to_dot
 
-        units = _units(inverse, self.feature_names) if inverse is not None else None
+        units = self._inverse(inverse)
         return tree_to_dot(
             self, self._path_or_highlight(x), max_depth_shown=self._depth_shown(max_depth_shown), title=title, inverse=units
         )
@@ -645,7 +681,7 @@ class TreeView:
         the weights are in :meth:`to_dict`).  Thresholds go through ``inverse`` (see :data:`Inverse`).
         """
         decimals = check_int(decimals, "decimals", low=0, high=17)
-        units = _units(inverse, self.feature_names)
+        units = self._inverse(inverse)
         lines: list[str] = []
         stack: list[tuple[int, int, str | None]] = [(0, 0, None)]
         while stack:
@@ -661,8 +697,8 @@ class TreeView:
                 continue
             if self.kind == "axis":
                 name = self.feature_names[nd.feature]
-                t = _show(units(nd.feature, nd.threshold), decimals)
-                yes, no = f"{name} <= {t}", f"{name} >  {t}"
+                yes = _cond(units, nd.feature, "<=", nd.threshold, name, decimals)
+                no = _cond(units, nd.feature, ">", nd.threshold, name, decimals).replace(" > ", " >  ", 1)
             else:
                 yes, no = f"filter@{i} <= 0", f"filter@{i} >  0"
             stack.append((nd.right, level, no))  # scikit-learn's order: the "<=" branch first
@@ -680,7 +716,8 @@ class TreeView:
         With ``inverse`` the threshold is printed through it and ``"threshold_fitted"`` keeps the
         fitted value.
         """
-        units = _units(inverse, self.feature_names)
+        units = self._inverse(inverse)
+        converted = units is not _identity
 
         def node(i: int) -> dict[str, Any]:
             nd = self.nodes[i]
@@ -692,7 +729,8 @@ class TreeView:
                 out["feature"] = self.feature_names[nd.feature]
                 out["feature_index"] = int(nd.feature)
                 out["threshold"] = _jsonable(units(nd.feature, nd.threshold))
-                if inverse is not None:
+                out["condition"] = _cond(units, nd.feature, "<=", nd.threshold, self.feature_names[nd.feature])
+                if converted:
                     out["threshold_fitted"] = float(nd.threshold)
             else:
                 out["weights"] = [float(w) for w in nd.weights]
@@ -757,6 +795,7 @@ class RuleListView:
             out.append({"conditions": conds, "value": value, "coverage": float(rule.get("coverage", float("nan")))})
         self.rules = out
         self._highlight: int | None = None
+        self.units: Any = None  # raw units when the estimator carries them (see TreeView.units)
 
     @classmethod
     def of(
@@ -773,7 +812,9 @@ class RuleListView:
         fn = TreeView._names(estimator, int(estimator.n_features_in_), feature_names)
         if class_names is None:
             class_names = _fitted_class_names(estimator, k) or [str(c) for c in estimator.classes_]
-        return cls(rules=estimator.rules_, feature_names=fn, class_names=class_names)
+        view = cls(rules=estimator.rules_, feature_names=fn, class_names=class_names)
+        view.units = _raw_units(estimator, view.feature_names)
+        return view
 
     @property
     def highlighted(self) -> int | None:
@@ -802,13 +843,20 @@ class RuleListView:
         out._highlight = int(self.rule_of(x.reshape(1, -1))[0])
         return out
 
-    def _conditions(self, rule: Mapping[str, Any], units: Callable[[int, float], Any], decimals: int) -> str:
-        return " AND ".join(f"{self.feature_names[f]} {op} {_show(units(f, t), decimals)}" for f, op, t in rule["conditions"])
+    def _inverse(self, inverse: Inverse) -> Callable[[int, float], Any]:
+        return _resolve(inverse, self.units, self.feature_names)
+
+    def _conditions(self, rule: Mapping[str, Any], units: Callable[[int, float], Any], decimals: int | None) -> str:
+        return " AND ".join(_cond(units, f, op, t, self.feature_names[f], decimals) for f, op, t in rule["conditions"])
 
     def export_text(self, *, decimals: int = 3, inverse: Inverse = None) -> str:
-        """``IF ... THEN class (p=..) [coverage ..]`` / ``ELSE IF ...`` / ``ELSE class ...``, one rule a line."""
+        """``IF ... THEN class (p=..) [coverage ..]`` / ``ELSE IF ...`` / ``ELSE class ...``, one rule a line.
+
+        Thresholds in the data's raw units when known (``inverse="scaled"`` for the fitted values),
+        with ``decimals`` decimals.
+        """
         decimals = check_int(decimals, "decimals", low=0, high=17)
-        units = _units(inverse, self.feature_names)
+        units = self._inverse(inverse)
         lines = []
         for r, rule in enumerate(self.rules):
             k = int(np.argmax(rule["value"]))
@@ -823,14 +871,15 @@ class RuleListView:
         """The rule list as JSON-able dicts: ``{"feature_names", "class_names", "rules": [...]}``;
         each rule ``{"conditions": [{"feature", "feature_index", "op", "threshold"}], "class",
         "probability", "value", "coverage"}`` (thresholds through ``inverse``)."""
-        units = _units(inverse, self.feature_names)
+        units = self._inverse(inverse)
         rules = []
         for rule in self.rules:
             k = int(np.argmax(rule["value"]))
             conds = []
             for f, op, t in rule["conditions"]:
-                c = {"feature": self.feature_names[f], "feature_index": f, "op": op, "threshold": _jsonable(units(f, t))}
-                if inverse is not None:
+                c = {"feature": self.feature_names[f], "feature_index": f, "op": op, "threshold": _jsonable(units(f, t)),
+                     "condition": _cond(units, f, op, t, self.feature_names[f])}
+                if units is not _identity:
                     c["threshold_fitted"] = t
                 conds.append(c)
             rules.append({
@@ -848,8 +897,7 @@ class RuleListView:
         from ..viz.trees import rules_to_dot
 
         fired = int(self.rule_of(np.asarray(x).reshape(1, -1))[0]) if x is not None else self._highlight
-        units = _units(inverse, self.feature_names) if inverse is not None else None
-        return rules_to_dot(self, fired=fired, title=title, inverse=units)
+        return rules_to_dot(self, fired=fired, title=title, inverse=self._inverse(inverse))
 
     def draw(self, x: Any = None, *, title: str | None = None, inverse: Inverse = None) -> Any:
         """The rule list drawn by Graphviz (a :class:`~explain_distill.viz.trees.TreeDrawing`)."""
@@ -869,6 +917,38 @@ class RuleListView:
             f"RuleListView(n_rules={len(self.rules)}, n_conditions={sum(len(r['conditions']) for r in self.rules)}, "
             f"n_features={len(self.feature_names)}, n_classes={len(self.class_names)}{hl})"
         )
+
+
+def _raw_units(estimator: Any, feature_names: Sequence[str]) -> Any:
+    """The estimator's ``input_units_`` (attached by ``distill``) as :class:`RawUnits`, or None."""
+    from .units import RawUnits
+
+    units = getattr(estimator, "input_units_", None)
+    if not units:
+        return None
+    try:
+        return RawUnits(units, feature_names)
+    except (KeyError, ValueError):
+        return None
+
+
+def _resolve(inverse: Inverse, units: Any, feature_names: Sequence[str]) -> Callable[[int, float], Any]:
+    """What prints a threshold: ``inverse`` when given, ``"scaled"`` the fitted value, ``"raw"`` (or
+    None, by default) the view's raw units when it has them."""
+    if isinstance(inverse, str):
+        if inverse == "scaled":
+            return _identity
+        if inverse == "raw":
+            if units is None:
+                raise ValueError(
+                    "inverse='raw' needs the data's units: view a surrogate fitted through ed.distill (it carries "
+                    "input_units_), or pass inverse= a callable (feature, value) -> raw value."
+                )
+            return units
+        raise ValueError(f"inverse must be 'raw', 'scaled', a callable or one callable per feature; received {inverse!r}.")
+    if inverse is None:
+        return units if units is not None else _identity
+    return _units(inverse, feature_names)
 
 
 register_viewer("tree", TreeView.of)

@@ -195,6 +195,7 @@ def _fidelity_section(d: Distillation, analyses: Any) -> list[dict[str, Any]]:
         for i in range(min(len(idx), _MAX_DISAGREEMENTS)):
             cases.append({
                 "index": int(idx[i]),
+                "source": ds.source_row("test", int(idx[i])),
                 "teacher": _class(ds.class_names, t_cls[i]) if i < len(t_cls) else "?",
                 "surrogate": _class(ds.class_names, s_cls[i]) if i < len(s_cls) else "?",
                 "teacher_proba": t_p[i] if i < len(t_p) else None,
@@ -243,7 +244,7 @@ def _tree_drawing(view: Any, highlight: list[int], title: str) -> dict[str, Any]
     from ..viz.trees import collapse, render_dot, tree_to_dot
 
     depth = TREE_DEPTH_SHOWN[view.kind]
-    dot = tree_to_dot(view, highlight=highlight, max_depth_shown=depth, title=title)
+    dot = tree_to_dot(view, highlight=highlight, max_depth_shown=depth, title=title, inverse=getattr(view, "units", None))
     col = collapse(view, highlight=highlight, max_depth_shown=depth)
     svg, problem = render_dot(dot)
     return {
@@ -298,6 +299,7 @@ def _examples_table(d: Distillation, name: str, view: Any, examples: list[int]) 
         leaf = path[-1]
         rows.append({
             "index": int(i),
+            "source": ds.source_row("test", int(i)),
             "truth": _class(ds.class_names, ds.y_test[i]),
             "teacher": _class(ds.class_names, t_pred[j]),
             "surrogate": _class(ds.class_names, s_pred[j]),

@@ -24,7 +24,7 @@ safetensors + JSON.  Nothing is pickled, so loading a file cannot run code.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ __all__ = [
     "save_surrogate",
     "load_surrogate",
     "set_names",
+    "set_units",
 ]
 
 FORMAT = "explain_distill.surrogate/1"
@@ -59,6 +60,7 @@ class SoftTargetMixin:
                 f"Pass hard labels (n_samples,) or soft labels (n_samples, n_classes)."
             )
         self.__dict__.pop("class_names_", None)  # names belong to a fit; set_names adds them again
+        self.__dict__.pop("input_units_", None)  # and so do the data's units (set_units)
         hard, soft = check_targets(y)
         if soft is not None:
             X = validate_data(self, X, dtype=dtype, ensure_min_samples=1)
@@ -117,6 +119,32 @@ def set_names(est: Any, *, feature_names: Sequence[str] | None = None, class_nam
     if class_names is not None:
         names = check_names(class_names, len(est.classes_), what="class_names")
         est.class_names_ = np.asarray(names, dtype=object)
+    return est
+
+
+def set_units(est: Any, units: Mapping[str, Any] | None) -> Any:
+    """Attach the data's scaling (``Dataset.units()``: per-feature ``mean`` and ``scale``, one-hot
+    groups) as ``input_units_``, plain data the views use to print thresholds in raw units; returns
+    ``est``.  The surrogate itself never uses it: it fits and predicts in the scaled space."""
+    check_is_fitted(est)
+    if units is None:
+        est.__dict__.pop("input_units_", None)
+        return est
+    d = int(est.n_features_in_)
+    mean = np.asarray(units.get("mean"), dtype=np.float64).reshape(-1)
+    scale = np.asarray(units.get("scale"), dtype=np.float64).reshape(-1)
+    if mean.shape != (d,) or scale.shape != (d,) or not (np.isfinite(mean).all() and np.isfinite(scale).all()):
+        raise ValueError(
+            f"units must hold {d} finite means and scales (one per feature of the model); received "
+            f"{mean.shape} and {scale.shape}."
+        )
+    onehot = []
+    for g in units.get("onehot") or []:
+        feats = [int(j) for j in g["features"]]
+        if len(feats) != len(g["levels"]) or any(not 0 <= j < d for j in feats):
+            raise ValueError(f"one-hot group {g.get('column')!r} does not fit the model's {d} features.")
+        onehot.append({"column": str(g["column"]), "levels": [str(v) for v in g["levels"]], "features": feats})
+    est.input_units_ = {"mean": mean, "scale": scale, "onehot": onehot}
     return est
 
 
@@ -234,6 +262,7 @@ def save_surrogate(est: Any, path: str | os.PathLike, *, name: str) -> None:
             "classes": classes_json,
             "feature_names_in": [str(f) for f in est.feature_names_in_] if hasattr(est, "feature_names_in_") else None,
             "class_names": [str(c) for c in est.class_names_] if hasattr(est, "class_names_") else None,
+            "input_units": _units_json(getattr(est, "input_units_", None)),
             "meta": meta,
         },
     )
@@ -263,4 +292,16 @@ def load_surrogate(path: str | os.PathLike, registry: dict[str, type]) -> Any:
         set_names(est, feature_names=doc.get("feature_names_in"), class_names=doc.get("class_names"))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{path.with_suffix('.json')} holds names that do not fit the model ({exc}).") from exc
+    if doc.get("input_units"):
+        try:
+            set_units(est, doc["input_units"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path.with_suffix('.json')} holds units that do not fit the model ({exc}).") from exc
     return est
+
+
+def _units_json(units: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not units:
+        return None
+    return {"mean": [float(v) for v in units["mean"]], "scale": [float(v) for v in units["scale"]],
+            "onehot": list(units.get("onehot") or [])}

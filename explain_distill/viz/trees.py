@@ -139,7 +139,11 @@ def _node_label(view: Any, nd: Any, inverse: Callable[[int, float], Any] | None 
     if nd.is_leaf:
         return f"<<B>{_e(cls)}</B> ({p:.2f})<BR/>leaf #{nd.id}{n}>"
     if view.kind == "axis":
-        cond = f"{_e(view.feature_names[nd.feature])} &lt;= {_threshold(inverse, nd.feature, nd.threshold)}"
+        worded = getattr(inverse, "condition", None)
+        if worded is not None:  # units with their own wording: raw values, "colour = red"
+            cond = _e(worded(nd.feature, "<=", nd.threshold, view.feature_names[nd.feature]))
+        else:
+            cond = f"{_e(view.feature_names[nd.feature])} &lt;= {_threshold(inverse, nd.feature, nd.threshold)}"
         return f"<<B>{cond}</B><BR/>#{nd.id}: {_e(cls)} ({p:.2f}){n}>"
     beta = "" if nd.beta is None else f", &#946; = {_num(nd.beta)}"
     return f"<<B>filter #{nd.id}</B><BR/>{_e(cls)} ({p:.2f}){beta}>"
@@ -285,8 +289,11 @@ def rules_to_dot(
             fill = _HL_FILL if decides else _LEAF_FILL
             lines.append(f'  r{r} [label=<{else_}{outcome}>, fillcolor="{fill}"{red if decides else ""}];')
             continue
+        worded = getattr(inverse, "condition", None)
         conds = "<BR/>and ".join(
-            f"{_e(view.feature_names[f])} {'&lt;=' if op == '<=' else '&gt;'} {value(f, t)}" for f, op, t in rule["conditions"]
+            _e(worded(f, op, t, view.feature_names[f])) if worded is not None
+            else f"{_e(view.feature_names[f])} {'&lt;=' if op == '<=' else '&gt;'} {value(f, t)}"
+            for f, op, t in rule["conditions"]
         )
         on = f', fillcolor="{_HL_FILL}"{red}' if passed or decides else ""
         lines.append(f"  r{r} [label=<<B>rule {r + 1}</B><BR/>{conds}>{on}];")
