@@ -26,8 +26,8 @@ def frontier_figure(
     *,
     min_agreement: float | None = None,
     title: str = "Fidelity against size, per readable family",
-    width: float = 6.4,
-    height: float = 3.4,
+    width: float = 8.0,
+    height: float = 3.8,
 ) -> Figure:
     """Test fidelity against model size (log scale) for each family, with 95% interval bands.
 
