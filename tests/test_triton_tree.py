@@ -60,6 +60,8 @@ def _step(mod, x, pb, run, decay, penalty_w, kernels, low=False):
 @pytest.mark.parametrize("depth,n", [(4, 37), (5, 16), (6, 50)])
 def test_fused_step_equals_eager(K, dtype, depth, n):
     """Loss, running averages and every gradient, with a last tile of padding rows (37, 50 rows)."""
+    if DEV.type == "cuda" and dtype == torch.float64:
+        pytest.skip("float64 steps stay eager on a GPU (supported() says so); float64 is checked in the interpreter")
     mod, x, pb, decay, penalty_w, run0 = _problem(depth, n, dtype=dtype, seed=depth)
     ref = _step(mod, x, pb, run0.clone(), decay, penalty_w, None)
     got = _step(mod, x, pb, run0.clone(), decay, penalty_w, K)
@@ -76,37 +78,39 @@ def test_fused_step_equals_eager(K, dtype, depth, n):
 def test_fused_kernels_outputs_are_the_eager_intermediates(K):
     """The forward's column sums and T^T R_leaf, and the backward's dz, against their eager definitions."""
     depth, n = 5, 29
+    f64 = torch.float64 if DEV.type == "cpu" else torch.float32  # the GPU path is float32
+    tol = dict(rtol=1e-10, atol=1e-14) if f64 == torch.float64 else dict(rtol=1e-4, atol=1e-6)
     gen = torch.Generator().manual_seed(1)
     L = 2**depth
-    z = torch.randn(n, L, generator=gen, dtype=torch.float64) * 3
-    pb = torch.softmax(torch.randn(n, 4, generator=gen, dtype=torch.float64), dim=1)
-    R_in = torch.full((n, L), -7.0, dtype=torch.float64)
-    S, Mt = K.tree_forward(z, pb, depth, torch.float64, R_in)
+    z = (torch.randn(n, L, generator=gen, dtype=torch.float64) * 3).to(DEV, f64)
+    pb = torch.softmax(torch.randn(n, 4, generator=gen, dtype=torch.float64), dim=1).to(DEV, f64)
+    R_in = torch.full((n, L), -7.0, dtype=f64, device=DEV)
+    S, Mt = K.tree_forward(z, pb, depth, f64, R_in)
     p = torch.sigmoid(z)
-    R = torch.zeros(n, 2 * L, dtype=torch.float64)
+    R = torch.zeros(n, 2 * L, dtype=f64, device=DEV)
     R[:, 0] = 1.0
     for d in range(depth):
         w = 2**d
         R[:, 3 * w - 1 : 4 * w - 1] = R[:, w - 1 : 2 * w - 1] * p[:, w - 1 : 2 * w - 1]
         R[:, 2 * w - 1 : 3 * w - 1] = R[:, w - 1 : 2 * w - 1] * (1 - p[:, w - 1 : 2 * w - 1])
-    torch.testing.assert_close(S, R.sum(0), rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(Mt, pb.T @ R[:, L - 1 : 2 * L - 1], rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(R_in[:, : L - 1], R[:, : L - 1], rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(S, R.sum(0), **tol)
+    torch.testing.assert_close(Mt, pb.T @ R[:, L - 1 : 2 * L - 1], **tol)
+    torch.testing.assert_close(R_in[:, : L - 1], R[:, : L - 1], **tol)
     assert (R_in[:, L - 1] == -7.0).all()  # the padding column is left alone
-    log_q = torch.log_softmax(torch.randn(L, 4, generator=gen, dtype=torch.float64), dim=1)
-    a = torch.randn(2 * L, generator=gen, dtype=torch.float64) * 0.1
-    dz = torch.full((n, L), 5.0, dtype=torch.float64)
+    log_q = torch.log_softmax(torch.randn(L, 4, generator=gen, dtype=torch.float64), dim=1).to(DEV, f64)
+    a = (torch.randn(2 * L, generator=gen, dtype=torch.float64) * 0.1).to(DEV, f64)
+    dz = torch.full((n, L), 5.0, dtype=f64, device=DEV)
     gsum = K.tree_backward(z, pb, R_in, log_q, a, depth, dz)
     V = a[L - 1 : 2 * L - 1] - pb @ log_q.T / n
-    ref = torch.zeros(n, L, dtype=torch.float64)
+    ref = torch.zeros(n, L, dtype=f64, device=DEV)
     for d in reversed(range(depth)):
         w = 2**d
         pd = p[:, w - 1 : 2 * w - 1]
         ref[:, w - 1 : 2 * w - 1] = R[:, w - 1 : 2 * w - 1] * (V[:, w:] - V[:, :w]) * pd * (1 - pd)
         V = a[w - 1 : 2 * w - 1] + (1 - pd) * V[:, :w] + pd * V[:, w:]
-    torch.testing.assert_close(dz[:, : L - 1], ref[:, : L - 1], rtol=1e-10, atol=1e-14)
+    torch.testing.assert_close(dz[:, : L - 1], ref[:, : L - 1], **tol)
     assert (dz[:, L - 1] == 5.0).all()
-    torch.testing.assert_close(gsum[: L - 1], ref[:, : L - 1].sum(0), rtol=1e-10, atol=1e-14)
+    torch.testing.assert_close(gsum[: L - 1], ref[:, : L - 1].sum(0), **tol)
 
 
 def test_fused_float32_as_accurate_as_eager_with_saturated_splits(K):
@@ -126,11 +130,12 @@ def test_fused_float32_as_accurate_as_eager_with_saturated_splits(K):
         mod.weight.copy_(W[perm])
         mod.bias.copy_(b[perm])
         mod.leaf_logits.normal_(0, 1, generator=gen)
-    x = torch.randn(512, 4, generator=gen)
-    pb = torch.softmax(torch.randn(512, 3, generator=gen), dim=1)
+    x = torch.randn(512, 4, generator=gen).to(DEV)
+    pb = torch.softmax(torch.randn(512, 3, generator=gen), dim=1).to(DEV)
+    mod = mod.to(DEV)
     nd = mod.node_depth
     decay, penalty_w = 1 - 1 / 2.0**nd, 0.1 * 2.0**-nd
-    run0 = run_heap[perm]
+    run0 = run_heap.to(DEV)[perm.to(DEV)]
     exact = _step(copy.deepcopy(mod).double(), x.double(), pb.double(), run0.double(), decay.double(), penalty_w.double(), None)
     eager = _step(copy.deepcopy(mod), x, pb, run0.clone(), decay, penalty_w, None)
     fused = _step(copy.deepcopy(mod), x, pb, run0.clone(), decay, penalty_w, K)
@@ -164,9 +169,10 @@ def test_a_fit_through_the_fused_step_trains_the_same_tree(K, monkeypatch):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(150, 6)).astype(np.float32)
     y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 0.5)
-    kw = dict(depth=4, epochs=3, batch_size=64, device="cpu", random_state=0)
+    kw = dict(depth=4, epochs=3, batch_size=64, device=str(DEV), random_state=0)
+    monkeypatch.setattr(soft_tree, "_TRITON", False)
     eager = SoftDecisionTree(**kw).fit(X, y)
-    monkeypatch.setattr(soft_tree, "_fused_kernels", lambda *a: K)
+    monkeypatch.setattr(soft_tree, "_TRITON", True)
     # the CPU fit asks for kernels only on CUDA: route it through them as a CUDA fit would
     orig = soft_tree._Trainer.__init__
 
@@ -176,8 +182,11 @@ def test_a_fit_through_the_fused_step_trains_the_same_tree(K, monkeypatch):
 
     monkeypatch.setattr(soft_tree._Trainer, "__init__", init)
     fused = SoftDecisionTree(**kw).fit(X, y)
-    np.testing.assert_allclose(fused.inner_weight_, eager.inner_weight_, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(fused.predict_proba(X), eager.predict_proba(X), atol=1e-5)
+    if DEV.type == "cpu":  # float32 throughout: the same tree up to summation order
+        np.testing.assert_allclose(fused.inner_weight_, eager.inner_weight_, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(fused.predict_proba(X), eager.predict_proba(X), atol=1e-5)
+    else:  # bf16 matrix products on a GPU: close, not equal
+        np.testing.assert_allclose(fused.predict_proba(X), eager.predict_proba(X), atol=3e-2)
 
 
 _COMPILE = r"""

@@ -939,12 +939,15 @@ class SoftDecisionTree(SoftTargetMixin, ClassifierMixin, BaseEstimator):
             in_memory = _fits_on_device(n, d, K, x_dtype, batch, int(self.depth), device)
         else:
             in_memory = not large
-        if in_memory:
-            feed: _InMemoryFeed | _BlockStream = _InMemoryFeed(X, P, device=device, x_dtype=x_dtype)
-            mean, std = feed.mean, feed.std
-        else:
-            mean, std = _device_statistics(X, device)
-            feed = _BlockStream(X, P, batch=batch, device=device, x_dtype=x_dtype, mean=mean, std=std, **_STREAM_BLOCKS)
+        # small CPU fits: one torch thread (hand-offs cost more than they gain, and far more on a busy machine)
+        small = device.type == "cpu" and batch * (2**self.depth) * (d + K) < 2e7
+        with _threads(1 if small else None):
+            if in_memory:
+                feed: _InMemoryFeed | _BlockStream = _InMemoryFeed(X, P, device=device, x_dtype=x_dtype)
+                mean, std = feed.mean, feed.std
+            else:
+                mean, std = _device_statistics(X, device)
+                feed = _BlockStream(X, P, batch=batch, device=device, x_dtype=x_dtype, mean=mean, std=std, **_STREAM_BLOCKS)
         logger.debug(
             "soft tree fit: %d rows on %s (%s), fused kernels %s", n, device, "in memory" if in_memory else "streamed",
             kernels is not None,
@@ -961,7 +964,6 @@ class SoftDecisionTree(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         bar = tqdm(epochs, desc="soft tree", unit="epoch", disable=None if long_run else True, leave=False)
         debug = logger.isEnabledFor(logging.DEBUG)
         module.train()
-        small = device.type == "cpu" and batch * (2**self.depth) * (d + K) < 2e7
         try:
             with _matmul_precision(on_cuda), _threads(1 if small else None):
                 for epoch in bar:
@@ -989,8 +991,9 @@ class SoftDecisionTree(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         dev, dtype = device, (torch.float32 if on_cuda else torch.float64)
         tensors = self._tree_tensors(dev, dtype)
         mass = torch.zeros(self.n_leaves_, device=dev, dtype=torch.float64)
-        for chunk in self._device_chunks(X, dev, dtype):
-            mass += _paths_torch(chunk, *tensors[:3]).sum(dim=0, dtype=torch.float64)
+        with torch.no_grad(), _threads(1 if small else None):
+            for chunk in self._device_chunks(X, dev, dtype):
+                mass += _paths_torch(chunk, *tensors[:3]).sum(dim=0, dtype=torch.float64)
         self.leaf_mass_ = (mass / n).cpu().numpy()
         return self
 
@@ -1050,7 +1053,8 @@ class SoftDecisionTree(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         tensors = self._tree_tensors(device, dtype)
         out = np.empty((len(X), cols) if cols else (len(X),), dtype=dtype_out)
         s = 0
-        with torch.no_grad():
+        small = device.type == "cpu" and len(X) * (X.shape[1] + 2 * self.n_leaves_) < 2e7
+        with torch.no_grad(), _threads(1 if small else None):
             for chunk in self._device_chunks(X, device, dtype):
                 res = fn(chunk, *tensors)
                 out[s : s + len(chunk)] = res.cpu().numpy()
