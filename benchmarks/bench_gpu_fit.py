@@ -198,7 +198,8 @@ def run(*, device: str = "cpu", quick: bool = False) -> dict:
         data["step_floor"] = step_floor
     else:
         md.append(
-            f"CPU, {os.cpu_count()} cores shared with other jobs (1-minute load {load_before:.1f} before, "
+            f"CPU, {os.cpu_count()} cores shared with other jobs, {torch.get_num_threads()} torch thread(s) "
+            f"(1-minute load {load_before:.1f} before, "
             f"{os.getloadavg()[0]:.1f} after): read the new / old ratios (>= 1.00x: not slower), not the absolute rates."
         )
     return {"title": TITLE, "markdown": "\n".join(md), "data": data}
