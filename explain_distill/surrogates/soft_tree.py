@@ -354,10 +354,14 @@ def _paths_torch(X: torch.Tensor, W: torch.Tensor, b: torch.Tensor, beta: torch.
     """Leaf path probabilities (n, n_inner + 1), heap order, for filters in heap order."""
     n = X.shape[0]
     p = torch.sigmoid(torch.addmm(b, X, W.T).mul_(beta))
+    q = 1 - p
     mu = X.new_ones(n, 1)
     for lo, hi in _level_slices(int(W.shape[0]).bit_length()):
-        pd = p[:, lo:hi]
-        mu = torch.stack((mu * (1 - pd), mu * pd), dim=2).reshape(n, -1)
+        # children interleaved (heap order): written in place, no stacked copies
+        nxt = X.new_empty(n, hi - lo, 2)
+        torch.mul(mu, q[:, lo:hi], out=nxt[:, :, 0])
+        torch.mul(mu, p[:, lo:hi], out=nxt[:, :, 1])
+        mu = nxt.view(n, -1)
     return mu
 
 
