@@ -87,8 +87,13 @@ def check_array_2d(
     allow_empty: bool = False,
     feature_names: Sequence[str] | None = None,
     allow_nan: bool = False,
+    finite: bool = True,
 ) -> np.ndarray:
-    """Return X as a finite 2-D numeric array (NaN allowed with ``allow_nan``), or raise a message that says how to fix it."""
+    """Return X as a finite 2-D numeric array (NaN allowed with ``allow_nan``), or raise a message that says how to fix it.
+
+    ``finite=False`` skips the NaN/inf scan, for callers that scan on the device where the data go
+    anyway (and call :func:`check_finite` for the message when that scan finds something).
+    """
     if X is None:
         raise TypeError(f"{name} is None; expected a 2-D array of shape (n_samples, n_features).")
     X = _from_tensor(X)
@@ -146,7 +151,8 @@ def check_array_2d(
             raise ValueError(f"{name} has 0 samples (shape {arr.shape}); at least 1 is required.")
         if arr.shape[1] == 0:
             raise ValueError(f"{name} has 0 features (shape {arr.shape}); at least 1 is required.")
-    check_finite(arr, name=name, feature_names=feature_names, allow_nan=allow_nan)
+    if finite:
+        check_finite(arr, name=name, feature_names=feature_names, allow_nan=allow_nan)
     if dtype is not None and arr.dtype != dtype:
         with np.errstate(over="ignore", invalid="ignore"):
             arr = arr.astype(dtype, copy=False)

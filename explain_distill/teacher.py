@@ -33,6 +33,7 @@ from ._device import resolve_device
 from ._validation import (
     check_array_2d,
     check_choice,
+    check_finite,
     check_fraction,
     check_int,
     check_n_features,
@@ -262,57 +263,70 @@ class Teacher:
         return FlatInput(self.module, self.input_shape)
 
     # -- inference
-    def _check_X(self, X: Any) -> np.ndarray:
-        X = check_array_2d(X, name="X", dtype=None)
+    def _check_X(self, X: Any, *, finite: bool = True) -> np.ndarray:
+        X = check_array_2d(X, name="X", dtype=None, finite=finite)
         if self.n_features is not None:
             check_n_features(X, self.n_features, what="the teacher")
         return X
 
-    def _forward_batches(self, X: np.ndarray) -> Iterator[torch.Tensor]:
+    def _forward_batches(self, X: np.ndarray, nonfinite: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
+        """The module's outputs batch by batch, on its device.  ``nonfinite`` (a bool tensor on the
+        device) is or-ed with "this batch of X holds NaN/inf": a scan without a host round trip."""
         dtype = self.dtype
-        on_cuda = self.device.type == "cuda"
         with eval_mode(self.module), torch.no_grad():
             for start in range(0, len(X), self.batch_size):
                 xn = np.ascontiguousarray(X[start : start + self.batch_size])
                 if not xn.flags.writeable:  # a read-only memmap: torch only wraps writable memory
                     xn = xn.copy()
-                xb = torch.from_numpy(xn)
-                if on_cuda:
-                    xb = xb.pin_memory().to(self.device, non_blocking=True)
+                xb = torch.from_numpy(xn).to(self.device)
+                if nonfinite is not None and xb.is_floating_point():
+                    nonfinite |= ~torch.isfinite(xb).all()
                 xb = xb.to(dtype)
                 if self.input_shape is not None:
                     xb = xb.reshape(len(xb), *self.input_shape)
                 yield self.module(xb)
 
+    def _outputs(self, X: Any, fn: Any, *, out_dtype: torch.dtype = torch.float32, out_device: torch.device | None = None) -> torch.Tensor:
+        """``fn(logits)`` for every batch of ``X``, gathered on ``out_device`` (the teacher's by default).
+
+        Validation of ``X`` (shape, dtype) happens on the host; its NaN/inf scan, and the scan of the
+        outputs, happen on the device and are read once at the end, where the messages are the
+        host checks' own (:func:`check_finite` for X, :meth:`_check_finite_output` for outputs).
+        """
+        X_arr = self._check_X(X, finite=False)
+        dev = out_device or self.device
+        out = torch.empty(len(X_arr), self.n_classes, dtype=out_dtype, device=dev)
+        bad_in = torch.zeros((), dtype=torch.bool, device=self.device)
+        bad_out = torch.zeros((), dtype=torch.bool, device=self.device)
+        start = 0
+        for z in self._forward_batches(X_arr, bad_in):
+            self._check_output(z)
+            res = fn(z)
+            bad_out |= ~torch.isfinite(res).all()
+            out[start : start + len(res)].copy_(res, non_blocking=True)
+            start += len(res)
+        if bool(bad_in):  # the one host sync: read both flags
+            check_finite(X_arr, name="X")
+        if bool(bad_out):
+            self._check_finite_output(out.float().cpu().numpy())
+        return out
+
     def logits(self, X: Any) -> np.ndarray:
         """Raw outputs, float32 array of shape (n_samples, n_classes)."""
-        X = self._check_X(X)
-        out = np.empty((len(X), self.n_classes), dtype=np.float32)
-        start = 0
-        for z in self._forward_batches(X):
-            self._check_output(z)
-            out[start : start + len(z)] = z.float().cpu().numpy()
-            start += len(z)
-        self._check_finite_output(out)
-        return out
+        return self._outputs(X, lambda z: z.float()).cpu().numpy()
+
+    def _proba(self, X: Any, temperature: float, **kw: Any) -> torch.Tensor:
+        temperature = check_positive(temperature, "temperature")
+        return self._outputs(X, lambda z: torch.softmax(z.float() / temperature, dim=1), **kw)
 
     def predict_proba(self, X: Any, temperature: float = 1.0) -> np.ndarray:
         """Class probabilities softmax(logits / T), float32 (n_samples, n_classes).
 
         T > 1 softens them (Hinton et al. 2015): the relative probabilities of wrong classes,
-        the "dark knowledge" a surrogate learns from, become visible.
+        the "dark knowledge" a surrogate learns from, become visible.  Computed batch by batch on
+        the teacher's device and copied to the host once.
         """
-        temperature = check_positive(temperature, "temperature")
-        X = self._check_X(X)
-        out = np.empty((len(X), self.n_classes), dtype=np.float32)
-        start = 0
-        for z in self._forward_batches(X):
-            self._check_output(z)
-            p = torch.softmax(z.float() / temperature, dim=1)
-            out[start : start + len(p)] = p.cpu().numpy()
-            start += len(p)
-        self._check_finite_output(out)
-        return out
+        return self._proba(X, temperature).cpu().numpy()
 
     def predict(self, X: Any) -> np.ndarray:
         """Class indices (into ``class_names``) of the largest logit."""

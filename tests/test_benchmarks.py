@@ -146,3 +146,15 @@ def test_merge_refuses_results_without_markdown(tmp_path):
     out.with_name("results.json").write_text(json.dumps({"benchmarks": {"old": {"title": "Old", "status": "ok", "data": {}}}}))
     with pytest.raises(ValueError, match="entry 'old' has no markdown"):
         runner.write_results(out, runner.machine_info("cpu"), [_record("b", "B")], quick=True, merge=True)
+
+
+def test_gpu_fit_benchmark_runs_on_the_cpu_and_the_new_fit_equals_the_old():
+    """bench_gpu_fit --quick on the CPU: in memory the new fit visits the rows in the order of 8d8999f
+    with the same arithmetic, so both versions train the same tree (the benchmark checks predict too)."""
+    from benchmarks.bench_gpu_fit import run
+
+    r = run(device="cpu", quick=True)
+    mem = r["data"]["fit_in_memory"]
+    assert mem["max_abs_diff_proba"] < 1e-5 and mem["agreement"] == 1.0
+    assert mem["new"]["fit_info"]["in_memory"] and not r["data"]["fit_streamed"]["new"]["fit_info"]["in_memory"]
+    assert "new / old" in r["markdown"] and r["data"]["predict"]["new"]["rows_per_s"] > 0
