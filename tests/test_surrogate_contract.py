@@ -25,6 +25,8 @@ from explain_distill.surrogates._base import set_names
 FAST = {
     "student": {"epochs": 40, "batch_size": 64, "random_state": 0, "progress": False, "device": "cpu"},
     "soft_tree": {"depth": 3, "epochs": 40, "learning_rate": 0.05, "weight_decay": 0.0, "random_state": 0, "device": "cpu"},
+    "soft_tree_sparse": {"depth": 3, "epochs": 40, "learning_rate": 0.05, "weight_decay": 0.0, "random_state": 0,
+                         "device": "cpu"},
     "tree": {"max_depth": 4, "random_state": 0},
     "rules": {"max_rules": 5, "random_state": 0},
 }

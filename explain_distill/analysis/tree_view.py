@@ -214,6 +214,7 @@ class TreeView:
         self.class_names = list(class_names)
         self.input_shape = tuple(int(s) for s in input_shape) if input_shape is not None else None
         self._highlight: list[int] | None = None
+        self._highlight_x: np.ndarray | None = None
         #: How thresholds print by default: the data's raw units when the estimator carries them
         #: (``input_units_``, attached by ``distill``), else as fitted.  ``inverse="scaled"`` asks
         #: for the fitted (z-score) values.
@@ -614,7 +615,58 @@ class TreeView:
         """
         out = copy.copy(self)  # the node arrays are shared: a view is read-only
         out._highlight = self.path(x)
+        out._highlight_x = np.asarray(x, dtype=np.float64).reshape(-1)
         return out
+
+    def path_steps(self, x: Any) -> list[dict[str, Any]]:
+        """The decision path of one sample, step by step, with the numbers a reader needs.
+
+        Each step is ``{"node", "direction"}`` plus, for an oblique split, ``"response"`` (the filter
+        response ``x . w + b``) and ``"p_right"`` (the probability of going right,
+        ``sigmoid(beta * response)``), and for an axis split ``"condition"`` (in raw units).
+        """
+        x = np.asarray(x, dtype=np.float64).reshape(-1)
+        path = self.path(x)
+        units = self._inverse(None) if self.kind == "axis" else None
+        steps = []
+        for a, b in zip(path[:-1], path[1:]):
+            nd = self.nodes[a]
+            right = b == nd.right
+            step: dict[str, Any] = {"node": a, "direction": "right" if right else "left"}
+            if self.kind == "oblique":
+                r = float(x @ nd.weights + nd.bias)
+                z = (nd.beta if nd.beta is not None else 1.0) * r
+                step["response"] = r
+                step["p_right"] = float(0.5 * (1.0 + np.tanh(0.5 * z)))
+            else:
+                step["condition"] = _cond(units, nd.feature, ">" if right else "<=", nd.threshold, self.feature_names[nd.feature])
+            steps.append(step)
+        return steps
+
+    def _data_kind(self) -> str:
+        shape = [s for s in (self.input_shape or ()) if s != 1]
+        return "image" if len(shape) >= 2 else "signal" if self.input_shape and len(self.input_shape) == 2 else "tabular"
+
+    def _filter_parts(self, path: list[int] | None, x: Any, filters: bool) -> tuple[dict[int, str], dict[str, bytes], dict]:
+        """Pictures of the oblique filters on the path (file name per node, PNG bytes per file name)
+        and the numbers on the path's edges (filter response, probability of going right)."""
+        if self.kind != "oblique" or not path:
+            return {}, {}, {}
+        from ..viz.plots import filter_thumbnail
+
+        names: dict[int, str] = {}
+        images: dict[str, bytes] = {}
+        if filters:
+            for node in path[:-1]:
+                name = f"filter_{node}.png"
+                names[node] = name
+                images[name] = filter_thumbnail(self.nodes[node].weights, input_shape=self.input_shape,
+                                                kind=self._data_kind(), feature_names=self.feature_names)
+        notes = {}
+        if x is not None:
+            for step, child in zip(self.path_steps(x), path[1:]):
+                notes[(step["node"], child)] = f"response {step['response']:.2f}, P(right) {step['p_right']:.2f}"
+        return names, images, notes
 
     def _path_or_highlight(self, x: Any) -> list[int] | None:
         return self.path(x) if x is not None else self._highlight
@@ -633,6 +685,7 @@ class TreeView:
         max_depth_shown: int | Literal["auto"] | None = "auto",
         title: str | None = None,
         inverse: Inverse = None,
+        filters: bool = False,
     ) -> str:
         """Graphviz DOT text of the tree (:func:`explain_distill.viz.trees.tree_to_dot`).
 
@@ -640,19 +693,31 @@ class TreeView:
         ----------
         x : array (n_features,), optional
             Highlight this sample's path (default: the path set by :meth:`highlight`, if any).
+            On a soft tree its edges carry the filter response and the probability of going right.
         max_depth_shown : int, None or "auto"
             Levels drawn (plus the highlighted path); ``"auto"`` draws every node of a tree of at
             most 31 nodes and three levels of a larger one; None draws every node.
         title : str, optional
         inverse : callable or per-feature callables, optional
-            How thresholds are printed (see :data:`Inverse`); fitted values by default.
+            How thresholds are printed (see :data:`Inverse`); raw units when known.
+        filters : bool, default=False
+            Soft tree: reference a picture of each path node's filter beside it (``filter_<id>.png``;
+            :meth:`draw` embeds them, the DOT text alone only names them).
         """
+        return self._dot_and_images(x, max_depth_shown, title, inverse, filters)[0]
+
+    def _dot_and_images(self, x: Any, max_depth_shown: Any, title: Any, inverse: Inverse, filters: bool) -> tuple[str, dict]:
         from ..viz.trees import tree_to_dot
 
         units = self._inverse(inverse)
-        return tree_to_dot(
-            self, self._path_or_highlight(x), max_depth_shown=self._depth_shown(max_depth_shown), title=title, inverse=units
+        path = self._path_or_highlight(x)
+        sample = x if x is not None else getattr(self, "_highlight_x", None) if self._highlight is not None else None
+        names, images, notes = self._filter_parts(path, sample, filters)
+        dot = tree_to_dot(
+            self, path, max_depth_shown=self._depth_shown(max_depth_shown), title=title, inverse=units,
+            images=names or None, edge_notes=notes or None,
         )
+        return dot, images
 
     def draw(
         self,
@@ -661,12 +726,15 @@ class TreeView:
         max_depth_shown: int | Literal["auto"] | None = "auto",
         title: str | None = None,
         inverse: Inverse = None,
+        filters: bool = True,
     ) -> Any:
         """The tree drawn by Graphviz: a :class:`~explain_distill.viz.trees.TreeDrawing` (SVG in a
-        notebook, ``.save("tree.svg")``); parameters as in :meth:`to_dot`."""
+        notebook, ``.save("tree.svg")``); parameters as in :meth:`to_dot`.  A soft tree's highlighted
+        path shows each node's filter beside it (``filters=False`` to leave them out)."""
         from ..viz.trees import TreeDrawing
 
-        return TreeDrawing(self.to_dot(x, max_depth_shown=max_depth_shown, title=title, inverse=inverse))
+        dot, images = self._dot_and_images(x, max_depth_shown, title, inverse, filters)
+        return TreeDrawing(dot, images=images)
 
     def _repr_svg_(self) -> str | None:
         """Jupyter's rich display: the drawing (None without Graphviz, so the text repr shows)."""

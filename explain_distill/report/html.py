@@ -239,14 +239,19 @@ def _example_indices(d: Distillation, analyses: Any) -> list[int]:
     return list(range(min(_N_EXAMPLES, len(d.dataset.X_test))))
 
 
-def _tree_drawing(view: Any, highlight: list[int], title: str) -> dict[str, Any]:
+def _tree_drawing(view: Any, highlight: list[int], title: str, x: Any = None) -> dict[str, Any]:
+    """The tree drawn with the path of ``x`` (a test sample) highlighted; a soft tree's path nodes
+    show their filters beside them and its path edges the filter response and P(right)."""
     from ..viz.plots import svg_to_data_uri
-    from ..viz.trees import collapse, render_dot, tree_to_dot
+    from ..viz.trees import collapse
 
     depth = TREE_DEPTH_SHOWN[view.kind]
-    dot = tree_to_dot(view, highlight=highlight, max_depth_shown=depth, title=title, inverse=getattr(view, "units", None))
+    if x is not None:
+        view = view.highlight(x)
+    drawing = view.draw(max_depth_shown=depth, title=title)
+    dot = drawing.dot
     col = collapse(view, highlight=highlight, max_depth_shown=depth)
-    svg, problem = render_dot(dot)
+    svg, problem = drawing.svg(), drawing.problem
     return {
         "uri": svg_to_data_uri(svg) if svg is not None else None,
         "dot": dot if svg is None else None,
@@ -286,16 +291,12 @@ def _examples_table(d: Distillation, name: str, view: Any, examples: list[int]) 
     for j, i in enumerate(examples):
         path = view.path(X[j])
         steps = []
-        max_path = getattr(est, "max_path", None)
-        if view.kind == "oblique" and callable(max_path):
-            try:
-                for node, response, direction in max_path(X[j]):
-                    steps.append(f"#{int(node)} ({_num(response, 2)}) {direction}")
-            except Exception as exc:  # noqa: BLE001
-                logger.debug("max_path failed: %s", exc)
-        if not steps:
-            for a, b in zip(path[:-1], path[1:]):
-                steps.append(f"#{a} {'right' if b == view.nodes[a].right else 'left'}")
+        for step in view.path_steps(X[j]):
+            if "response" in step:
+                steps.append(f"#{step['node']} {step['direction']} (response {_num(step['response'], 2)}, "
+                             f"P(right) {_num(step['p_right'], 2)})")
+            else:
+                steps.append(f"#{step['node']} {step['direction']}")
         leaf = path[-1]
         rows.append({
             "index": int(i),
@@ -310,18 +311,19 @@ def _examples_table(d: Distillation, name: str, view: Any, examples: list[int]) 
     return rows
 
 
-def _soft_tree_section(d: Distillation, views: dict[str, Any], examples: list[int]) -> dict[str, Any] | None:
+def _soft_tree_sections(d: Distillation, views: dict[str, Any], examples: list[int]) -> list[dict[str, Any]]:
+    """One section per soft tree (dense and sparse), in the run's order."""
+    return [_soft_tree_section(d, name, views[name], examples) for name, v in views.items() if v.kind == "oblique"]
+
+
+def _soft_tree_section(d: Distillation, name: str, view: Any, examples: list[int]) -> dict[str, Any]:
     from ..viz.plots import filters_figure, inputs_figure, leaf_distributions_figure
 
-    names = [n for n, v in views.items() if v.kind == "oblique"]
-    if not names:
-        return None
-    name = "soft_tree" if "soft_tree" in names else names[0]
-    view = views[name]
     ds = d.dataset
     rows = _examples_table(d, name, view, examples)
     highlight = rows[0]["nodes"] if rows else None
-    drawing = _tree_drawing(view, highlight, f"{name}: max-probability path of test sample #{rows[0]['index']}" if rows else name)
+    drawing = _tree_drawing(view, highlight, f"{name}: max-probability path of test sample #{rows[0]['index']}" if rows else name,
+                            x=ds.X_test[rows[0]["index"]] if rows else None)
     inner = [i for i in drawing["shown"] if not view.nodes[i].is_leaf]
     on_path = set(highlight or [])
     filters = None
@@ -343,10 +345,14 @@ def _soft_tree_section(d: Distillation, views: dict[str, Any], examples: list[in
     if ds.kind in ("image", "signal") and rows:
         example_fig = _figure("example inputs", inputs_figure, ds.X_test[examples], input_shape=ds.input_shape,
                               kind=ds.kind, titles=[f"#{r['index']}: {r['truth']}" for r in rows])
+    nonzero = [int(np.count_nonzero(nd.weights)) for nd in view.nodes if not nd.is_leaf]
     return {
         "name": name,
         "depth": view.depth,
         "n_leaves": len(view.leaves()),
+        "nonzero_max": max(nonzero) if nonzero else 0,
+        "nonzero_mean": float(np.mean(nonzero)) if nonzero else 0.0,
+        "n_features": view.n_features,
         "drawing": drawing,
         "filters": filters,
         "leaves": leaves,
@@ -364,7 +370,8 @@ def _shallow_tree_sections(d: Distillation, views: dict[str, Any], examples: lis
             continue
         rows = _examples_table(d, name, view, examples)
         highlight = rows[0]["nodes"] if rows else None
-        drawing = _tree_drawing(view, highlight, f"{name}: path of test sample #{rows[0]['index']}" if rows else name)
+        drawing = _tree_drawing(view, highlight, f"{name}: path of test sample #{rows[0]['index']}" if rows else name,
+                                x=d.dataset.X_test[rows[0]["index"]] if rows else None)
         leaf_stats = {int(r["leaf"]): r for r in (_get(fid.get(name), "leaves") or [])}
         coverage = np.bincount(view.leaf_of(d.dataset.X_test), minlength=len(view.nodes))
         rules = []
@@ -646,9 +653,9 @@ def report_context(
         d.evaluate()
     views = _views(d)
     examples = _example_indices(d, analyses)
-    soft = _soft_tree_section(d, views, examples)
+    soft = _soft_tree_sections(d, views, examples)
     shallow = _shallow_tree_sections(d, views, examples, analyses)
-    trees_problem = next((t["drawing"]["problem"] for t in ([soft] if soft else []) + shallow if t["drawing"]["problem"]), None)
+    trees_problem = next((t["drawing"]["problem"] for t in soft + shallow if t["drawing"]["problem"]), None)
     info = d.info or {}
     return {
         "title": f"explain_distill report: {d.dataset.name}",
@@ -662,7 +669,7 @@ def report_context(
         "seed": d.seed,
         "analysed": analyses is not None,
         "fidelity": _fidelity_section(d, analyses),
-        "soft_tree": soft,
+        "soft_trees": soft,
         "shallow_trees": shallow,
         "trees_problem": trees_problem,
         "student": _student_section(d, analyses),

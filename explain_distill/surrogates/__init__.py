@@ -15,11 +15,12 @@ from ._base import load_surrogate as _load
 from ._base import save_surrogate
 from .student import NeuralStudent
 from .shallow import RuleListClassifier, SoftLabelGaussianNB, SoftLabelLogisticRegression, SoftLabelTreeClassifier
-from .soft_tree import SoftDecisionTree
+from .soft_tree import SoftDecisionTree, SparseSoftDecisionTree
 
 __all__ = [
     "SURROGATES",
     "SoftDecisionTree",
+    "SparseSoftDecisionTree",
     "SoftLabelTreeClassifier",
     "SoftLabelLogisticRegression",
     "SoftLabelGaussianNB",
@@ -31,6 +32,7 @@ __all__ = [
 
 SURROGATES: dict[str, type] = {
     "soft_tree": SoftDecisionTree,
+    "soft_tree_sparse": SparseSoftDecisionTree,
     "tree": SoftLabelTreeClassifier,
     "logistic": SoftLabelLogisticRegression,
     "naive_bayes": SoftLabelGaussianNB,

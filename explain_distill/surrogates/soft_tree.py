@@ -43,7 +43,7 @@ from ._base import SoftTargetMixin, TreeDisplayMixin
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SoftDecisionTree"]
+__all__ = ["SoftDecisionTree", "SparseSoftDecisionTree"]
 
 #: Inputs larger than this are streamed batch by batch instead of copied to one tensor.
 _STREAM_BYTES = 1 << 30
@@ -437,6 +437,15 @@ def _epoch_plan(n: int, block_rows: int, unit_blocks: int, gen: torch.Generator)
     return plan
 
 
+def _kept_weights(epoch: int, epochs: int, d: int, k: int) -> int:
+    """Weights kept per node at the start of ``epoch``: all of them at first, down to ``k`` by half
+    the run on a cubic schedule (gradual magnitude pruning, Zhu & Gupta 2017), ``k`` after."""
+    ramp = max(1, epochs // 2)
+    if epoch >= ramp:
+        return k
+    return max(k, int(round(k + (d - k) * (1.0 - epoch / ramp) ** 3)))
+
+
 class _InMemoryFeed:
     """The transfer set copied once to the device (the GPU, or kept on the host for a CPU fit),
     standardised there and stored in the step's input dtype; batches are gathered by index."""
@@ -653,6 +662,26 @@ class _Trainer:
         self.graph: Any = None
         self.static_loss: torch.Tensor | None = None
         self.side = torch.cuda.Stream(device) if self.graphs else None
+        # sparse filters: a 0/1 mask over the weights, applied after every step (inside the graph too)
+        self.mask = torch.ones_like(module.weight) if est.max_weights is not None else None
+
+    def prune(self, keep: int) -> None:
+        """Keep the ``keep`` largest weights of every node (by magnitude), zero the rest from now on."""
+        if self.mask is None:
+            return
+        w = self.module.weight.detach()
+        keep = max(1, min(int(keep), w.shape[1]))
+        idx = w.abs().topk(keep, dim=1).indices
+        new = torch.zeros_like(self.mask)
+        new.scatter_(1, idx, 1.0)
+        self.mask.copy_(new)  # in place: a captured graph reads the same buffer
+        with torch.no_grad():
+            self.module.weight.mul_(self.mask)
+
+    def _apply_mask(self) -> None:
+        if self.mask is not None:
+            with torch.no_grad():
+                self.module.weight.mul_(self.mask)
 
     def _lr(self) -> None:
         # LambdaLR's arithmetic, so eager fits train exactly as before: base * lambda(t)
@@ -675,6 +704,7 @@ class _Trainer:
         self.opt.zero_grad(set_to_none=self.graph is None)
         loss.backward()
         self.opt.step()
+        self._apply_mask()
         return loss.detach()
 
     def _capture(self) -> None:
@@ -685,6 +715,7 @@ class _Trainer:
                 loss = self._loss(self.batch)
                 loss.backward()
                 self.opt.step()
+                self._apply_mask()
             self.graph, self.static_loss = graph, loss.detach()
         except Exception as exc:  # noqa: BLE001 - any capture failure: keep training eagerly
             torch.cuda.synchronize(self.device)
@@ -744,6 +775,12 @@ class SoftDecisionTree(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, BaseE
         Wrap the training step in ``torch.compile`` instead (no CUDA graph, no fused kernels).
     input_shape : tuple of int or None, default=None
         Shape of one sample, for :meth:`filters_` (``distill`` fills it from the data set).
+    max_weights : int or None, default=None
+        Sparse filters: each inner node keeps at most this many nonzero weights, so a person can
+        read a split as "these few pixels / features against those".  Pruned by magnitude (in the
+        standardised space) on a cubic schedule over the first half of the epochs, then the
+        survivors are fine-tuned with the others held at zero.  ``nonzero_per_node_`` reports the
+        count.  None keeps dense filters.
     inference_dtype : {"auto", "float32", "float64"}, default="auto"
         Precision of :meth:`predict_proba`, :meth:`path_probabilities` and :meth:`apply`:
         ``"auto"`` is float64 on the CPU and float32 on CUDA.
@@ -823,10 +860,12 @@ class SoftDecisionTree(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, BaseE
         device: str = "auto",
         compile: bool = False,
         input_shape: tuple[int, ...] | None = None,
+        max_weights: int | None = None,
         inference_dtype: Literal["auto", "float32", "float64"] = "auto",
         random_state: int | None = None,
     ) -> None:
         self.depth = depth
+        self.max_weights = max_weights
         self.beta = beta
         self.learn_beta = learn_beta
         self.lam = lam
@@ -854,6 +893,8 @@ class SoftDecisionTree(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, BaseE
         check_int(self.epochs, "epochs", low=1)
         batch = check_int(self.batch_size, "batch_size", low=1)
         check_choice(self.inference_dtype, "inference_dtype", ["auto", "float32", "float64"])
+        if self.max_weights is not None:
+            check_int(self.max_weights, "max_weights", low=1, hint="None keeps dense filters.")
         device = _resolve_device(self.device)
         return device
 
@@ -978,6 +1019,8 @@ class SoftDecisionTree(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, BaseE
         try:
             with _matmul_precision(on_cuda), _threads(1 if small else None):
                 for epoch in bar:
+                    if self.max_weights is not None:
+                        trainer.prune(_kept_weights(epoch, int(self.epochs), d, int(self.max_weights)))
                     running = torch.zeros((), device=device)
                     for rows in feed.epoch(gen, batch, trainer.xs, trainer.ps):
                         running += trainer.step(rows)
@@ -993,6 +1036,10 @@ class SoftDecisionTree(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, BaseE
         b = bias.double().cpu().numpy()
         self.beta_ = log_beta.exp().double().cpu().numpy()
         self.leaf_logits_ = leaf_logits.double().cpu().numpy()
+        if self.max_weights is not None:  # exactly the kept weights, whatever the last step's rounding
+            keep = min(int(self.max_weights), d)
+            small_idx = np.argsort(-np.abs(W), axis=1, kind="stable")[:, keep:]
+            np.put_along_axis(W, small_idx, 0.0, axis=1)
         W_raw = W * (1.0 / std)[None, :]
         self.inner_weight_ = W_raw.astype(np.float32)
         self.inner_bias_ = b - W_raw @ mean
@@ -1017,9 +1064,15 @@ class SoftDecisionTree(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, BaseE
 
     @property
     def n_params_(self) -> int:
-        """Model size: filters, biases, betas and leaf logits."""
+        """Model size: nonzero filter weights, biases, betas and leaf logits."""
         check_is_fitted(self)
-        return int(self.inner_weight_.size + self.inner_bias_.size + self.beta_.size + self.leaf_logits_.size)
+        return int(np.count_nonzero(self.inner_weight_) + self.inner_bias_.size + self.beta_.size + self.leaf_logits_.size)
+
+    @property
+    def nonzero_per_node_(self) -> np.ndarray:
+        """Nonzero filter weights of every inner node (heap order): the readability of its split."""
+        check_is_fitted(self)
+        return np.count_nonzero(self.inner_weight_, axis=1)
 
     # ------------------------------------------------------------------ inference (torch, on the device)
     def _inference_setup(self) -> tuple[torch.device, torch.dtype]:
@@ -1230,6 +1283,40 @@ class SoftDecisionTree(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, BaseE
         if self.inner_weight_.shape[1] != self.n_features_in_ or self.leaf_logits_.shape[0] != self.n_leaves_:
             raise ValueError("the saved soft tree's arrays do not fit together; re-save the surrogate.")
         self.soft_fit_ = bool(meta.get("soft_fit", True))
+
+
+class SparseSoftDecisionTree(SoftDecisionTree):
+    """The soft decision tree with sparse filters: at most ``max_weights`` (default 8) nonzero
+    weights per inner node, so each split reads as a handful of pixels or features.
+
+    The same model and training as :class:`SoftDecisionTree` (see there), registered as its own
+    family (``soft_tree_sparse``) so the frontier shows what sparsity costs in fidelity.
+    """
+
+    def __init__(
+        self,
+        *,
+        depth: int = 8,
+        beta: float = 1.0,
+        learn_beta: bool = True,
+        lam: float = 0.1,
+        learning_rate: float = 0.01,
+        weight_decay: float = 10.0,
+        epochs: int = 40,
+        batch_size: int = 256,
+        device: str = "auto",
+        compile: bool = False,
+        input_shape: tuple[int, ...] | None = None,
+        max_weights: int | None = 8,
+        inference_dtype: Literal["auto", "float32", "float64"] = "auto",
+        random_state: int | None = None,
+    ) -> None:
+        super().__init__(
+            depth=depth, beta=beta, learn_beta=learn_beta, lam=lam, learning_rate=learning_rate,
+            weight_decay=weight_decay, epochs=epochs, batch_size=batch_size, device=device, compile=compile,
+            input_shape=input_shape, max_weights=max_weights, inference_dtype=inference_dtype,
+            random_state=random_state,
+        )
 
 
 class _threads:

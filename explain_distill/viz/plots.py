@@ -38,6 +38,7 @@ __all__ = [
     "figure_to_data_uri",
     "figure_to_png",
     "figure_to_svg",
+    "filter_thumbnail",
     "filters_figure",
     "inputs_figure",
     "leaf_distributions_figure",
@@ -607,6 +608,68 @@ def filters_figure(
             ax.set_xlim(-1.05, 1.05)
         ax.set_title(f"node {int(node_ids[i])}", fontsize=6.5, color=color)
     fig.subplots_adjust(wspace=0.5 if tabular else 0.1, hspace=0.45)
+    return fig
+
+
+def filter_thumbnail(
+    weights: Any,
+    *,
+    input_shape: Sequence[int] | None,
+    kind: Kind,
+    feature_names: Sequence[str] | None = None,
+    top_k: int = 8,
+    dpi: int = 100,
+) -> bytes:
+    """One split's filter as a small PNG to sit beside its node in a tree drawing.
+
+    Images: the filter as a picture (red pushes right, blue left; zero weights white, so a sparse
+    filter shows its few pixels).  Signals: the filter as a line.  Tabular data: the ``top_k``
+    largest weights as bars with the features' full names and a scale.
+    """
+    fig = _filter_thumbnail_figure(weights, input_shape=input_shape, kind=kind, feature_names=feature_names, top_k=top_k)
+    return figure_to_png(fig, dpi=dpi)
+
+
+@_styled
+def _filter_thumbnail_figure(
+    weights: Any, *, input_shape: Sequence[int] | None, kind: Kind, feature_names: Sequence[str] | None, top_k: int
+) -> Figure:
+    w = np.asarray(weights, dtype=float).reshape(-1)
+    d = w.size
+    lim = _sym_limit(w)
+    if _drawable_as_image(kind, input_shape, d):
+        img = _to_image(w, input_shape)
+        h, wd = img.shape
+        fig = Figure(figsize=(0.9 * wd / max(h, wd) + 0.1, 0.9 * h / max(h, wd) + 0.1))
+        ax = fig.add_axes((0.02, 0.02, 0.96, 0.96))
+        ax.imshow(img, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for side in ax.spines.values():
+            side.set_visible(True)
+            side.set_color("#8a94a6")
+    elif kind == "signal":
+        fig = Figure(figsize=(1.6, 0.7))
+        ax = fig.add_axes((0.02, 0.05, 0.96, 0.9))
+        ax.plot(w, color="#1f77b4", lw=1.0)
+        ax.axhline(0, color="#999999", lw=0.5)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    else:
+        names = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(d)]
+        nz = np.nonzero(w)[0]
+        k = max(1, min(int(top_k), len(nz) if len(nz) else d))
+        top = np.argsort(-np.abs(w), kind="stable")[:k][::-1]
+        width = 1.2 + 0.055 * max(len(str(names[t])) for t in top)
+        fig = Figure(figsize=(width, 0.17 * k + 0.45))
+        ax = fig.add_subplot(1, 1, 1)
+        ax.barh(range(k), w[top], color=["#d62728" if v > 0 else "#1f77b4" for v in w[top]])
+        ax.set_yticks(range(k), [_lit(names[t]) for t in top], fontsize=6)
+        ax.axvline(0, color="#999999", lw=0.5)
+        ax.set_xlim(-1.05 * lim, 1.05 * lim)
+        ax.tick_params(axis="x", labelsize=5.5)
+        ax.set_xlabel("weight", fontsize=6)
+        fig.subplots_adjust(left=min(0.8, 0.06 * max(len(str(names[t])) for t in top) / width + 0.08), bottom=0.3)
     return fig
 
 

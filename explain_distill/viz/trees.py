@@ -130,6 +130,16 @@ def _threshold(inverse: Callable[[int, float], Any] | None, feature: int, value:
     return _e(v) if isinstance(v, str) else _num(float(v))
 
 
+def _with_image(label: str, image: str | None) -> str:
+    """``label`` (an HTML-like label without its outer ``<>``) beside a picture file, in one table."""
+    if image is None:
+        return f"<{label}>"
+    return (
+        f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="2" CELLPADDING="1"><TR>'
+        f'<TD>{label}</TD><TD FIXEDSIZE="FALSE"><IMG SRC="{_e(image)}"/></TD></TR></TABLE>>'
+    )
+
+
 def _node_label(view: Any, nd: Any, inverse: Callable[[int, float], Any] | None = None) -> str:
     value = np.asarray(nd.value, dtype=float)
     k = int(np.argmax(value)) if value.size else 0
@@ -146,13 +156,20 @@ def _node_label(view: Any, nd: Any, inverse: Callable[[int, float], Any] | None 
             cond = f"{_e(view.feature_names[nd.feature])} &lt;= {_threshold(inverse, nd.feature, nd.threshold)}"
         return f"<<B>{cond}</B><BR/>#{nd.id}: {_e(cls)} ({p:.2f}){n}>"
     beta = "" if nd.beta is None else f", &#946; = {_num(nd.beta)}"
-    return f"<<B>filter #{nd.id}</B><BR/>{_e(cls)} ({p:.2f}){beta}>"
+    nz = ""
+    if nd.weights is not None:
+        k = int(np.count_nonzero(nd.weights))
+        if k < len(nd.weights):
+            nz = f"<BR/>{k} nonzero weights"
+    return f"<<B>filter #{nd.id}</B><BR/>{_e(cls)} ({p:.2f}){beta}{nz}>"
 
 
-def _edge_label(view: Any, nd: Any, right: bool) -> str:
+def _edge_label(view: Any, nd: Any, right: bool, note: str | None = None) -> str:
     if view.kind == "axis":
-        return "no" if right else "yes"
-    return "&gt; 0" if right else "&lt;= 0"
+        text = "no" if right else "yes"
+    else:
+        text = "&gt; 0" if right else "&lt;= 0"
+    return text if note is None else f"{text}<BR/>{_e(note)}"
 
 
 def tree_to_dot(
@@ -162,6 +179,8 @@ def tree_to_dot(
     max_depth_shown: int | None = None,
     title: str | None = None,
     inverse: Callable[[int, float], Any] | None = None,
+    images: dict[int, str] | None = None,
+    edge_notes: dict[tuple[int, int], str] | None = None,
 ) -> str:
     """Graphviz DOT text for a :class:`TreeView`.
 
@@ -178,6 +197,11 @@ def tree_to_dot(
         Caption under the drawing (escaped).
     inverse : callable (feature, value) -> number or str, optional
         How an axis-aligned threshold is printed (e.g. in raw units); as fitted by default.
+    images : dict of node id -> image file name, optional
+        A picture drawn beside the node (the soft tree's filter on the highlighted path); the
+        names are resolved by :func:`render_dot` / :class:`TreeDrawing`, which embed the files.
+    edge_notes : dict of (parent, child) -> str, optional
+        Extra text under an edge's label (e.g. ``"response 1.2, P(right) 0.77"`` on the path).
 
     Returns
     -------
@@ -197,7 +221,10 @@ def tree_to_dot(
     ]
     for i in col.shown:
         nd = view.nodes[i]
-        attrs = [f"label={_node_label(view, nd, inverse)}"]
+        label = _node_label(view, nd, inverse)
+        if images and i in images:
+            label = _with_image(label[1:-1], images[i])
+        attrs = [f"label={label}"]
         if nd.is_leaf:
             attrs.append(f'fillcolor="{_HL_FILL if i in on_path else _LEAF_FILL}"')
         elif i in on_path:
@@ -225,7 +252,7 @@ def tree_to_dot(
             lines.append(f"  n{i} -> n{nd.left} [style=dashed];")
             continue
         for c, right in ((nd.left, False), (nd.right, True)):
-            attrs = [f"label=<{_edge_label(view, nd, right)}>"]
+            attrs = [f"label=<{_edge_label(view, nd, right, (edge_notes or {}).get((i, c)))}>"]
             if (i, c) in path_edges:
                 attrs.append(f'color="{_HL}", penwidth=2.2, fontcolor="{_HL}"')
             if c in col.hidden:
@@ -321,10 +348,11 @@ class TreeDrawing:
         The DOT source (:func:`tree_to_dot`, :func:`rules_to_dot`).
     """
 
-    def __init__(self, dot: str) -> None:
+    def __init__(self, dot: str, images: dict[str, bytes] | None = None) -> None:
         if not isinstance(dot, str):
             raise TypeError(f"TreeDrawing takes DOT text (a str); received {type(dot).__name__}.")
         self.dot = dot
+        self.images = dict(images or {})  # file name in the DOT text -> PNG bytes, embedded in the SVG
         self._svg: str | None = None
         self._problem: str | None = None
         self._rendered = False
@@ -332,7 +360,7 @@ class TreeDrawing:
     def svg(self) -> str | None:
         """The SVG document, or None when Graphviz could not draw it (``problem`` says why)."""
         if not self._rendered:
-            self._svg, self._problem = render_dot(self.dot)
+            self._svg, self._problem = render_dot(self.dot, images=self.images)
             self._rendered = True
         return self._svg
 
@@ -368,8 +396,12 @@ class TreeDrawing:
 _PROLOG = re.compile(r"<\?xml[^>]*\?>|<!DOCTYPE[^>]*>|<!--.*?-->", re.DOTALL)
 
 
-def render_dot(dot: str) -> tuple[str | None, str | None]:
+def render_dot(dot: str, *, images: dict[str, bytes] | None = None) -> tuple[str | None, str | None]:
     """Render DOT text to an SVG document with Graphviz.
+
+    ``images`` maps the picture file names used in the DOT labels (``<IMG SRC="..."/>``) to PNG
+    bytes: they are written to a temporary folder for Graphviz to lay out, and embedded in the SVG
+    as ``data:`` URIs, so the SVG stands alone.
 
     Returns
     -------
@@ -381,6 +413,17 @@ def render_dot(dot: str) -> tuple[str | None, str | None]:
         raise TypeError(f"render_dot takes DOT text (a str from tree_to_dot); received {type(dot).__name__}.")
     import graphviz
 
+    images = dict(images or {})
+    tmp = None
+    if images:
+        import tempfile
+
+        tmp = tempfile.TemporaryDirectory(prefix="explain_distill-dot-")
+        for name, data in images.items():
+            if Path(name).name != name or not name.endswith(".png"):
+                raise ValueError(f"image names must be plain .png file names; received {name!r}.")
+            Path(tmp.name, name).write_bytes(data)
+        dot = dot.replace("{", "{\n  imagepath=" + _quote(tmp.name) + ";", 1)
     try:
         raw = graphviz.Source(dot).pipe(format="svg", encoding="utf-8")
     except graphviz.ExecutableNotFound:
@@ -391,4 +434,24 @@ def render_dot(dot: str) -> tuple[str | None, str | None]:
         msg = f"Graphviz could not draw this tree ({type(exc).__name__}: {exc}); it is shown as DOT text."
         logger.warning(msg)
         return None, msg
-    return _PROLOG.sub("", raw).strip() + "\n", None
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    svg = _PROLOG.sub("", raw).strip() + "\n"
+    if images:
+        import base64
+
+        def embed(m: re.Match) -> str:
+            name = Path(html.unescape(m.group(2))).name
+            data = images.get(name)
+            if data is None:
+                return m.group(0)
+            return f'{m.group(1)}"data:image/png;base64,{base64.b64encode(data).decode("ascii")}"'
+
+        svg = re.sub(r'((?:xlink:)?href=)"([^"]+\.png)"', embed, svg)
+    return svg, None
+
+
+def _quote(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
