@@ -12,10 +12,10 @@ import logging
 import os
 import platform
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import sklearn
@@ -26,16 +26,35 @@ from ._io import read_json, write_json
 from ._stats import wilson_interval
 from ._validation import check_positive
 from .data import Dataset, load_saved_dataset, save_dataset
+from .features import (
+    FEATURE_SETS,
+    FeatureMap,
+    FeatureSurrogate,
+    FunctionFeatures,
+    PatternFeatures,
+    conv_layer_names,
+    feature_map_from_spec,
+)
 from .surrogates import SURROGATES, load_surrogate, save_surrogate
 from .teacher import Teacher
 from .transfer import QuerySpec, TransferSet, build_transfer_set, check_teachers
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["distill", "Distillation", "load", "DEFAULT_SURROGATES", "DEFAULT_QUERIES"]
+__all__ = ["distill", "Distillation", "load", "DEFAULT_SURROGATES", "DEFAULT_FEATURE_SURROGATES", "DEFAULT_QUERIES"]
 
 #: What ``distill`` fits when ``surrogates`` is not given (those registered).
 DEFAULT_SURROGATES: tuple[str, ...] = ("soft_tree", "tree", "logistic", "naive_bayes", "rules", "student")
+
+#: Families fitted over a feature set (``"tree@patterns"``, ...) when ``features`` asks for one and
+#: ``surrogates`` names none over it: those registered, in this order (the additive families join
+#: when they are).
+DEFAULT_FEATURE_SURROGATES: tuple[str, ...] = ("tree", "rules", "logistic", "gam", "figs")
+
+#: Defaults of a family over features that differ from its raw-input defaults (user ``params`` win):
+#: a rule list over pattern detectors needs about three rules per class (mnist1d, 10 classes:
+#: 0.85 fidelity with 12 rules, 0.92 with 29 plus the else rule).
+FEATURE_PARAMS: dict[str, dict[str, Any]] = {"rules": {"max_rules": 29}}
 
 #: Queries the teacher labels on top of the training split when ``queries`` is not given: Gaussian
 #: jitter (0.5 std) and mixup.  Chosen on digits: with the "entropy" tree they lift the depth-8
@@ -53,7 +72,13 @@ EPOCHS_WITH_QUERIES: dict[str, int] = {"soft_tree": 10, "student": 12}
 _CONTEXT_PARAMS = ("random_state", "input_shape", "temperature")
 
 
-def _resolve_surrogates(surrogates: Sequence[str] | None) -> list[str]:
+def split_name(name: str) -> tuple[str, str | None]:
+    """``"tree@patterns"`` -> ``("tree", "patterns")``; ``"tree"`` -> ``("tree", None)``."""
+    family, sep, label = name.partition("@")
+    return family, (label if sep else None)
+
+
+def _resolve_surrogates(surrogates: Sequence[str] | str | None) -> list[str]:
     if surrogates is None:
         return [s for s in DEFAULT_SURROGATES if s in SURROGATES]
     if isinstance(surrogates, str):
@@ -61,12 +86,74 @@ def _resolve_surrogates(surrogates: Sequence[str] | None) -> list[str]:
     names = list(surrogates)
     if not names:
         raise ValueError(f"No surrogates requested; choose from: {', '.join(SURROGATES)}.")
-    unknown = [s for s in names if s not in SURROGATES]
+    bad = [s for s in names if not isinstance(s, str)]
+    if bad:
+        raise TypeError(f"Surrogate names must be strings; received {bad[:3]!r}.")
+    unknown = [s for s in names if split_name(s)[0] not in SURROGATES]
     if unknown:
-        raise ValueError(f"Unknown surrogate(s) {unknown}. Available: {', '.join(SURROGATES)}.")
+        raise ValueError(
+            f"Unknown surrogate(s) {unknown}. Available: {', '.join(SURROGATES)}, each also over the teacher's "
+            f"pattern features as NAME@patterns (or over features=your_function as NAME@features)."
+        )
+    sets = [s for s in names if split_name(s)[1] is not None and split_name(s)[1] not in FEATURE_SETS]
+    if sets:
+        raise ValueError(
+            f"Unknown feature set in {sets}: after '@' write one of {', '.join(FEATURE_SETS)} "
+            f"('patterns': the teacher's convolutional channels; 'features': the function passed as features=)."
+        )
     if len(set(names)) != len(names):
         raise ValueError(f"Surrogate names repeat in {names}; list each once.")
     return names
+
+
+def _is_convolutional(teacher: Teacher) -> bool:
+    return teacher.input_shape is not None and len(teacher.input_shape) in (2, 3) and bool(conv_layer_names(teacher.module))
+
+
+def _feature_plan(
+    names: list[str], surrogates: Any, features: Any, feature_layer: str | None, teacher: Teacher
+) -> tuple[list[str], dict[str, FeatureMap]]:
+    """Add the default feature surrogates ``features`` asks for and build the maps the names need."""
+    auto = isinstance(features, str) and features == "auto"
+    if isinstance(features, str) and features not in ("auto", "patterns"):
+        raise ValueError(
+            f"features must be 'auto', 'patterns', None, a function from inputs to named features, or a FeatureMap; "
+            f"received {features!r}."
+        )
+    if features is not None and not isinstance(features, (str, FeatureMap)) and not callable(features):
+        raise TypeError(
+            f"features must be 'auto', 'patterns', None, a function from inputs to named features, or a FeatureMap; "
+            f"received {type(features).__name__}."
+        )
+    if feature_layer is not None and not isinstance(feature_layer, str):
+        raise TypeError(f"feature_layer must be a module name (str); received {type(feature_layer).__name__}.")
+    label = None
+    if features == "patterns" or (auto and surrogates is None and _is_convolutional(teacher)):
+        label = "patterns"
+    elif isinstance(features, FeatureMap):
+        label = features.label
+    elif features is not None and not isinstance(features, str):
+        label = "features"
+    if label is not None and not any(split_name(n)[1] == label for n in names):
+        names = names + [f"{f}@{label}" for f in DEFAULT_FEATURE_SURROGATES if f in SURROGATES]
+    maps: dict[str, FeatureMap] = {}
+    for lab in dict.fromkeys(split_name(n)[1] for n in names):
+        if lab is None:
+            continue
+        if isinstance(features, FeatureMap) and features.label == lab:
+            maps[lab] = features
+        elif lab == "patterns":
+            maps[lab] = PatternFeatures(teacher, layer=feature_layer)
+        elif features is None or isinstance(features, str):
+            raise ValueError(
+                f"Surrogates over '@features' ({[n for n in names if n.endswith('@features')]}) need features=a function "
+                f"from inputs (n, d) to named features (a dict name -> (n,) array, or an (n, m) array)."
+            )
+        else:
+            maps[lab] = FunctionFeatures(features, n_features_in=teacher.n_features)
+    if feature_layer is not None and "patterns" not in maps:
+        raise ValueError(f"feature_layer={feature_layer!r} was given but no surrogate is fitted over 'patterns'.")
+    return names, maps
 
 
 def model_size(est: Any) -> int:
@@ -91,6 +178,9 @@ class Distillation:
         The transfer set the surrogates were fitted on (not saved).
     info : dict
         Provenance: versions, timings, device, transfer-set composition.
+    features : dict of str -> FeatureMap
+        The feature maps the ``NAME@label`` surrogates read (``"patterns"``: the teacher's
+        convolutional channels; ``"features"``: a user function).
     """
 
     teacher: Teacher
@@ -101,6 +191,7 @@ class Distillation:
     metrics: dict[str, Any] = field(default_factory=dict)
     transfer: TransferSet | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    features: dict[str, FeatureMap] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self) -> dict[str, Any]:
@@ -154,25 +245,36 @@ class Distillation:
         self.teacher.save(directory / "teacher")
         save_dataset(self.dataset, directory / "data")
         for name, est in self.surrogates.items():
-            save_surrogate(est, directory / "surrogates" / name, name=name)
-        write_json(
-            directory / "run.json",
-            {
-                "format": "explain_distill.run/1",
-                "temperature": self.temperature,
-                "seed": self.seed,
-                "surrogates": list(self.surrogates),
-                "metrics": self.metrics,
-                "info": self.info,
-            },
-        )
+            if isinstance(est, FeatureSurrogate):  # the estimator saves itself; the map is rebuilt from its spec
+                save_surrogate(est.estimator, directory / "surrogates" / name, name=est.family)
+            else:
+                save_surrogate(est, directory / "surrogates" / name, name=name)
+        doc = {
+            "format": "explain_distill.run/1",
+            "temperature": self.temperature,
+            "seed": self.seed,
+            "surrogates": list(self.surrogates),
+            "metrics": self.metrics,
+            "info": self.info,
+        }
+        if self.features:
+            doc["features"] = {label: fm.spec() for label, fm in self.features.items()}
+        write_json(directory / "run.json", doc)
         return directory
 
 
-def load(directory: str | os.PathLike, *, teacher_module: torch.nn.Module | None = None, device: str = "auto") -> Distillation:
+def load(
+    directory: str | os.PathLike,
+    *,
+    teacher_module: torch.nn.Module | None = None,
+    device: str = "auto",
+    features: Any = None,
+) -> Distillation:
     """Load a run written by :meth:`Distillation.save` (no pickle on any path).
 
     Accepts the run directory itself or a report directory holding it under ``model/``.
+    Surrogates over pattern features get their map back from the teacher and the saved layer
+    name; a run fitted over a user features function needs that function again (``features=``).
     """
     directory = Path(directory)
     if not directory.exists():
@@ -184,7 +286,21 @@ def load(directory: str | os.PathLike, *, teacher_module: torch.nn.Module | None
         raise ValueError(f"{directory / 'run.json'} is not an explain_distill run file.")
     teacher = Teacher.load(directory / "teacher", module=teacher_module, device=device)
     dataset = load_saved_dataset(directory / "data")
-    surrogates = {name: load_surrogate(directory / "surrogates" / name) for name in meta["surrogates"]}
+    specs = meta.get("features") or {}
+    if not isinstance(specs, dict):
+        raise ValueError(f"{directory / 'run.json'} has an invalid 'features' entry; the file is damaged or not ours.")
+    maps: dict[str, FeatureMap] = {}
+    surrogates: dict[str, Any] = {}
+    for name in meta["surrogates"]:
+        est = load_surrogate(directory / "surrogates" / name)
+        family, label = split_name(name)
+        if label is not None:
+            if label not in maps:
+                if label not in specs:
+                    raise ValueError(f"{directory / 'run.json'} lists {name!r} but does not describe its '{label}' features.")
+                maps[label] = feature_map_from_spec(specs[label], teacher, function=features)
+            est = FeatureSurrogate(maps[label], est, family=family)
+        surrogates[name] = est
     return Distillation(
         teacher=teacher,
         dataset=dataset,
@@ -193,6 +309,7 @@ def load(directory: str | os.PathLike, *, teacher_module: torch.nn.Module | None
         seed=int(meta["seed"]),
         metrics=meta.get("metrics") or {},
         info=meta.get("info") or {},
+        features=maps,
     )
 
 
@@ -230,6 +347,8 @@ def distill(
     seed: int = 0,
     queries: QuerySpec | Mapping[str, Any] | None = DEFAULT_QUERIES,
     transfer: TransferSet | None = None,
+    features: Literal["auto", "patterns"] | Callable[[np.ndarray], Any] | FeatureMap | None = "auto",
+    feature_layer: str | None = None,
 ) -> Distillation:
     """Distill ``teacher`` into explainable surrogates and score them on the test split.
 
@@ -257,6 +376,19 @@ def distill(
     transfer : TransferSet, optional
         A precomputed transfer set (``build_transfer_set``) to fit on instead of building one;
         its temperature must equal ``temperature``.
+    features : {"auto", "patterns"}, callable, FeatureMap or None, default="auto"
+        Surrogates over features instead of raw inputs.  A surrogate name ``NAME@patterns`` fits
+        the registry family ``NAME`` on the teacher's pattern features (each channel of a
+        convolutional layer: its strongest response over positions, and where;
+        :class:`~explain_distill.features.PatternFeatures`); ``NAME@features`` on the columns of
+        a user function passed here (inputs (n, d) -> a dict name -> (n,) array, or an (n, m)
+        array).  When ``surrogates`` names none over the requested set, the
+        ``DEFAULT_FEATURE_SURROGATES`` are added: with ``"patterns"`` or a function always, with
+        ``"auto"`` when ``surrogates`` is not given and the teacher is convolutional.  ``None``
+        adds none.  The fitted object answers on raw inputs (:class:`FeatureSurrogate`).
+    feature_layer : str, optional
+        Module name of the teacher layer the patterns are read from (default: the last
+        convolution, after its activation).
     """
     if not isinstance(dataset, Dataset):
         raise TypeError(f"dataset must be an explain_distill Dataset; received {type(dataset).__name__}.")
@@ -269,6 +401,7 @@ def distill(
             f"{dataset.n_classes} ({dataset.class_names}); distill a teacher trained on this data."
         )
     names = _resolve_surrogates(surrogates)
+    names, maps = _feature_plan(names, surrogates, features, feature_layer, ref)
     params = dict(params or {})
     unknown = [k for k in params if k not in names]
     if unknown:
@@ -283,9 +416,18 @@ def distill(
         _check_transfer(transfer, dataset, temperature)
     timings = {"soft_labels_s": time.perf_counter() - t0}
     context = {"random_state": seed, "input_shape": tuple(dataset.input_shape), "temperature": temperature}
+    columns: dict[str, np.ndarray] = {}
+    for label, fm in maps.items():  # each feature set mapped once, batched, on the teacher's device
+        t1 = time.perf_counter()
+        if isinstance(fm, PatternFeatures) and fm.scale is None:
+            fm.fit(dataset.X_train)  # responses in units of each channel's top-1% response on the training data
+        columns[label] = fm.transform(transfer.X)
+        timings[f"features_{label}_s"] = time.perf_counter() - t1
+        logger.info("%s features: %d columns in %.2fs", label, columns[label].shape[1], timings[f"features_{label}_s"])
     fitted: dict[str, Any] = {}
     for name in names:
-        cls = SURROGATES[name]
+        family, label = split_name(name)
+        cls = SURROGATES[family]
         est = cls()
         accepted = est.get_params(deep=False)
         user = dict(params.get(name, {}))
@@ -294,9 +436,11 @@ def distill(
             raise ValueError(f"{name}: unknown parameter(s) {bad}; it accepts {sorted(accepted)}.")
         for key in _CONTEXT_PARAMS:
             if key in accepted and key not in user:
-                user[key] = context[key]
-        if name in EPOCHS_WITH_QUERIES and "epochs" in accepted and "epochs" not in user and len(transfer) > transfer.n_real:
-            user["epochs"] = EPOCHS_WITH_QUERIES[name]
+                user[key] = None if (key == "input_shape" and label is not None) else context[key]
+        if label is not None:
+            user = {**FEATURE_PARAMS.get(family, {}), **user}
+        if family in EPOCHS_WITH_QUERIES and "epochs" in accepted and "epochs" not in user and len(transfer) > transfer.n_real:
+            user["epochs"] = EPOCHS_WITH_QUERIES[family]
         est.set_params(**user)
         t1 = time.perf_counter()
         fit_kwargs = {}
@@ -304,11 +448,13 @@ def distill(
         if "y_true" in extra:
             fit_kwargs["y_true"] = transfer.y
         if "teacher_attention" in extra and float(est.get_params().get("attention_weight", 0.0) or 0.0) > 0:
+            if label is not None:
+                raise ValueError(f"{name}: attention transfer needs raw image/signal inputs; set attention_weight=0 over features.")
             fit_kwargs["teacher_attention"] = _attention(teachers, w, transfer.X)
-        est.fit(transfer.X, transfer.P, **fit_kwargs)
+        est.fit(transfer.X if label is None else columns[label], transfer.P, **fit_kwargs)
         timings[f"fit_{name}_s"] = time.perf_counter() - t1
         logger.info("fitted %s in %.2fs", name, timings[f"fit_{name}_s"])
-        fitted[name] = est
+        fitted[name] = est if label is None else FeatureSurrogate(maps[label], est, family=family)
     result = Distillation(
         teacher=ref,
         dataset=dataset,
@@ -330,7 +476,9 @@ def distill(
             "timings": {k: round(v, 4) for k, v in timings.items()},
             "data_sha256": dataset.fingerprint(),
             "teacher_sha256": ref.fingerprint(),
+            **({"features": {label: {**fm.spec(), "n_columns": fm.n_features} for label, fm in maps.items()}} if maps else {}),
         },
+        features=maps,
     )
     result.evaluate()
     return result

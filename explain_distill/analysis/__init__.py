@@ -9,6 +9,9 @@ split and returns :class:`Analyses`, whose ``to_json()`` goes into the run's ``m
 - ``robustness``: ``sigmas``, ``epsilons``, ``noise``, ``fgsm``;
 - ``attribution``: ``method``, ``spearman``, ``top_k``, ``sign`` (surrogate -> mean), ``agreement``
   (details per sample / class), ``nan_count``, ``gradcam`` and ``attention`` (maps upsampled to the input).
+- ``patterns`` (runs with ``NAME@patterns`` surrogates): ``verdict`` (``outcome``, ``bar``, ``text``),
+  ``surrogates`` (their rules / weights over the teacher's pattern detectors, the channels used),
+  ``prototypes`` (per drawn pattern: fire threshold, class shares, top training inputs).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import numpy as np
 
 from .attribution import AttributionReport, attribution_report
 from .fidelity import AuditResult, FidelityReport, audit, fidelity_report, to_jsonable
+from .patterns import PatternAnalysis, PatternVerdict, pattern_analysis, pattern_verdict
 from .robustness import RobustnessReport, robustness_report
 from .tree_view import TreeNode, TreeView
 
@@ -32,12 +36,16 @@ __all__ = [
     "AttributionReport",
     "AuditResult",
     "FidelityReport",
+    "PatternAnalysis",
+    "PatternVerdict",
     "RobustnessReport",
     "TreeNode",
     "TreeView",
     "attribution_report",
     "audit",
     "fidelity_report",
+    "pattern_analysis",
+    "pattern_verdict",
     "robustness_report",
     "run_analyses",
 ]
@@ -56,6 +64,8 @@ class Analyses:
         Other plain-data sections (curves, compression, kd_vs_hard, ...) added by their producers.
     timings : dict
         Seconds spent per section.
+    patterns : PatternAnalysis or None
+        The surrogates over the teacher's features read as rules, the verdict, the prototypes.
     """
 
     fidelity: dict[str, FidelityReport]
@@ -63,6 +73,7 @@ class Analyses:
     attribution: AttributionReport | None = None
     extras: dict = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    patterns: PatternAnalysis | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -71,6 +82,8 @@ class Analyses:
             "attribution": self.attribution.to_json() if self.attribution is not None else None,
             "analysis_seconds": {k: round(v, 3) for k, v in self.timings.items()},
         }
+        if self.patterns is not None:
+            doc["patterns"] = self.patterns.to_json()
         doc.update(to_jsonable(self.extras))
         return doc
 
@@ -172,5 +185,10 @@ def run_analyses(
             seed=seed,
         )
         timings["attribution"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    pat = pattern_analysis(distillation)
+    if pat is not None:
+        timings["patterns"] = time.perf_counter() - t0
     logger.info("analyses done: %s", {k: round(v, 2) for k, v in timings.items()})
-    return Analyses(fidelity=fid, robustness=rob, attribution=att, timings=timings)
+    return Analyses(fidelity=fid, robustness=rob, attribution=att, timings=timings, patterns=pat)
