@@ -22,9 +22,9 @@ import sklearn
 import torch
 
 from ._version import __version__ as _version
-from ._io import read_json, write_json
+from ._io import atomic_directory, read_json, write_json
 from ._stats import wilson_interval
-from ._validation import check_positive
+from ._validation import check_fraction, check_positive
 from .data import Dataset, load_saved_dataset, save_dataset
 from .features import (
     FEATURE_SETS,
@@ -41,7 +41,20 @@ from .transfer import QuerySpec, TransferSet, build_transfer_set, check_teachers
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["distill", "Distillation", "load", "DEFAULT_SURROGATES", "DEFAULT_FEATURE_SURROGATES", "DEFAULT_QUERIES"]
+__all__ = [
+    "distill",
+    "Distillation",
+    "load",
+    "resolve_surrogates",
+    "readable_families",
+    "DEFAULT_SURROGATES",
+    "DEFAULT_FEATURE_SURROGATES",
+    "DEFAULT_QUERIES",
+    "VALIDATION_FRACTION",
+]
+
+#: Share of the training rows held out (stratified) to choose sizes on the frontier; never the test split.
+VALIDATION_FRACTION = 0.2
 
 #: What ``distill`` fits when ``surrogates`` is not given (those registered).
 DEFAULT_SURROGATES: tuple[str, ...] = ("soft_tree", "tree", "logistic", "naive_bayes", "rules", "student")
@@ -78,22 +91,26 @@ def split_name(name: str) -> tuple[str, str | None]:
     return family, (label if sep else None)
 
 
-def _resolve_surrogates(surrogates: Sequence[str] | str | None) -> list[str]:
+def resolve_surrogates(surrogates: Sequence[str] | str | None, *, what: str = "surrogates") -> list[str]:
+    """Registry names from a list or a comma-separated string (every registered default when None).
+
+    Checked before any work: unknown or repeated names raise ValueError listing what is available.
+    """
     if surrogates is None:
         return [s for s in DEFAULT_SURROGATES if s in SURROGATES]
     if isinstance(surrogates, str):
         surrogates = [s.strip() for s in surrogates.split(",") if s.strip()]
     names = list(surrogates)
     if not names:
-        raise ValueError(f"No surrogates requested; choose from: {', '.join(SURROGATES)}.")
+        raise ValueError(f"No surrogates requested in {what}; choose from: {', '.join(SURROGATES)}.")
     bad = [s for s in names if not isinstance(s, str)]
     if bad:
-        raise TypeError(f"Surrogate names must be strings; received {bad[:3]!r}.")
+        raise TypeError(f"Surrogate names must be strings; received {bad[:3]!r} in {what}.")
     unknown = [s for s in names if split_name(s)[0] not in SURROGATES]
     if unknown:
         raise ValueError(
-            f"Unknown surrogate(s) {unknown}. Available: {', '.join(SURROGATES)}, each also over the teacher's "
-            f"pattern features as NAME@patterns (or over features=your_function as NAME@features)."
+            f"Unknown surrogate(s) {unknown} in {what}. Available: {', '.join(SURROGATES)}, each also over the "
+            f"teacher's pattern features as NAME@patterns (or over features=your_function as NAME@features)."
         )
     sets = [s for s in names if split_name(s)[1] is not None and split_name(s)[1] not in FEATURE_SETS]
     if sets:
@@ -102,8 +119,14 @@ def _resolve_surrogates(surrogates: Sequence[str] | str | None) -> list[str]:
             f"('patterns': the teacher's convolutional channels; 'features': the function passed as features=)."
         )
     if len(set(names)) != len(names):
-        raise ValueError(f"Surrogate names repeat in {names}; list each once.")
+        raise ValueError(f"Surrogate names repeat in {what} {names}; list each once.")
     return names
+
+
+def readable_families(names: Sequence[str]) -> list[str]:
+    """The registry names among ``names`` whose class has a size to sweep (the frontier protocol:
+    class attributes ``size_unit``, ``size_param``, ``size_ladder`` and a fitted ``size_``)."""
+    return [n for n in names if n in SURROGATES and getattr(SURROGATES[n], "size_param", None)]
 
 
 def _is_convolutional(teacher: Teacher) -> bool:
@@ -178,6 +201,15 @@ class Distillation:
         The transfer set the surrogates were fitted on (not saved).
     info : dict
         Provenance: versions, timings, device, transfer-set composition.
+    ladders : dict of str -> list of fitted estimators
+        Per readable family, the models of every size on its ladder (smallest first), fitted once
+        on the same transfer set (not saved; their figures are in ``frontier`` and metrics.json).
+    frontier : dict
+        Plain data of the size choice: ``min_agreement``, the validation split (``n``,
+        ``rows``: indices into ``dataset.X_train`` held out of the transfer set) and per family its
+        ``unit``, ``param``, ``rungs`` (``param_value``, ``size``, ``validation``,
+        ``validation_interval``), ``chosen`` (index of the smallest rung whose validation interval's
+        lower end clears ``min_agreement``, or None) and ``explicit`` (the user fixed its size).
     features : dict of str -> FeatureMap
         The feature maps the ``NAME@label`` surrogates read (``"patterns"``: the teacher's
         convolutional channels; ``"features"``: a user function).
@@ -191,6 +223,8 @@ class Distillation:
     metrics: dict[str, Any] = field(default_factory=dict)
     transfer: TransferSet | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    ladders: dict[str, list[Any]] = field(default_factory=dict)
+    frontier: dict[str, Any] = field(default_factory=dict)
     features: dict[str, FeatureMap] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ evaluation
@@ -239,9 +273,18 @@ class Distillation:
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write the run (teacher, surrogates, data, metrics) to ``directory``: safetensors + JSON only."""
+        """Write the run (teacher, surrogates, data, metrics) to ``directory``: safetensors + JSON only.
+
+        ``directory`` must be new, empty, or an earlier saved run and nothing else (a directory
+        holding other files is refused, naming them: nothing is ever deleted that this package did
+        not write).  The run is written beside it and renamed into place when complete.
+        """
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        with atomic_directory(directory, kind="saved_run", what="run directory") as tmp:
+            self._write(tmp)
+        return directory
+
+    def _write(self, directory: Path) -> None:
         self.teacher.save(directory / "teacher")
         save_dataset(self.dataset, directory / "data")
         for name, est in self.surrogates.items():
@@ -256,11 +299,11 @@ class Distillation:
             "surrogates": list(self.surrogates),
             "metrics": self.metrics,
             "info": self.info,
+            "frontier": self.frontier,
         }
         if self.features:
             doc["features"] = {label: fm.spec() for label, fm in self.features.items()}
         write_json(directory / "run.json", doc)
-        return directory
 
 
 def load(
@@ -309,6 +352,7 @@ def load(
         seed=int(meta["seed"]),
         metrics=meta.get("metrics") or {},
         info=meta.get("info") or {},
+        frontier=meta.get("frontier") or {},
         features=maps,
     )
 
@@ -347,6 +391,9 @@ def distill(
     seed: int = 0,
     queries: QuerySpec | Mapping[str, Any] | None = DEFAULT_QUERIES,
     transfer: TransferSet | None = None,
+    min_agreement: float | None = None,
+    frontier: bool | None = None,
+    ladders: Mapping[str, Sequence[int]] | None = None,
     features: Literal["auto", "patterns"] | Callable[[np.ndarray], Any] | FeatureMap | None = "auto",
     feature_layer: str | None = None,
 ) -> Distillation:
@@ -376,6 +423,19 @@ def distill(
     transfer : TransferSet, optional
         A precomputed transfer set (``build_transfer_set``) to fit on instead of building one;
         its temperature must equal ``temperature``.
+    min_agreement : float in [0, 1], optional
+        The bar for the smallest faithful model: per readable family (``readable_families``:
+        tree, rules, soft_tree, ...), the smallest size on its ladder whose 95% Wilson interval on
+        the validation split has a lower end at or above the bar becomes that family's surrogate
+        (logged; a family whose size you set in ``params`` keeps it).  When none clears it the
+        configured model stays and the log says so.
+    frontier : bool, optional
+        Fit every readable family's ladder of sizes and hold out ``VALIDATION_FRACTION`` of the
+        training rows (stratified, never the test split) to choose among them.  Default: on when
+        ``distill`` builds the transfer set, off with a precomputed ``transfer`` (True then carves
+        the validation rows out of the transfer set's training rows).
+    ladders : dict of name -> list of int, optional
+        Sizes (values of the family's ``size_param``) to sweep instead of its ``size_ladder``.
     features : {"auto", "patterns"}, callable, FeatureMap or None, default="auto"
         Surrogates over features instead of raw inputs.  A surrogate name ``NAME@patterns`` fits
         the registry family ``NAME`` on the teacher's pattern features (each channel of a
@@ -400,20 +460,42 @@ def distill(
             f"The teacher has {ref.n_classes} classes ({ref.class_names}) but the data set has "
             f"{dataset.n_classes} ({dataset.class_names}); distill a teacher trained on this data."
         )
-    names = _resolve_surrogates(surrogates)
+    names = resolve_surrogates(surrogates)
     names, maps = _feature_plan(names, surrogates, features, feature_layer, ref)
     params = dict(params or {})
     unknown = [k for k in params if k not in names]
     if unknown:
         raise ValueError(f"params given for {unknown}, which are not among the requested surrogates {names}.")
+    for name, user in params.items():
+        accepted = SURROGATES[split_name(name)[0]]().get_params(deep=False)
+        bad = [k for k in user if k not in accepted]
+        if bad:
+            raise ValueError(f"{name}: unknown parameter(s) {bad}; it accepts {sorted(accepted)}.")
+    if min_agreement is not None:
+        min_agreement = check_fraction(min_agreement, "min_agreement")
+    if frontier is None:
+        frontier = transfer is None
+    families = readable_families(names) if frontier else []
+    ladder_sizes = _check_ladders(ladders, families)
+    if min_agreement is not None and not families:
+        logger.warning("min_agreement=%s: no readable family (%s) among the surrogates %s, nothing to choose",
+                       min_agreement, ", ".join(readable_families(list(SURROGATES))), names)
 
     t0 = time.perf_counter()
+    val_rows = np.zeros(0, dtype=np.int64)
     if transfer is None:
+        fit_rows = np.arange(len(dataset.X_train))
+        if families:
+            val_rows, fit_rows = _validation_rows(dataset.y_train, seed)
         transfer = build_transfer_set(
-            teachers, dataset.X_train, dataset.y_train, temperature=temperature, weights=w, queries=queries or None, seed=seed
+            teachers, dataset.X_train[fit_rows], dataset.y_train[fit_rows], temperature=temperature, weights=w,
+            queries=queries or None, seed=seed,
         )
     else:
         _check_transfer(transfer, dataset, temperature)
+    X_val = dataset.X_train[val_rows]
+    if families and transfer is not None and not len(val_rows):
+        transfer, X_val = _carve_from_transfer(transfer, seed)
     timings = {"soft_labels_s": time.perf_counter() - t0}
     context = {"random_state": seed, "input_shape": tuple(dataset.input_shape), "temperature": temperature}
     columns: dict[str, np.ndarray] = {}
@@ -425,15 +507,11 @@ def distill(
         timings[f"features_{label}_s"] = time.perf_counter() - t1
         logger.info("%s features: %d columns in %.2fs", label, columns[label].shape[1], timings[f"features_{label}_s"])
     fitted: dict[str, Any] = {}
-    for name in names:
+    def configured(name: str, overrides: Mapping[str, Any] | None = None) -> Any:
         family, label = split_name(name)
-        cls = SURROGATES[family]
-        est = cls()
+        est = SURROGATES[family]()
         accepted = est.get_params(deep=False)
         user = dict(params.get(name, {}))
-        bad = [k for k in user if k not in accepted]
-        if bad:
-            raise ValueError(f"{name}: unknown parameter(s) {bad}; it accepts {sorted(accepted)}.")
         for key in _CONTEXT_PARAMS:
             if key in accepted and key not in user:
                 user[key] = None if (key == "input_shape" and label is not None) else context[key]
@@ -441,20 +519,77 @@ def distill(
             user = {**FEATURE_PARAMS.get(family, {}), **user}
         if family in EPOCHS_WITH_QUERIES and "epochs" in accepted and "epochs" not in user and len(transfer) > transfer.n_real:
             user["epochs"] = EPOCHS_WITH_QUERIES[family]
-        est.set_params(**user)
-        t1 = time.perf_counter()
+        return est.set_params(**{**user, **dict(overrides or {})})
+
+    def fit(est: Any, label: str | None = None) -> Any:
         fit_kwargs = {}
         extra = getattr(est, "_fit_extra", ())
         if "y_true" in extra:
             fit_kwargs["y_true"] = transfer.y
         if "teacher_attention" in extra and float(est.get_params().get("attention_weight", 0.0) or 0.0) > 0:
             if label is not None:
-                raise ValueError(f"{name}: attention transfer needs raw image/signal inputs; set attention_weight=0 over features.")
+                raise ValueError(f"attention transfer needs raw image/signal inputs; set attention_weight=0 over {label}.")
             fit_kwargs["teacher_attention"] = _attention(teachers, w, transfer.X)
-        est.fit(transfer.X if label is None else columns[label], transfer.P, **fit_kwargs)
+        return est.fit(transfer.X if label is None else columns[label], transfer.P, **fit_kwargs)
+
+    for name in names:
+        family, label = split_name(name)
+        t1 = time.perf_counter()
+        est = fit(configured(name), label)
+        fitted[name] = est if label is None else FeatureSurrogate(maps[label], est, family=family)
         timings[f"fit_{name}_s"] = time.perf_counter() - t1
         logger.info("fitted %s in %.2fs", name, timings[f"fit_{name}_s"])
-        fitted[name] = est if label is None else FeatureSurrogate(maps[label], est, family=family)
+
+    fitted_ladders: dict[str, list[Any]] = {}
+    choice: dict[str, Any] = {}
+    if families:
+        t1 = time.perf_counter()
+        t_val = ref.predict(X_val) if len(X_val) else np.zeros(0, dtype=np.int64)
+        for name in families:
+            cls = SURROGATES[name]
+            sizes = ladder_sizes.get(name) or list(cls.size_ladder)
+            fitted_ladders[name] = _fit_ladder(name, fitted[name], sizes, configured, fit)
+            rungs = []
+            for est in fitted_ladders[name]:
+                agree = int(np.sum(np.asarray(est.predict(X_val)) == t_val)) if len(X_val) else 0
+                lo, hi = wilson_interval(agree, len(X_val))
+                rungs.append({
+                    "param_value": est.get_params()[cls.size_param],
+                    "size": int(est.size_),
+                    "validation": agree / len(X_val) if len(X_val) else None,
+                    "validation_interval": [lo, hi],
+                })
+            size_keys = {cls.size_param, *dict(getattr(cls, "ladder_params", {}) or {})}
+            explicit = bool(size_keys & set(params.get(name, {})))
+            chosen = None
+            if min_agreement is not None:
+                passing = [i for i, r in enumerate(rungs) if r["validation_interval"][0] >= min_agreement]
+                chosen = passing[0] if passing else None
+            choice[name] = {"unit": cls.size_unit, "param": cls.size_param, "rungs": rungs, "chosen": chosen,
+                            "explicit": explicit}
+            if chosen is not None:
+                r = rungs[chosen]
+                if explicit:
+                    logger.info("%s: its size was set by you (%s), so it is kept; the smallest size clearing %.3f on "
+                                "validation is %d %s", name, {k: params[name][k] for k in size_keys & set(params[name])},
+                                min_agreement, r["size"], cls.size_unit)
+                else:
+                    fitted[name] = fitted_ladders[name][chosen]
+                    logger.info(
+                        "%s: the smallest model clearing %.3f is %d %s (%s=%s): validation agreement %.3f, "
+                        "95%% interval [%.3f, %.3f] on %d held-out training rows",
+                        name, min_agreement, r["size"], cls.size_unit, cls.size_param, r["param_value"],
+                        r["validation"], *r["validation_interval"], len(X_val),
+                    )
+            elif min_agreement is not None:
+                best = max(rungs, key=lambda r: r["validation_interval"][0])
+                logger.warning(
+                    "%s: no size on its ladder clears %.3f on validation (best: %d %s, lower end %.3f); "
+                    "keeping the configured model", name, min_agreement, best["size"], cls.size_unit,
+                    best["validation_interval"][0],
+                )
+        timings["ladders_s"] = time.perf_counter() - t1
+        logger.info("fitted the ladders of %s in %.2fs", ", ".join(families), timings["ladders_s"])
     result = Distillation(
         teacher=ref,
         dataset=dataset,
@@ -472,13 +607,91 @@ def distill(
             },
             "n_teachers": len(teachers),
             "teacher_weights": w.tolist(),
-            "transfer_set": transfer.counts(),
+            "transfer_set": {**transfer.counts(), **({"validation (held out)": int(len(X_val))} if families else {})},
             "timings": {k: round(v, 4) for k, v in timings.items()},
             "data_sha256": dataset.fingerprint(),
             "teacher_sha256": ref.fingerprint(),
             **({"features": {label: {**fm.spec(), "n_columns": fm.n_features} for label, fm in maps.items()}} if maps else {}),
         },
         features=maps,
+        ladders=fitted_ladders,
+        frontier={
+            "min_agreement": min_agreement,
+            "validation": {"n": int(len(X_val)), "rows": val_rows.tolist(),
+                           "source": "training split" if len(val_rows) else "transfer set's training rows"},
+            "families": choice,
+        } if families else {},
     )
     result.evaluate()
     return result
+
+
+def _check_ladders(ladders: Mapping[str, Sequence[int]] | None, families: list[str]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for name, sizes in dict(ladders or {}).items():
+        if name not in families:
+            raise ValueError(
+                f"ladders given for {name!r}, which is not a readable family among the requested surrogates "
+                f"({', '.join(families) or 'none'}); the frontier sweeps only those."
+            )
+        try:
+            values = sorted({int(v) for v in sizes})
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"ladders[{name!r}] must be a list of integers; received {sizes!r}.") from exc
+        if not values or values[0] < 1:
+            raise ValueError(f"ladders[{name!r}] must hold positive integers; received {sizes!r}.")
+        out[name] = values
+    return out
+
+
+def _validation_rows(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(validation rows, fitting rows) of the training split: stratified when every class allows it."""
+    from sklearn.model_selection import train_test_split
+
+    rows = np.arange(len(y))
+    counts = np.bincount(y)
+    stratify = y if counts[counts > 0].min() >= 2 else None
+    fit_rows, val_rows = train_test_split(rows, test_size=VALIDATION_FRACTION, random_state=seed, stratify=stratify)
+    return np.sort(val_rows), np.sort(fit_rows)
+
+
+def _carve_from_transfer(transfer: TransferSet, seed: int) -> tuple[TransferSet, np.ndarray]:
+    """Hold out a share of a precomputed transfer set's training rows (loaded into memory)."""
+    real = np.nonzero(np.asarray(transfer.source) == 0)[0]
+    rng = np.random.default_rng(seed)
+    val = np.sort(rng.choice(real, max(1, int(round(VALIDATION_FRACTION * len(real)))), replace=False))
+    keep = np.ones(len(transfer), dtype=bool)
+    keep[val] = False
+    X = np.asarray(transfer.X)
+    rest = TransferSet(X=X[keep], P=np.asarray(transfer.P)[keep], temperature=transfer.temperature,
+                       y=np.asarray(transfer.y)[keep], source=np.asarray(transfer.source)[keep],
+                       source_names=list(transfer.source_names))
+    return rest, X[val]
+
+
+def _fit_ladder(name: str, main: Any, sizes: Sequence[int], configured: Any, fit: Any) -> list[Any]:
+    """Every size of ``name``'s ladder, smallest first, fitting as little as possible.
+
+    A family with ``ladder_`` reads its smaller sizes off one fit (the main surrogate itself when
+    it is already that large and configured for it); the others fit once per size.  Sizes that
+    the data cannot reach (a tree that stops growing) collapse into one.
+    """
+    cls = type(main)
+    param = cls.size_param
+    overrides = dict(getattr(cls, "ladder_params", {}) or {})
+    if hasattr(main, "ladder_"):
+        big_size = max(sizes)
+        current = main.get_params().get(param)
+        compatible = all(main.get_params().get(k) == v for k, v in overrides.items())
+        big = main if (current is not None and current >= big_size and compatible) else fit(
+            configured(name, {**overrides, param: big_size})
+        )
+        models = big.ladder_(sizes)
+    else:
+        models = [fit(configured(name, {**overrides, param: s})) for s in sizes]
+    out, seen = [], set()
+    for est in models:
+        if est.size_ not in seen:
+            seen.add(est.size_)
+            out.append(est)
+    return sorted(out, key=lambda e: e.size_)

@@ -23,13 +23,14 @@ from typing import Any
 import jinja2
 import numpy as np
 
+from .._io import check_output_dir, record_written
 from .._validation import check_fraction
 from .._version import __version__
 from ..distill import Distillation
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_report", "render_html", "report_context"]
+__all__ = ["build_report", "render_html", "report_context", "write_report"]
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:; base-uri 'none'; form-action 'none'"
 
@@ -133,6 +134,7 @@ def _interval(v: Any) -> tuple[float | None, float | None]:
 # ------------------------------------------------------------------------------ sections
 def _summary(d: Distillation, analyses: Any, min_agreement: float | None) -> list[dict[str, Any]]:
     fid = _get(analyses, "fidelity", {}) or {}
+    reasons = (_get(analyses, "reasons") or {}) if analyses is not None else {}
     rows = []
     for name, m in d.metrics["surrogates"].items():
         f = fid.get(name)
@@ -151,6 +153,7 @@ def _summary(d: Distillation, analyses: Any, min_agreement: float | None) -> lis
             "verdict": verdict,
             "kl": _get(f, "kl"),
             "js": _get(f, "jensen_shannon"),
+            "reasons": reasons.get(name),
         })
     return rows
 
@@ -460,6 +463,16 @@ def _kd_chart(kd: Any) -> dict[str, str] | None:
                    ylabel="on the test split", ylim=(0, 1.05), title="student trained on soft vs hard labels")
 
 
+_METHOD_NAMES = {
+    "IntegratedGradients": "Integrated Gradients",
+    "FeatureAblation": "feature ablation",
+    "Saliency": "saliency (gradients)",
+    "DeepLift": "DeepLift",
+    "GradientShap": "GradientSHAP",
+    "NoiseTunnel": "SmoothGrad (noise tunnel)",
+}
+
+
 def _saliency_section(d: Distillation, analyses: Any) -> dict[str, Any] | None:
     from ..viz.plots import attribution_figure
 
@@ -478,8 +491,11 @@ def _saliency_section(d: Distillation, analyses: Any) -> dict[str, Any] | None:
         fig = _figure("attribution maps", attribution_figure, inputs, maps, input_shape=ds.input_shape, kind=ds.kind,
                       feature_names=ds.feature_names, row_titles=titles)
     agreement = []
+    methods = _get(att, "methods", {}) or {}
     for name, a in (_get(att, "agreement", {}) or {}).items():
-        agreement.append({"name": name, "spearman": a.get("spearman"), "top_k": a.get("top_k"), "sign": a.get("sign")})
+        agreement.append({"name": name, "spearman": a.get("spearman"), "top_k": a.get("top_k"), "sign": a.get("sign"),
+                          "method": _METHOD_NAMES.get(methods.get(name), methods.get(name)),
+                          "against": a.get("against")})
     cam_maps = {}
     for label, key in (("Grad-CAM", "gradcam"), ("attention", "attention")):
         for k, v in (_get(att, key, {}) or {}).items():
@@ -636,6 +652,59 @@ def _patterns_section(d: Distillation, analyses: Any, min_agreement: float | Non
             "weights": weights, "n_channels_used": len(view.channels),
         })
     return section
+def _frontier_section(analyses: Any) -> dict[str, Any] | None:
+    """The fidelity-size frontier: the verdict, the chosen model per family, the plot and the ladder."""
+    from ..analysis.frontier import frontier_verdict
+    from ..viz.frontier import frontier_figure
+
+    front = _get(analyses, "frontier") if analyses is not None else None
+    if front is None:
+        extras = _get(analyses, "extras", {}) or {}
+        if not extras.get("frontier"):
+            return None
+        front = {**(extras.get("frontier_summary") or {}), "families": extras["frontier"]}
+    families = front.get("families") or {}
+    if not families:
+        return None
+    bar = front.get("min_agreement")
+    rows = []
+    for name, ladder in families.items():
+        chosen = next((r for r in ladder if r.get("chosen")), None)
+        best = max(ladder, key=lambda r: r["fidelity"]) if ladder else None
+        unit = next((u for u in ("leaves", "rules", "terms", "nodes") if ladder and u in ladder[0]), "size")
+        rows.append({
+            "family": name,
+            "unit": unit,
+            "chosen": chosen,
+            "best": best,
+            "ladder": ladder,
+        })
+    figure = _figure("fidelity against size", frontier_figure, families, min_agreement=bar)
+    validation = front.get("validation") or {}
+    return {
+        "verdict": front.get("verdict") or frontier_verdict(front),
+        "min_agreement": bar,
+        "rows": rows,
+        "figure": figure,
+        "validation_n": validation.get("n"),
+        "validation_source": validation.get("source", "training split"),
+    }
+
+
+def _teacher_check(analyses: Any) -> dict[str, Any] | None:
+    """The teacher-vs-baselines check as the template shows it (from Analyses or a metrics.json dict)."""
+    check = _get(analyses, "teacher") if analyses is not None else None
+    if check is None and isinstance(analyses, Mapping):
+        check = analyses.get("teacher_check")
+    if check is None:
+        return None
+    doc = check.to_json() if hasattr(check, "to_json") else dict(check)
+    return {
+        "majority": doc.get("majority"),
+        "majority_class": doc.get("majority_class"),
+        "logistic": doc.get("logistic"),
+        "warning": doc.get("warning"),
+    }
 
 
 def report_context(
@@ -659,6 +728,8 @@ def report_context(
         "title": f"explain_distill report: {d.dataset.name}",
         "dataset": d.dataset.describe(),
         "teacher": {**d.metrics["teacher"], "arch": (d.teacher.config or {}).get("arch", "user module")},
+        "teacher_check": _teacher_check(analyses),
+        "frontier": _frontier_section(analyses),
         "surrogates": _summary(d, analyses, min_agreement),
         "min_agreement": min_agreement,
         "temperature": d.temperature,
@@ -700,7 +771,10 @@ def build_report(
     distillation : Distillation
         From :func:`explain_distill.distill` or :func:`explain_distill.load`.
     out_dir : path
-        Created if missing; only ``index.html`` is written there.
+        Created if missing.  It must be new, empty, or an earlier output of this package (a run
+        or report directory) holding nothing else: a directory with other files is refused with a
+        message naming them, so nothing of yours is ever overwritten.  Only ``index.html`` is
+        written there (atomically: a reader never sees half a page).
     analyses : Analyses, optional
         From :func:`explain_distill.analysis.run_analyses`; without it the fidelity, saliency and
         robustness sections say "not computed" (trees and the summary are still drawn).
@@ -710,6 +784,15 @@ def build_report(
     run_seconds : float, optional
         Shown under provenance.
     """
+    _check_report_args(distillation, analyses, min_agreement)
+    out = check_output_dir(out_dir, what="report directory", replace=False)
+    out.mkdir(parents=True, exist_ok=True)
+    path = write_report(distillation, out, analyses=analyses, min_agreement=min_agreement, run_seconds=run_seconds)
+    record_written(out, ["index.html"], kind="report")
+    return path
+
+
+def _check_report_args(distillation: Any, analyses: Any, min_agreement: float | None) -> float | None:
     if not isinstance(distillation, Distillation):
         raise TypeError(f"build_report needs a Distillation (from ed.distill or ed.load); received {type(distillation).__name__}.")
     if min_agreement is not None:
@@ -719,11 +802,25 @@ def build_report(
             f"analyses must be the result of explain_distill.analysis.run_analyses(distillation); "
             f"received {type(analyses).__name__}."
         )
+    return min_agreement
+
+
+def write_report(
+    distillation: Distillation,
+    out_dir: Path,
+    *,
+    analyses: Any = None,
+    min_agreement: float | None = None,
+    run_seconds: float | None = None,
+) -> Path:
+    """Render ``out_dir/index.html`` without the output-directory checks (for writers that hold a
+    fresh temporary directory, such as ``explain-distill run``); returns its path."""
+    min_agreement = _check_report_args(distillation, analyses, min_agreement)
     t0 = time.perf_counter()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     html = render_html(report_context(distillation, analyses=analyses, min_agreement=min_agreement, run_seconds=run_seconds))
-    path = out / "index.html"
-    path.write_text(html, encoding="utf-8")
-    logger.info("report written to %s (%d bytes) in %.1fs", path, len(html.encode()), time.perf_counter() - t0)
+    path = Path(out_dir) / "index.html"
+    tmp = path.with_name(f".index.html.tmp-{os.getpid()}")
+    tmp.write_text(html, encoding="utf-8")
+    os.replace(tmp, path)  # our own temporary file onto our own index.html (checked by the caller)
+    logger.debug("rendered %s (%d bytes) in %.1fs", path, len(html.encode()), time.perf_counter() - t0)
     return path

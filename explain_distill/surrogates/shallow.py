@@ -69,6 +69,11 @@ class SoftLabelTreeClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     max_depth : int, default=6
+    max_leaf_nodes : int or None, default=None
+        Grow best-first (the split that lowers the loss most first, as scikit-learn does) up to
+        this many leaves.  The size that the frontier sweeps: with it, the tree with ``k`` leaves
+        is exactly the first ``k - 1`` splits of a larger one, so :meth:`ladder_` reads every
+        smaller size off one fit.
     min_samples_leaf : int, default=1
     ccp_alpha : float, default=0.0
         Minimal cost-complexity pruning, as in scikit-learn.
@@ -81,16 +86,25 @@ class SoftLabelTreeClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
     random_state : int or None
     """
 
+    #: The frontier protocol (analysis/frontier.py): the size is counted in leaves, set by
+    #: ``max_leaf_nodes`` (with ``max_depth=None``), swept over ``size_ladder``.
+    size_unit = "leaves"
+    size_param = "max_leaf_nodes"
+    size_ladder = (4, 8, 16, 32, 64, 128, 256)
+    ladder_params = {"max_depth": None}
+
     def __init__(
         self,
         *,
         max_depth: int | None = 6,
+        max_leaf_nodes: int | None = None,
         min_samples_leaf: int = 1,
         ccp_alpha: float = 0.0,
         criterion: Literal["entropy", "squared_error"] = "entropy",
         random_state: int | None = None,
     ) -> None:
         self.max_depth = max_depth
+        self.max_leaf_nodes = max_leaf_nodes
         self.min_samples_leaf = min_samples_leaf
         self.ccp_alpha = ccp_alpha
         self.criterion = criterion
@@ -100,6 +114,8 @@ class SoftLabelTreeClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         """Fit on hard labels (n,) or soft labels (n, K); returns self."""
         if self.max_depth is not None:
             check_int(self.max_depth, "max_depth", low=1, high=64)
+        if self.max_leaf_nodes is not None:
+            check_int(self.max_leaf_nodes, "max_leaf_nodes", low=2)
         check_int(self.min_samples_leaf, "min_samples_leaf", low=1)
         check_positive(self.ccp_alpha, "ccp_alpha", strict=False)
         check_choice(self.criterion, "criterion", ("entropy", "squared_error"))
@@ -107,9 +123,49 @@ class SoftLabelTreeClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
         self.estimator_ = _fit_tree(X, P, self.criterion, sample_weight, max_depth=self.max_depth,
-                                    min_samples_leaf=self.min_samples_leaf, ccp_alpha=self.ccp_alpha,
-                                    random_state=self.random_state)
+                                    max_leaf_nodes=self.max_leaf_nodes, min_samples_leaf=self.min_samples_leaf,
+                                    ccp_alpha=self.ccp_alpha, random_state=self.random_state)
         return self
+
+    @property
+    def size_(self) -> int:
+        """Number of leaves."""
+        return int(self.tree_.n_leaves)
+
+    def ladder_(self, sizes: Any) -> list["SoftLabelTreeClassifier"]:
+        """Trees of at most ``sizes`` leaves read off this best-first fit, without refitting.
+
+        scikit-learn's best-first builder creates children ``2j+1, 2j+2`` at its ``j``-th split,
+        so the first ``k - 1`` splits are nodes ``0 .. 2k - 2``: a prefix of the node table.
+        Requires a fit with ``max_leaf_nodes`` (and no ``ccp_alpha`` pruning).
+        """
+        check_is_fitted(self)
+        if self.max_leaf_nodes is None or self.ccp_alpha:
+            raise ValueError(
+                "ladder_ reads smaller trees off a best-first fit: fit with max_leaf_nodes set and ccp_alpha=0 "
+                f"(received max_leaf_nodes={self.max_leaf_nodes!r}, ccp_alpha={self.ccp_alpha!r})."
+            )
+        arrays, meta = self._get_state()
+        n_total = len(arrays["node_left_child"])
+        out = []
+        for k in sizes:
+            k = check_int(k, "size", low=2)
+            n = min(2 * k - 1, n_total)
+            cut = {key: np.array(v[:n]) for key, v in arrays.items()}
+            outside = (cut["node_left_child"] >= n) | (cut["node_right_child"] >= n)
+            for key, leaf_value in (("node_left_child", -1), ("node_right_child", -1), ("node_feature", -2)):
+                cut[key][outside] = leaf_value
+            cut["node_threshold"][outside] = -2.0
+            depth = _node_depths(cut["node_left_child"], cut["node_right_child"])
+            est = type(self)(**{**self.get_params(), "max_leaf_nodes": int(k)})
+            est.classes_ = self.classes_
+            est.n_features_in_ = self.n_features_in_
+            if hasattr(self, "feature_names_in_"):
+                est.feature_names_in_ = self.feature_names_in_
+            est._set_state(cut, {**meta, "max_depth_fitted": int(depth.max())})
+            est.soft_fit_ = getattr(self, "soft_fit_", True)
+            out.append(est)
+        return out
 
     @property
     def tree_(self) -> Any:
@@ -428,6 +484,12 @@ class RuleListClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         the last one is the ``else`` rule (no conditions).
     """
 
+    #: The frontier protocol: the size is the number of rules before the final ``else``.
+    size_unit = "rules"
+    size_param = "max_rules"
+    size_ladder = (3, 5, 10, 15, 20, 30, 50, 100)
+    ladder_params = {"max_depth": 8}
+
     def __init__(
         self,
         *,
@@ -477,6 +539,12 @@ class RuleListClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         rules.append({"conditions": [], "value": default, "coverage": float(sw[rest].sum()) / total})
         self.rules_ = rules
         return self
+
+    @property
+    def size_(self) -> int:
+        """Number of rules before the final ``else``."""
+        check_is_fitted(self)
+        return len(self.rules_) - 1
 
     @property
     def n_params_(self) -> int:
@@ -554,6 +622,14 @@ class RuleListClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
             rules[int(r)]["conditions"].append((int(f), "<=" if le else ">", float(t)))
         self.rules_ = rules
         self.soft_fit_ = True
+
+
+def _node_depths(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    depth = np.zeros(len(left), dtype=np.int64)
+    for i in range(len(left)):  # parents precede children in both builders' node order
+        if left[i] >= 0:
+            depth[left[i]] = depth[right[i]] = depth[i] + 1
+    return depth
 
 
 def _leaf_of(tree: Any, X: np.ndarray) -> np.ndarray:

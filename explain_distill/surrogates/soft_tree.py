@@ -389,6 +389,13 @@ class SoftDecisionTree(SoftTargetMixin, ClassifierMixin, BaseEstimator):
     - Adam with a cosine-annealed step size instead of the paper's unspecified schedule.
     """
 
+    #: The frontier protocol: the size is the number of leaves, set by ``depth``; smaller trees are
+    #: the fitted one cut at a shallower depth (:meth:`ladder_`), not separate fits.
+    size_unit = "leaves"
+    size_param = "depth"
+    size_ladder = (2, 3, 4, 5, 6, 7, 8)
+    ladder_params: dict[str, Any] = {}
+
     def __init__(
         self,
         *,
@@ -725,6 +732,50 @@ class SoftDecisionTree(SoftTargetMixin, ClassifierMixin, BaseEstimator):
                 f"pass the shape of one sample, e.g. (8, 8) for 64 pixels."
             )
         return self.inner_weight_.reshape(self.n_inner_, *shape)
+
+    # ------------------------------------------------------------------ the frontier
+    @property
+    def size_(self) -> int:
+        """Number of leaves."""
+        check_is_fitted(self)
+        return int(self.n_leaves_)
+
+    def ladder_(self, sizes: Any) -> list["SoftDecisionTree"]:
+        """This tree cut at each depth in ``sizes`` (no refit).
+
+        The cut keeps the top ``2**d - 1`` filters; each new leaf predicts the mixture of the leaf
+        distributions below it, weighted by the training mass that reached them (``leaf_mass_``),
+        which is what the fitted tree predicts for inputs that reach that node on average.
+        """
+        check_is_fitted(self)
+        fitted = int(self.n_inner_.bit_length())
+        out = []
+        mass = np.asarray(self.leaf_mass_, dtype=np.float64)
+        for d in sizes:
+            d = check_int(d, "depth", low=1, high=fitted, hint=f"The fitted tree has depth {fitted}.")
+            n_inner = 2**d - 1
+            block = 2 ** (fitted - d)
+            m = mass.reshape(2**d, block)
+            dist = self.leaf_distributions_.reshape(2**d, block, -1)
+            w = np.where(m.sum(axis=1, keepdims=True) > 0, m, 1.0)
+            mix = (w[:, :, None] * dist).sum(axis=1) / w.sum(axis=1)[:, None]
+            est = type(self)(**{**self.get_params(), "depth": int(d)})
+            est.classes_ = self.classes_
+            est.n_features_in_ = self.n_features_in_
+            if hasattr(self, "feature_names_in_"):
+                est.feature_names_in_ = self.feature_names_in_
+            est._set_state(
+                {
+                    "inner_weight": self.inner_weight_[:n_inner],
+                    "inner_bias": self.inner_bias_[:n_inner],
+                    "beta": self.beta_[:n_inner],
+                    "leaf_logits": np.log(np.clip(mix, 1e-300, None)),
+                    "leaf_mass": m.sum(axis=1),
+                },
+                {"soft_fit": bool(getattr(self, "soft_fit_", True))},
+            )
+            out.append(est)
+        return out
 
     # ------------------------------------------------------------------ persistence (no pickle)
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
