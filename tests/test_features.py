@@ -241,17 +241,18 @@ def test_user_function_features_through_distill_and_load(digits, digits_teacher,
 
 
 def test_which_feature_surrogates_distill_adds(digits, digits_teacher, iris, iris_teacher):
-    from explain_distill.distill import DEFAULT_FEATURE_SURROGATES, _feature_plan, _resolve_surrogates
+    from explain_distill.distill import DEFAULT_FEATURE_SURROGATES, DEFAULT_SURROGATES, _feature_plan
 
     defaults = [f"{f}@patterns" for f in DEFAULT_FEATURE_SURROGATES if f in ed.SURROGATES]
-    names, maps = _feature_plan(_resolve_surrogates(None), None, "auto", None, digits_teacher)
+    raw = [s for s in DEFAULT_SURROGATES if s in ed.SURROGATES]
+    names, maps = _feature_plan(raw, None, "auto", None, digits_teacher)
     assert names[-len(defaults) :] == defaults and set(maps) == {"patterns"}
     assert _feature_plan(["tree"], ["tree"], "auto", None, digits_teacher) == (["tree"], {})  # explicit list: as given
     names, _ = _feature_plan(["tree"], ["tree"], "patterns", None, digits_teacher)
     assert names == ["tree"] + defaults
-    names, _ = _feature_plan(_resolve_surrogates(None), None, None, None, digits_teacher)
+    names, _ = _feature_plan(raw, None, None, None, digits_teacher)
     assert not any("@" in n for n in names)
-    names, maps = _feature_plan(_resolve_surrogates(None), None, "auto", None, iris_teacher)  # an MLP: none
+    names, maps = _feature_plan(raw, None, "auto", None, iris_teacher)  # an MLP: none
     assert not any("@" in n for n in names) and not maps
     with pytest.raises(ValueError, match="Pattern features need inputs with a shape"):
         ed.distill(iris_teacher, iris, surrogates=["tree@patterns"], queries=None)
