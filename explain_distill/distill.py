@@ -66,8 +66,9 @@ DEFAULT_FEATURE_SURROGATES: tuple[str, ...] = ("tree", "rules", "logistic", "gam
 
 #: Defaults of a family over features that differ from its raw-input defaults (user ``params`` win):
 #: a rule list over pattern detectors needs about three rules per class (mnist1d, 10 classes:
-#: 0.85 fidelity with 12 rules, 0.92 with 29 plus the else rule).
-FEATURE_PARAMS: dict[str, dict[str, Any]] = {"rules": {"max_rules": 29}}
+#: 0.85 fidelity with 12 rules, 0.92 with 29 plus the else rule); a tree over them grows best-first
+#: to 64 leaves (mnist1d, 3 seeds: 0.936 mean fidelity, against 0.905 for depth 6 level by level).
+FEATURE_PARAMS: dict[str, dict[str, Any]] = {"rules": {"max_rules": 29}, "tree": {"max_leaf_nodes": 64, "max_depth": None}}
 
 #: Queries the teacher labels on top of the training split when ``queries`` is not given: Gaussian
 #: jitter (0.5 std) and mixup.  Chosen on digits: with the "entropy" tree they lift the depth-8
