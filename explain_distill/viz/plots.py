@@ -642,7 +642,7 @@ def pattern_figure(pattern: Mapping[str, Any], *, width: float = 7.2) -> Figure:
         for i in range(k):
             ax.plot(x, lines[i], color="#8a94a6", lw=0.7, alpha=0.8)
         ax.plot(x, _quiet_nanmean(lines, axis=0), color="#d62728", lw=1.8)
-        ax.set_xlabel(f"receptive field ({lines.shape[1]} inputs; grey: past the edge)" if np.isnan(lines).any()
+        ax.set_xlabel(f"receptive field ({lines.shape[1]} inputs; gaps: past the edge)" if np.isnan(lines).any()
                       else f"receptive field ({lines.shape[1]} inputs)", parse_math=False)
         ax.set_yticks([])
     else:
