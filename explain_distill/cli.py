@@ -59,7 +59,13 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the teacher trains (default: auto)")
     run.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     run.add_argument("--temperature", type=float, default=4.0, help="soft-label temperature T (default: 4)")
-    run.add_argument("--surrogates", help="comma-separated registry names (default: all registered)")
+    run.add_argument("--surrogates", help="comma-separated registry names (default: all registered); NAME@patterns "
+                     "fits NAME over the teacher's pattern detectors, e.g. tree@patterns")
+    run.add_argument("--features", choices=("auto", "patterns", "none"), default="auto",
+                     help="surrogates over the teacher's pattern detectors (a convolutional layer's channels): 'auto' "
+                     "adds tree/rules/logistic@patterns for a convolutional teacher when --surrogates is not given, "
+                     "'patterns' always, 'none' never (default: auto)")
+    run.add_argument("--feature-layer", help="teacher module whose channels are the patterns (default: the last convolution)")
     run.add_argument(
         "--min-agreement", type=float,
         help="the fidelity bar: per readable family (tree, rules, soft_tree, ...) pick the smallest size whose 95%% "
@@ -251,8 +257,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     acc = float((teacher.predict(data.X_test) == data.y_test).mean())
     logger.info("teacher: %s, %d params, test accuracy %.3f [%.1fs]",
                 teacher.history.get("arch"), teacher.n_params, acc, time.perf_counter() - t0)
-    result = distill(teacher, data, surrogates=names, temperature=args.temperature, seed=args.seed, params=params,
-                     min_agreement=args.min_agreement)
+    # --surrogates not given: None lets distill add the pattern surrogates for a convolutional teacher (--features auto)
+    result = distill(teacher, data, surrogates=names if args.surrogates is not None else None, temperature=args.temperature,
+                     seed=args.seed, params=params, min_agreement=args.min_agreement,
+                     features=None if args.features == "none" else args.features, feature_layer=args.feature_layer)
     for row in result.fidelity():
         logger.info("  %-12s fidelity %.3f [%.3f, %.3f]  accuracy %.3f  size %d",
                     row["surrogate"], row["fidelity"], row["low"], row["high"], row["accuracy"], row["params"])
@@ -344,7 +352,7 @@ def _extras(result: Any) -> dict[str, Any]:
 
 # Keys of metrics.json "analysis" that run_analyses recomputes; the rest (curves, compression,
 # kd_vs_hard, ...) came from work `report` does not redo, so it lays out the saved values.
-_RECOMPUTED = {"teacher_check", "fidelity", "robustness", "attribution", "analysis_seconds", "reasons"}
+_RECOMPUTED = {"teacher_check", "fidelity", "robustness", "attribution", "analysis_seconds", "reasons", "patterns"}
 
 
 def _saved_metrics(run_dir: Path) -> dict[str, Any]:
@@ -413,15 +421,25 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         for n in names
     ]
     passed = all(o.passed for o in outcomes)
+    # With surrogates over the teacher's pattern detectors, say in words what the audit found.
+    verdict = None
+    if any("@" in o.surrogate for o in outcomes):
+        from .analysis.patterns import pattern_verdict
+
+        verdict = pattern_verdict({o.surrogate: o for o in outcomes}, bar=args.min_agreement)
     if args.json:
-        print(json.dumps({
+        doc = {
             "passed": passed,
             "min_agreement": args.min_agreement,
             "teacher_warning": check.warning,
             "teacher_check": check.to_json(),
             "results": [{**o.to_dict(), "reasons": saved.get(o.surrogate)} for o in outcomes],
-        }, indent=2))
+        }
+        if verdict is not None:
+            doc["verdict"] = verdict.to_json()
+        print(json.dumps(doc, indent=2))
     else:
+        w = max([14] + [len(o.surrogate) + 2 for o in outcomes])
         print(
             f"teacher: test accuracy {check.teacher_accuracy:.4f}; baselines: majority class {check.majority:.4f}, "
             f"logistic regression {'n/a' if check.logistic is None else format(check.logistic, '.4f')}"
@@ -429,19 +447,21 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         if check.warning:
             print(f"WARNING: {check.warning}")
         print(
-            f"{'surrogate':<14}{'agreement':>10}{'95% low':>10}{'95% high':>10}{'KL':>8}{'TV':>8}{'n':>7}"
+            f"{'surrogate':<{w}}{'agreement':>10}{'95% low':>10}{'95% high':>10}{'KL':>8}{'TV':>8}{'n':>7}"
             f"  verdict (bar {args.min_agreement:.3f} on the lower bound)"
         )
         for o in outcomes:
             lo, hi = o.intervals["agreement"]
             kl, tv = o.metrics.get("kl", float("nan")), o.metrics.get("tv", float("nan"))
             print(
-                f"{o.surrogate:<14}{o.metrics['agreement']:>10.4f}{lo:>10.4f}{hi:>10.4f}{kl:>8.3f}{tv:>8.3f}{o.n:>7}"
+                f"{o.surrogate:<{w}}{o.metrics['agreement']:>10.4f}{lo:>10.4f}{hi:>10.4f}{kl:>8.3f}{tv:>8.3f}{o.n:>7}"
                 f"  {'PASS' if o.passed else 'FAIL'}: {o.reason}"
             )
             flag = (saved.get(o.surrogate) or {}).get("flag")
             if flag:
-                print(f"{'':<14}note: {flag}")
+                print(f"{'':<{w}}note: {flag}")
+        if verdict is not None:
+            print(f"\nverdict: {verdict.text}")
     return EXIT_OK if passed else EXIT_FAILED
 
 

@@ -71,6 +71,9 @@ class CNN(nn.Module):
     """A small CNN for images (C, H, W) or 1-D signals (C, L).
 
     ``features`` ends with the last convolution and its ReLU, the layer Grad-CAM looks at.
+    ``pool="max"`` reads each of its channels through a global max over positions before the
+    head (the network then answers "is pattern c present anywhere", which surrogates over its
+    pattern features can follow exactly); ``"flatten"`` keeps every position.
     """
 
     def __init__(
@@ -80,26 +83,33 @@ class CNN(nn.Module):
         channels: Sequence[int] = (32, 64, 64),
         hidden: int = 128,
         dropout: float = 0.2,
+        pool: str = "flatten",
     ):
         super().__init__()
         dims = len(input_shape) - 1
         if dims not in (1, 2):
             raise ValueError(f"CNN input_shape must be (C, L) or (C, H, W); received {tuple(input_shape)}.")
         conv = nn.Conv1d if dims == 1 else nn.Conv2d
-        pool = nn.MaxPool1d if dims == 1 else nn.MaxPool2d
+        halve = nn.MaxPool1d if dims == 1 else nn.MaxPool2d
         k = 5 if dims == 1 else 3
         c_in = input_shape[0]
         layers: list[nn.Module] = []
         for i, c in enumerate(channels):
             layers += [conv(c_in, c, k, padding=k // 2), nn.ReLU()]
             if i == len(channels) - 2:
-                layers.append(pool(2))
+                layers.append(halve(2))
             c_in = c
         self.features = nn.Sequential(*layers)
+        if pool not in ("flatten", "max"):
+            raise ValueError(f"CNN pool must be 'flatten' or 'max'; received {pool!r}.")
+        head: list[nn.Module] = []
+        if pool == "max":
+            head.append(nn.AdaptiveMaxPool1d(1) if dims == 1 else nn.AdaptiveMaxPool2d(1))
+        self.pool = pool
         with torch.no_grad():
-            n_flat = self.features(torch.zeros(1, *input_shape)).numel()
+            n_flat = nn.Sequential(self.features, *head)(torch.zeros(1, *input_shape)).numel()
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Dropout(dropout), nn.Linear(n_flat, hidden), nn.ReLU(), nn.Linear(hidden, n_classes)
+            *head, nn.Flatten(), nn.Dropout(dropout), nn.Linear(n_flat, hidden), nn.ReLU(), nn.Linear(hidden, n_classes)
         )
         self.input_shape = tuple(input_shape)
 
@@ -119,6 +129,7 @@ def build_module(config: dict[str, Any]) -> nn.Module:
             tuple(config["channels"]),
             int(config["hidden"]),
             float(config["dropout"]),
+            str(config.get("pool", "flatten")),
         )
     raise ValueError(
         f"Unknown teacher architecture {arch!r} in the config; built-ins are 'mlp' and 'cnn'. "
@@ -154,11 +165,14 @@ def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
 def _enable_tf32(dev: torch.device):
     """On CUDA, let float32 matmuls and convolutions use TF32 tensor cores; returns the undo.
 
-    Only training asks for it (inference keeps full float32 so soft labels are exact); on the
-    CPU it changes nothing.
+    Only training asks for it (inference keeps full float32 so soft labels are exact).  On the
+    CPU it trains on one thread instead: the built-in nets' small batches synchronise intra-op
+    threads more than they compute (6x slower on a loaded 2-core machine), as the student found.
     """
     if dev.type != "cuda":
-        return lambda: None
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        return lambda: torch.set_num_threads(threads)
     prev = (torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32)
     torch.set_float32_matmul_precision("high")
     torch.backends.cudnn.allow_tf32 = True
@@ -489,6 +503,12 @@ def default_config(dataset: Dataset) -> dict[str, Any]:
             "channels": [32, 64, 64],
             "hidden": 128,
             "dropout": 0.2,
+            # Each channel of the last convolution enters the head through a global max: the
+            # network says "pattern c is present", which surrogates over its pattern features
+            # (features.py) can follow: on mnist1d a depth-6 tree over them agrees with it on
+            # 0.92 of the test split, against 0.87 for the same tree over a flatten head's
+            # channels.  It is also 5x smaller and at least as accurate (mnist1d 0.978, digits 0.996).
+            "pool": "max",
         }
     return {
         "arch": "mlp",

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "explain_distill"
-ORDER = ["data", "teacher", "transfer", "parallel", "surrogates", "distill", "analysis", "viz", "report", "cli"]
+ORDER = ["data", "teacher", "features", "transfer", "parallel", "surrogates", "distill", "analysis", "viz", "report", "cli"]
 BASE = {"_validation", "_stats", "_io", "_version", "_device", "_display"}
 # (importer, imported) pairs allowed only inside a function body: rich display drawing lazily.
 LAZY_ONLY = {("analysis", "viz")}

@@ -141,6 +141,19 @@ def test_builtin_teacher_on_digits_reaches_095(digits, digits_teacher):
     assert digits_teacher.history["device"] == "cpu" and digits_teacher.history["seed"] == 0
 
 
+def test_builtin_cnn_reads_each_channel_through_a_global_max(digits_teacher):
+    from explain_distill.teacher import CNN, build_module
+
+    assert digits_teacher.config["pool"] == "max" and isinstance(digits_teacher.module.classifier[0], torch.nn.AdaptiveMaxPool2d)
+    # configs saved before "pool" existed rebuild the flatten head
+    old = {k: v for k, v in digits_teacher.config.items() if k != "pool"}
+    m = build_module(old)
+    assert m.pool == "flatten" and m.classifier[2].in_features == 64 * 4 * 4
+    assert build_module(digits_teacher.config).classifier[3].in_features == 64
+    with pytest.raises(ValueError, match="pool must be"):
+        CNN((1, 8, 8), 10, pool="mean")
+
+
 def test_builtin_teacher_on_tabular_is_an_mlp(iris, iris_teacher):
     assert iris_teacher.config["arch"] == "mlp"
     assert float(np.mean(iris_teacher.predict(iris.X_test) == iris.y_test)) >= 0.9

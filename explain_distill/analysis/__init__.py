@@ -17,6 +17,9 @@ split and returns :class:`Analyses`, whose ``to_json()`` goes into the run's ``m
 - ``robustness``: ``sigmas``, ``epsilons``, ``noise``, ``fgsm``;
 - ``attribution``: ``method``, ``spearman``, ``top_k``, ``sign`` (surrogate -> mean), ``agreement``
   (details per sample / class), ``nan_count``, ``gradcam`` and ``attention`` (maps upsampled to the input).
+- ``patterns`` (runs with ``NAME@patterns`` surrogates): ``verdict`` (``outcome``, ``bar``, ``text``),
+  ``surrogates`` (their rules / weights over the teacher's pattern detectors, the channels used),
+  ``prototypes`` (per drawn pattern: fire threshold, class shares, top training inputs).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from .baseline import TeacherCheck, teacher_check
 from .fidelity import AuditResult, FidelityReport, audit, fidelity_report, to_jsonable
 from .frontier import frontier_report, frontier_verdict
 from .reasons import reasons_report
+from .patterns import PatternAnalysis, PatternVerdict, pattern_analysis, pattern_verdict
 from .robustness import RobustnessReport, robustness_report
 from .tree_view import TreeNode, TreeView
 
@@ -43,6 +47,8 @@ __all__ = [
     "AttributionReport",
     "AuditResult",
     "FidelityReport",
+    "PatternAnalysis",
+    "PatternVerdict",
     "RobustnessReport",
     "TeacherCheck",
     "TreeNode",
@@ -53,6 +59,8 @@ __all__ = [
     "frontier_report",
     "frontier_verdict",
     "reasons_report",
+    "pattern_analysis",
+    "pattern_verdict",
     "robustness_report",
     "run_analyses",
     "teacher_check",
@@ -78,6 +86,8 @@ class Analyses:
     frontier : dict or None
         :func:`~explain_distill.analysis.frontier.frontier_report`: every readable family's test
         fidelity at each size of its ladder, and the smallest that clears the bar.
+    patterns : PatternAnalysis or None
+        The surrogates over the teacher's features read as rules, the verdict, the prototypes.
     """
 
     fidelity: dict[str, FidelityReport]
@@ -87,6 +97,7 @@ class Analyses:
     timings: dict[str, float] = field(default_factory=dict)
     teacher: TeacherCheck | None = None
     frontier: dict[str, Any] | None = None
+    patterns: PatternAnalysis | None = None
 
     @property
     def reasons(self) -> dict[str, dict[str, Any]]:
@@ -105,6 +116,8 @@ class Analyses:
         if self.frontier is not None:
             doc["frontier"] = self.frontier["families"]
             doc["frontier_summary"] = {k: v for k, v in self.frontier.items() if k != "families"}
+        if self.patterns is not None:
+            doc["patterns"] = self.patterns.to_json()
         doc.update(to_jsonable(self.extras))
         return to_jsonable(doc)
 
@@ -216,5 +229,11 @@ def run_analyses(
             seed=seed,
         )
         timings["attribution"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    pat = pattern_analysis(distillation)
+    if pat is not None:
+        timings["patterns"] = time.perf_counter() - t0
     logger.info("analyses done: %s", {k: round(v, 2) for k, v in timings.items()})
-    return Analyses(fidelity=fid, robustness=rob, attribution=att, timings=timings, teacher=check, frontier=front)
+    return Analyses(fidelity=fid, robustness=rob, attribution=att, timings=timings, teacher=check, frontier=front,
+                    patterns=pat)

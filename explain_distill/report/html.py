@@ -585,6 +585,87 @@ def _curves_section(analyses: Any) -> dict[str, Any]:
     return {"robustness": figures, "curves": curves, "robustness_computed": rob is not None}
 
 
+# ------------------------------------------------------------------------------ patterns (issue 15)
+_MAX_PATTERN_RULES = 24
+_MAX_CONDITIONS_SHOWN = 8
+
+
+def _pattern_conditions(rule: Any, channels_drawn: set[int], fmap: Any) -> list[dict[str, Any]]:
+    out = []
+    for (f, _op, _thr), text in list(zip(rule.conditions, rule.text))[:_MAX_CONDITIONS_SHOWN]:
+        c = fmap.describe(f).get("channel") if fmap is not None else None
+        out.append({"text": text, "channel": c if c in channels_drawn else None, "blank": c is not None and c not in channels_drawn})
+    return out
+
+
+def _patterns_section(d: Distillation, analyses: Any, min_agreement: float | None) -> dict[str, Any] | None:
+    """The surrogates over the teacher's pattern detectors: verdict, rules with pictures, the gallery."""
+    from ..analysis.patterns import pattern_verdict
+    from ..features import FeatureSurrogate
+    from ..viz.plots import pattern_figure, pattern_thumbnail
+
+    if not any(isinstance(e, FeatureSurrogate) for e in d.surrogates.values()):
+        return None
+    fid = _get(analyses, "fidelity", {}) or {}
+    results = {n: (fid.get(n) if fid.get(n) is not None else m) for n, m in d.metrics["surrogates"].items()}
+    verdict = pattern_verdict(results, bar=min_agreement)
+    pa = _get(analyses, "patterns")
+    if isinstance(pa, Mapping):  # analyses given as saved JSON: the rules and pictures need the objects
+        pa = None
+    section: dict[str, Any] = {"verdict": verdict.to_json(), "analysed": pa is not None, "surrogates": [],
+                               "gallery": [], "thumbs": [], "layer": None, "n_channels": 0}
+    if pa is None:
+        return section
+    fmaps = {n: e.features for n, e in d.surrogates.items() if isinstance(e, FeatureSurrogate)}
+    protos = _get(pa, "prototypes")
+    drawn: set[int] = set()
+    if protos is not None:
+        for c in protos.channels:
+            p = protos.pattern(c)
+            thumb = _figure(f"pattern {c}", pattern_thumbnail, p)
+            if thumb is not None:
+                section["thumbs"].append({"channel": int(c), "uri": thumb["uri"]})
+                drawn.add(int(c))
+            mix = np.asarray(p["class_mix"], dtype=float)
+            top = int(np.nanargmax(mix)) if np.isfinite(mix).any() else None
+            section["gallery"].append({
+                "channel": int(c),
+                "name": p["name"],
+                "figure": _figure(f"pattern {c}: top inputs, filter and class mix", pattern_figure, p),
+                "top_class": None if top is None else _class(p["class_names"], top),
+                "top_share": None if top is None else float(mix[top]),
+                "n_fire": p["n_fire"],
+                "threshold": p["fire_threshold"],
+                "n_searched": p["n_searched"],
+            })
+    section["layer"] = _get(pa, "layer")
+    section["n_channels"] = _get(pa, "n_channels", 0)
+    names = d.dataset.class_names
+    for view in _get(pa, "surrogates", []) or []:
+        fmap = fmaps.get(view.name)
+        m = d.metrics["surrogates"].get(view.name, {})
+        rules = []
+        for r in view.rules[:_MAX_PATTERN_RULES]:
+            rules.append({
+                "conditions": _pattern_conditions(r, drawn, fmap),
+                "more": max(0, len(r.conditions) - _MAX_CONDITIONS_SHOWN),
+                "cls": _class(names, r.cls), "p": r.p, "coverage": r.coverage, "agreement": r.agreement,
+            })
+        weights = []
+        for w in view.weights:
+            feats = []
+            for j, v in w["features"]:
+                desc = fmap.describe(j) if fmap is not None else {"name": str(j)}
+                c = desc.get("channel")
+                feats.append({"name": desc.get("name"), "weight": v, "channel": c if c in drawn else None})
+            weights.append({"cls": _class(names, w["class"]), "features": feats})
+        section["surrogates"].append({
+            "name": view.name, "kind": view.kind, "fidelity": m.get("fidelity"),
+            "interval": _interval(m.get("fidelity_interval")), "params": m.get("params"),
+            "rules": rules, "more_rules": max(0, len(view.rules) - _MAX_PATTERN_RULES), "n_rules": len(view.rules),
+            "weights": weights, "n_channels_used": len(view.channels),
+        })
+    return section
 def _frontier_section(analyses: Any) -> dict[str, Any] | None:
     """The fidelity-size frontier: the verdict, the chosen model per family, the plot and the ladder."""
     from ..analysis.frontier import frontier_verdict
@@ -675,6 +756,7 @@ def report_context(
         "student": _student_section(d, analyses),
         "saliency": _saliency_section(d, analyses),
         "curves": _curves_section(analyses),
+        "patterns": _patterns_section(d, analyses, min_agreement),
         "provenance": {
             "versions": dict(info.get("versions", {})),
             "data_sha256": info.get("data_sha256"),

@@ -12,6 +12,8 @@ from .plots import (
     inputs_figure,
     leaf_distributions_figure,
     metric_panels_figure,
+    pattern_figure,
+    pattern_thumbnail,
     svg_to_data_uri,
 )
 from .trees import CollapsedTree, collapse, render_dot, tree_to_dot
@@ -30,6 +32,8 @@ __all__ = [
     "inputs_figure",
     "leaf_distributions_figure",
     "metric_panels_figure",
+    "pattern_figure",
+    "pattern_thumbnail",
     "render_dot",
     "svg_to_data_uri",
     "tree_to_dot",

@@ -43,6 +43,8 @@ __all__ = [
     "inputs_figure",
     "leaf_distributions_figure",
     "metric_panels_figure",
+    "pattern_figure",
+    "pattern_thumbnail",
     "svg_to_data_uri",
 ]
 
@@ -705,4 +707,137 @@ def bars_figure(
         ax.set_title(_lit(title))
     if len(values) > 1:
         _legend_outside(ax)
+    return fig
+
+
+# ---------------------------------------------------------------------------------- patterns
+def _pattern_parts(pattern: Mapping[str, Any]) -> tuple[np.ndarray, int]:
+    """(segments (k, C_in, *rf) float, spatial dims) from a ``PatternPrototypes.pattern(c)`` dict."""
+    if not isinstance(pattern, Mapping):
+        raise TypeError(f"pattern must be a dict (PatternPrototypes.pattern(c)); received {type(pattern).__name__}.")
+    missing = [k for k in ("segments", "name") if k not in pattern]
+    if missing:
+        raise ValueError(f"pattern lacks {missing}; pass PatternPrototypes.pattern(channel).")
+    seg = np.asarray(pattern["segments"], dtype=float)
+    if seg.ndim not in (3, 4) or seg.shape[0] == 0:
+        raise ValueError(
+            f"pattern['segments'] must be (top_k, C_in, width) or (top_k, C_in, height, width); received shape {seg.shape}."
+        )
+    return seg, seg.ndim - 2
+
+
+def _quiet_nanmean(a: np.ndarray, axis: int) -> np.ndarray:
+    """``np.nanmean`` without the warning for all-NaN slices (windows past the input's edge)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(a, axis=axis)
+
+
+def _segment_grid(seg: np.ndarray, rows: int = 2) -> np.ndarray:
+    """2-D segments (k, C_in, h, w) in a grid of ``rows`` rows, NaN gaps between them."""
+    tiles = _quiet_nanmean(seg, axis=1) if seg.shape[1] > 1 else seg[:, 0]
+    k, h, w = tiles.shape
+    rows = max(1, min(rows, k))
+    cols = math.ceil(k / rows)
+    out = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1), np.nan)
+    for i in range(k):
+        r, c = divmod(i, cols)
+        out[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = tiles[i]
+    return out
+
+
+@_styled
+def pattern_figure(pattern: Mapping[str, Any], *, width: float = 7.2) -> Figure:
+    """One teacher pattern for a person: what it responds to, its filter, the classes where it fires.
+
+    ``pattern`` is ``PatternPrototypes.pattern(c)`` (plain arrays): the top-activating input
+    segments, aligned on the receptive field (signals: overlaid lines, their mean in bold;
+    images: the segments side by side), the convolution filter (input channels x taps, red
+    positive), and the class mix of the inputs where it fires next to the overall mix.
+    """
+    seg, dims = _pattern_parts(pattern)
+    name = str(pattern["name"])
+    fig = Figure(figsize=(width, 1.75))
+    gs = fig.add_gridspec(1, 3, width_ratios=(1.5 if dims == 1 else 2.2, 1.0, 1.3), wspace=0.35)
+    ax = fig.add_subplot(gs[0, 0])
+    k = seg.shape[0]
+    if dims == 1:
+        lines = _quiet_nanmean(seg, axis=1) if seg.shape[1] > 1 else seg[:, 0]
+        x = np.arange(lines.shape[1])
+        for i in range(k):
+            ax.plot(x, lines[i], color="#8a94a6", lw=0.7, alpha=0.8)
+        ax.plot(x, _quiet_nanmean(lines, axis=0), color="#d62728", lw=1.8)
+        ax.set_xlabel(f"receptive field ({lines.shape[1]} inputs; gaps: past the edge)" if np.isnan(lines).any()
+                      else f"receptive field ({lines.shape[1]} inputs)", parse_math=False)
+        ax.set_yticks([])
+    else:
+        strip = _segment_grid(seg)
+        lim = _sym_limit(np.nan_to_num(strip))
+        cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="#eef1f6")
+        ax.imshow(np.ma.masked_invalid(strip), cmap=cmap, vmin=-lim, vmax=lim)
+        ax.set_axis_off()
+    ax.set_title(_short(f"{name}: top {k} training inputs", 44), parse_math=False)
+
+    ax = fig.add_subplot(gs[0, 1])
+    W = pattern.get("filter")
+    if W is not None:
+        W = np.asarray(W, dtype=float)
+        W2 = W.reshape(W.shape[0], -1)
+        lim = _sym_limit(W2)
+        ax.imshow(W2, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+        ax.set_xlabel("tap" if W.ndim == 2 else "tap (row-major)", parse_math=False)
+        ax.set_ylabel("input channel", parse_math=False)
+        ax.set_xticks([])
+        ax.set_title("filter", parse_math=False)
+    else:
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "no filter", ha="center", va="center", transform=ax.transAxes, parse_math=False)
+
+    ax = fig.add_subplot(gs[0, 2])
+    names = [str(c) for c in pattern.get("class_names", [])]
+    mix = np.asarray(pattern.get("class_mix", []), dtype=float)
+    base = np.asarray(pattern.get("base_mix", np.full(len(names), np.nan)), dtype=float)
+    if len(names) and mix.size == len(names) and np.isfinite(mix).any():
+        xs = np.arange(len(names))
+        ax.bar(xs, mix, color="#1f77b4", width=0.75)
+        if base.size == len(names):
+            ax.scatter(xs, base, marker="_", s=60, color="#1d2330", zorder=3)
+        ax.set_xticks(xs, [_short(n, 6) for n in names], fontsize=6, rotation=90 if len(names) > 12 else 0,
+                      parse_math=False)
+        ax.set_ylim(0, 1)
+        thr = pattern.get("fire_threshold")
+        n_fire = pattern.get("n_fire")
+        ax.set_title(_short(f"where it fires (> {float(thr):.2f}, n={int(n_fire)})" if thr is not None and n_fire is not None
+                            else "where it fires", 40), parse_math=False)
+    else:
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "never fires on the\ntraining inputs", ha="center", va="center", transform=ax.transAxes,
+                parse_math=False)
+    return fig
+
+
+@_styled
+def pattern_thumbnail(pattern: Mapping[str, Any], *, size: tuple[float, float] = (0.9, 0.42)) -> Figure:
+    """A small glyph of one pattern (the mean of its top segments), to sit beside a rule."""
+    seg, dims = _pattern_parts(pattern)
+    fig = Figure(figsize=size)
+    ax = fig.add_axes((0.02, 0.02, 0.96, 0.96))
+    lines = _quiet_nanmean(seg, axis=1)
+    mean = np.nan_to_num(_quiet_nanmean(lines, axis=0))
+    if dims == 1:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lo, hi = np.nanmin(lines, axis=0), np.nanmax(lines, axis=0)
+        x = np.arange(mean.size)
+        ok = np.isfinite(lo) & np.isfinite(hi)
+        ax.fill_between(x[ok], lo[ok], hi[ok], color="#c9d3e3", lw=0)
+        ax.plot(x, mean, color="#d62728", lw=1.4)
+    else:
+        lim = _sym_limit(mean)
+        ax.imshow(mean, cmap="RdBu_r", vmin=-lim, vmax=lim)
+    ax.set_axis_off()
     return fig
