@@ -67,9 +67,9 @@ def _build_parser() -> argparse.ArgumentParser:
                      "'patterns' always, 'none' never (default: auto)")
     run.add_argument("--feature-layer", help="teacher module whose channels are the patterns (default: the last convolution)")
     run.add_argument(
-        "--min-agreement", type=float,
-        help="the fidelity bar: per readable family (tree, rules, soft_tree, ...) pick the smallest size whose 95%% "
-        "interval on a validation split clears it, lead the report with it, and show pass/fail",
+        "--min-agreement", type=float, default=0.9,
+        help="the fidelity bar (default 0.9): per readable family (tree, rules, soft_tree, ...) pick the smallest "
+        "size whose 95%% interval on a validation split clears it, lead the report with it, and show pass/fail",
     )
     run.add_argument("--tree-depth", type=int, help="depth of the tree surrogate (same as --param tree.max_depth=N)")
     run.add_argument("--max-rules", type=int, help="rules in the rule list (same as --param rules.max_rules=N)")
