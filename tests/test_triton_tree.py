@@ -157,12 +157,18 @@ def test_fused_low_precision_step_close_to_eager(K):
         assert float(cos) > 0.99
 
 
-def test_supported_shapes(K):
+def test_supported_shapes(K, monkeypatch):
     cpu = torch.device("cpu")
+    monkeypatch.setenv("TRITON_INTERPRET", "1")  # CPU tensors go through the interpreter (a GPU host has it unset)
     assert K.supported(8, 10, torch.float32, cpu) and K.supported(4, 64, torch.float64, cpu)
     assert not K.supported(3, 10, torch.float32, cpu)  # fewer than 16 leaves: tl.dot cannot take it
     assert not K.supported(10, 10, torch.float32, cpu)  # spills registers: eager
     assert not K.supported(8, 65, torch.float32, cpu)
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    assert not K.supported(8, 10, torch.float32, cpu)  # no interpreter: CPU tensors stay eager
+    if torch.cuda.is_available():
+        gpu = torch.device("cuda")
+        assert K.supported(8, 10, torch.float32, gpu) and not K.supported(8, 10, torch.float64, gpu)
 
 
 def test_a_fit_through_the_fused_step_trains_the_same_tree(K, monkeypatch):
@@ -194,33 +200,42 @@ import sys, torch, triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 from explain_distill.surrogates import _triton_tree as K
-depth = 8
-cfg = K.launch_config(depth, 65536, torch.device("cpu"))
-common = {"n_rows": "i32", "n_classes": "i32", "rows_per_program": "i32"}
-const = {"DEPTH": depth, "L": 2**depth, "KP": 16, "BM": cfg["BM"]}
-fwd = {"Z": "*bf16", "PB": "*fp32", "R": "*fp32", "S_PART": "*fp32", "M_PART": "*fp32", **common,
-       "stride_z": "i32", "stride_pb": "i32", "stride_r": "i32", **{k: "constexpr" for k in const}}
-bwd = {"Z": "*bf16", "PB": "*fp32", "R": "*fp32", "C": "*fp32", "A": "*fp32", "DZ": "*bf16", "G_PART": "*fp32",
-       **common, "stride_z": "i32", "stride_pb": "i32", "stride_r": "i32", "stride_dz": "i32",
-       **{k: "constexpr" for k in const}}
-for fn, sig in ((K._tree_fwd_kernel, fwd), (K._tree_bwd_kernel, bwd)):
-    c = triton.compile(ASTSource(fn, sig, const), target=GPUTarget("cuda", 90, 32), options={"num_warps": cfg["num_warps"]})
-    print(fn.__name__, len(c.asm["cubin"]), ".entry " + fn.__name__ in c.asm["ptx"])
+for depth in (8, K.MAX_DEPTH):
+    cfg = K.launch_config(depth, 65536, torch.device("cpu"))
+    common = {"n_rows": "i32", "n_classes": "i32", "rows_per_program": "i32"}
+    const = {"DEPTH": depth, "L": 2**depth, "KP": 16, "BM": cfg["BM"]}
+    for zt in ("*bf16", "*fp32"):  # z in bf16 (the fit's bf16 products) and in float32
+        fwd = {"Z": zt, "PB": "*fp32", "R": "*fp32", "S_PART": "*fp32", "M_PART": "*fp32", **common,
+               "stride_z": "i32", "stride_pb": "i32", "stride_r": "i32", **{k: "constexpr" for k in const}}
+        bwd = {"Z": zt, "PB": "*fp32", "R": "*fp32", "C": "*fp32", "A": "*fp32", "DZ": zt, "G_PART": "*fp32",
+               **common, "stride_z": "i32", "stride_pb": "i32", "stride_r": "i32", "stride_dz": "i32",
+               **{k: "constexpr" for k in const}}
+        for fn, sig, opts in ((K._tree_fwd_kernel, fwd, {"num_stages": cfg["fwd_num_stages"]}), (K._tree_bwd_kernel, bwd, {})):
+            c = triton.compile(ASTSource(fn, sig, const), target=GPUTarget("cuda", 90, 32),
+                               options={"num_warps": cfg["num_warps"], **opts})
+            print(f"{fn.__name__}:{depth}:{zt}", len(c.asm["cubin"]), ".entry " + fn.__name__ in c.asm["ptx"], c.metadata.shared)
 """
+
+#: Shared memory one block may use on an H100 (sm_90: 227 KiB); a kernel asking for more fails at launch.
+H100_SHARED = 232448
 
 
 def test_kernels_compile_for_an_h100():
-    """Compile both kernels for sm_90 with depth 8's launch configuration, no GPU needed: this
-    catches what the interpreter lets through (constexpr rules, unsupported ops)."""
+    """Compile both kernels for sm_90 with the launch configurations of depth 8 and the deepest
+    supported tree, z in bf16 and float32, no GPU needed: this catches what the interpreter lets
+    through (constexpr rules, unsupported ops) and a kernel that asks for more shared memory than
+    an H100 has (the float32 forward did, 280 KB at depth 8, until its row loop stopped pipelining)."""
     import subprocess
     from pathlib import Path
 
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["TRITON_DEFAULT_FP_FUSION"] = "1"
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
-    proc = subprocess.run([sys.executable, "-c", _COMPILE], env=env, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run([sys.executable, "-c", _COMPILE], env=env, capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = dict(line.split(" ", 1) for line in proc.stdout.strip().splitlines())
-    for name in ("_tree_fwd_kernel", "_tree_bwd_kernel"):
-        size, entry = lines[name].split()
-        assert int(size) > 1000 and entry == "True"
+    assert len(lines) == 8, lines
+    for name, rest in lines.items():
+        size, entry, shared = rest.split()
+        assert int(size) > 1000 and entry == "True", name
+        assert int(shared) <= H100_SHARED, f"{name} needs {shared} bytes of shared memory; an H100 block has {H100_SHARED}"
