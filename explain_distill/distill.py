@@ -28,7 +28,7 @@ from ._validation import check_positive
 from .data import Dataset, load_saved_dataset, save_dataset
 from .surrogates import SURROGATES, load_surrogate, save_surrogate
 from .teacher import Teacher
-from .transfer import QuerySpec, TransferSet, build_transfer_set, check_teachers
+from .transfer import QuerySpec, TransferSet, build_transfer_set, check_teachers, soft_labels
 
 logger = logging.getLogger(__name__)
 
@@ -219,6 +219,16 @@ def _attention(teachers: list[Teacher], w: np.ndarray, X: np.ndarray) -> np.ndar
     return np.sum([wi * m for wi, m in zip(w, maps)], axis=0).astype(np.float32)
 
 
+def _oracle(teachers: list[Teacher], w: np.ndarray, temperature: float) -> Any:
+    """The teachers as a plain labelling function X -> soft labels (n, K) at the run's temperature,
+    for surrogates that draw node-local queries (they see this callable, never a Teacher)."""
+
+    def oracle(X: Any) -> np.ndarray:
+        return soft_labels(teachers, X, temperature=temperature, weights=w)
+
+    return oracle
+
+
 def distill(
     teacher: Teacher | Sequence[Teacher],
     dataset: Dataset,
@@ -305,6 +315,8 @@ def distill(
             fit_kwargs["y_true"] = transfer.y
         if "teacher_attention" in extra and float(est.get_params().get("attention_weight", 0.0) or 0.0) > 0:
             fit_kwargs["teacher_attention"] = _attention(teachers, w, transfer.X)
+        if "oracle" in extra:
+            fit_kwargs["oracle"] = _oracle(teachers, w, temperature)
         est.fit(transfer.X, transfer.P, **fit_kwargs)
         timings[f"fit_{name}_s"] = time.perf_counter() - t1
         logger.info("fitted %s in %.2fs", name, timings[f"fit_{name}_s"])
