@@ -34,8 +34,10 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["distill", "Distillation", "load", "DEFAULT_SURROGATES", "DEFAULT_QUERIES"]
 
-#: What ``distill`` fits when ``surrogates`` is not given (those registered).
-DEFAULT_SURROGATES: tuple[str, ...] = ("soft_tree", "tree", "logistic", "naive_bayes", "rules", "student")
+#: What ``distill`` fits when ``surrogates`` is not given (those registered).  ``figs`` (32 leaves,
+#: ~1.5 s on digits) is in; ``gam`` (0.98+ on digits, ~5 s) is not: ``explain-distill run`` has
+#: 60 s on 2 cores and was at ~52 s without it (benchmarks/RESULTS.md, bench_readable and bench_e2e).
+DEFAULT_SURROGATES: tuple[str, ...] = ("soft_tree", "tree", "logistic", "naive_bayes", "rules", "figs", "student")
 
 #: Queries the teacher labels on top of the training split when ``queries`` is not given: Gaussian
 #: jitter (0.5 std) and mixup.  Chosen on digits: with the "entropy" tree they lift the depth-8

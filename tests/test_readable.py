@@ -245,12 +245,13 @@ def test_gam_pairs_capture_an_interaction_and_max_terms_keeps_the_strongest(rng)
     P = _soft(Z)
     y = P.argmax(1)
     mains = AdditiveClassifier().fit(X, P)
-    pairs = AdditiveClassifier(interactions=1, pair_bins=6).fit(X, P)
+    pairs = AdditiveClassifier(interactions=1, pair_knots=6).fit(X, P)
     assert np.mean(mains.predict(X) == y) < 0.75
     assert np.mean(pairs.predict(X) == y) > 0.9
     pair = [s for s in pairs.shapes_ if s["kind"] == "pair"]
     assert len(pair) == 1 and pair[0]["features"] == (0, 1) and pair[0]["contribution"].shape == (6, 6, 2)
-    kept = AdditiveClassifier(interactions=1, pair_bins=6, max_terms=2).fit(X, P)
+    assert [len(g) for g in pair[0]["grid"]] == [6, 6]
+    kept = AdditiveClassifier(interactions=1, pair_knots=6, max_terms=2).fit(X, P)
     assert kept.size_ == 2 and (0, 1) in [s["features"] for s in kept.shapes_]
 
 

@@ -7,7 +7,8 @@ The class logits are a sum of terms, each a function of one feature (a *shape fu
 
 A shape function is piecewise linear between knots at quantiles of its feature (scikit-learn's
 ``SplineTransformer`` with degree 1: its coefficients are the values at the knots, constant beyond
-the outer knots); a pair term is constant on a grid of quantile bins.  All terms are fitted at once
+the outer knots); a pair term is bilinear on a grid of knots of both features (the tensor product
+of their shapes' bases).  All terms are fitted at once
 by the exact soft-label multinomial logistic regression the ``logistic`` surrogate uses (L-BFGS on
 the soft cross-entropy, ridge penalty ``1 / C``) on the sparse basis.  Pairs are chosen the way
 InterpretML's FAST ranks them: after the one-feature fit, by how much a piecewise-constant function
@@ -82,22 +83,21 @@ class _Main:
 
 
 class _Pair:
-    """A pair of features: constant on the cells of a grid of bins."""
+    """A pair of features: bilinear between the knots of both (a tensor product of their hats)."""
 
-    def __init__(self, a: int, b: int, edges_a: np.ndarray, edges_b: np.ndarray) -> None:
+    def __init__(self, a: int, b: int, knots_a: np.ndarray, knots_b: np.ndarray) -> None:
         self.features = (a, b)
-        self.edges = (edges_a, edges_b)
-        self.shape = (len(edges_a) + 1, len(edges_b) + 1)
+        self.knots = (knots_a, knots_b)
+        self.shape = (len(knots_a), len(knots_b))
         self.size = self.shape[0] * self.shape[1]
-
-    def cells(self, X: np.ndarray) -> np.ndarray:
-        i = np.searchsorted(self.edges[0], X[:, self.features[0]], side="left")
-        j = np.searchsorted(self.edges[1], X[:, self.features[1]], side="left")
-        return i * self.shape[1] + j
+        self._splines = [
+            SplineTransformer(knots=k[:, None], degree=1, extrapolation="constant").fit(k[:, None]) for k in self.knots
+        ]
 
     def basis(self, X: np.ndarray) -> sp.csr_matrix:
-        n = len(X)
-        return sp.csr_matrix((np.ones(n), self.cells(X), np.arange(n + 1)), shape=(n, self.size))
+        A = self._splines[0].transform(X[:, self.features[0]][:, None])
+        B = self._splines[1].transform(X[:, self.features[1]][:, None])
+        return sp.csr_matrix((A[:, :, None] * B[:, None, :]).reshape(len(X), self.size))
 
 
 def _design(terms: list[Any], X: np.ndarray) -> sp.csr_matrix:
@@ -116,8 +116,8 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         Pair terms to add, chosen after the one-feature fit (FAST-style ranking).
     n_knots : int, default=8
         Knots per shape function, at quantiles of the feature (fewer where values repeat).
-    pair_bins : int, default=8
-        Bins per feature of a pair term's grid.
+    pair_knots : int, default=6
+        Knots per feature of a pair term's grid (the pair is bilinear between them).
     C : float, default=1.0
         Inverse ridge penalty on the term coefficients (the soft cross-entropy is summed over rows).
     max_iter : int, default=300
@@ -134,8 +134,9 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
     shapes_ : list of dict
         One per term.  A shape: ``{"kind": "main", "features": (j,), "grid": knots (G,),
         "contribution": (G, K)}`` -- the centred logit contribution at each knot, linear in
-        between and constant outside.  A pair: ``{"kind": "pair", "features": (a, b), "edges":
-        (edges_a, edges_b), "contribution": (Ga, Gb, K)}`` -- constant on each cell.
+        between and constant outside.  A pair: ``{"kind": "pair", "features": (a, b), "grid":
+        (knots_a, knots_b), "contribution": (Ga, Gb, K)}`` -- bilinear between the grid points,
+        constant outside.
     intercept_ : ndarray (K,)
     importance_ : ndarray (n_terms,)
         Mean absolute centred contribution of each term over the training rows (summed over classes).
@@ -155,7 +156,7 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         max_terms: int | None = None,
         interactions: int = 0,
         n_knots: int = 8,
-        pair_bins: int = 8,
+        pair_knots: int = 6,
         C: float = 1.0,
         max_iter: int = 300,
         tol: float = 1e-4,
@@ -166,7 +167,7 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         self.max_terms = max_terms
         self.interactions = interactions
         self.n_knots = n_knots
-        self.pair_bins = pair_bins
+        self.pair_knots = pair_knots
         self.C = C
         self.max_iter = max_iter
         self.tol = tol
@@ -180,7 +181,7 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
             check_int(self.max_terms, "max_terms", low=1)
         check_int(self.interactions, "interactions", low=0)
         check_int(self.n_knots, "n_knots", low=2, high=1000)
-        check_int(self.pair_bins, "pair_bins", low=2, high=256)
+        check_int(self.pair_knots, "pair_knots", low=2, high=64)
         check_positive(self.C, "C")
         check_int(self.max_iter, "max_iter", low=1)
         check_positive(self.tol, "tol")
@@ -223,7 +224,7 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         coef, intercept = self._solve(terms, X, P, w, None)
         if self.interactions:
             importance = self._importance(terms, coef, X, w)
-            pairs = self._rank_pairs(terms, coef, intercept, importance, X, P, w)
+            pairs = self._rank_pairs(terms, importance, X, P, w, coef, intercept)
             if pairs:
                 terms = terms + pairs
                 init = (coef + [np.zeros((t.size, P.shape[1])) for t in pairs], intercept)
@@ -269,26 +270,31 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
             out[i] = float(ws @ np.abs(f).sum(axis=1))
         return out
 
-    def _rank_pairs(self, terms, coef, intercept, importance, X, P, w) -> list[_Pair]:
-        """The ``interactions`` pairs whose piecewise-constant fit to the residual gradient gains most."""
+    def _rank_pairs(self, terms, importance, X, P, w, coef, intercept) -> list[_Pair]:
+        """The ``interactions`` pairs that could still lower the loss most (FAST, Lou et al. 2013).
+
+        Each candidate pair's grid of quantile bins gets the sums of the residual gradient of the
+        one-feature fit; the pair's score is the sum over cells of the squared sums over the cell
+        sizes (the gain of a piecewise-constant Newton step at a flat curvature).
+        """
         Zs = sum(self._contrib(t, c, X) for t, c in zip(terms, coef)) + intercept
         G = (_softmax(Zs) - P) * w[:, None]
-        H = float(np.mean(w)) * 0.25  # a flat curvature: ranks pairs by squared gradient sums per row
+        H = float(np.mean(w)) * 0.25
+        nb = int(self.pair_knots)
         feats = [terms[i].features[0] for i in np.argsort(-importance, kind="stable")[:_PAIR_CANDIDATE_FEATURES]]
-        edges = {j: _edges(X[:, j], int(self.pair_bins)) for j in feats}
-        bins = {j: np.searchsorted(edges[j], X[:, j], side="left") for j in feats}
+        bins = {j: np.searchsorted(_edges(X[:, j], nb), X[:, j], side="left") for j in feats}
+        n_bins = {j: int(bins[j].max()) + 1 for j in feats}
         scores = []
         for ia, a in enumerate(feats):
             for b in feats[ia + 1 :]:
-                nb = len(edges[b]) + 1
-                cell = bins[a] * nb + bins[b]
-                size = (len(edges[a]) + 1) * nb
+                cell = bins[a] * n_bins[b] + bins[b]
+                size = n_bins[a] * n_bins[b]
                 M = sp.csr_matrix((np.ones(len(X)), cell, np.arange(len(X) + 1)), shape=(len(X), size))
                 S = np.asarray(M.T @ G)
                 cnt = np.bincount(cell, minlength=size)
                 scores.append((float(np.sum(S * S / (H * cnt[:, None] + 1.0))), min(a, b), max(a, b)))
         scores.sort(key=lambda s: (-s[0], s[1], s[2]))
-        return [_Pair(a, b, edges[a], edges[b]) for _, a, b in scores[: int(self.interactions)]]
+        return [_Pair(a, b, _knots(X[:, a], nb), _knots(X[:, b], nb)) for _, a, b in scores[: int(self.interactions)]]
 
     def _decision(self, terms: list[Any], coef: list[np.ndarray], intercept: np.ndarray, X: np.ndarray) -> np.ndarray:
         if not terms:
@@ -357,7 +363,7 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
                 out.append({"kind": "main", "features": t.features, "grid": t.knots.copy(), "contribution": c.copy(),
                             "importance": float(imp)})
             else:
-                out.append({"kind": "pair", "features": t.features, "edges": (t.edges[0].copy(), t.edges[1].copy()),
+                out.append({"kind": "pair", "features": t.features, "grid": (t.knots[0].copy(), t.knots[1].copy()),
                             "contribution": c.reshape(*t.shape, -1).copy(), "importance": float(imp)})
         return out
 
@@ -389,8 +395,8 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
                 arrays[f"knots_{i}"] = t.knots
             else:
                 kinds.append(["pair", list(t.features)])
-                arrays[f"edges_a_{i}"] = t.edges[0]
-                arrays[f"edges_b_{i}"] = t.edges[1]
+                arrays[f"knots_a_{i}"] = t.knots[0]
+                arrays[f"knots_b_{i}"] = t.knots[1]
         return arrays, {"terms": kinds, "target": self.target_, "validation": self.validation_}
 
     def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
@@ -399,7 +405,7 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
             if kind == "main":
                 terms.append(_Main(int(feats[0]), arrays[f"knots_{i}"]))
             else:
-                terms.append(_Pair(int(feats[0]), int(feats[1]), arrays[f"edges_a_{i}"], arrays[f"edges_b_{i}"]))
+                terms.append(_Pair(int(feats[0]), int(feats[1]), arrays[f"knots_a_{i}"], arrays[f"knots_b_{i}"]))
             coef.append(arrays[f"coef_{i}"])
         self.terms_ = terms
         self.coef_blocks_ = coef
