@@ -297,3 +297,24 @@ def test_rule_list_exceptions_go_first(rng):
     y = ((np.abs(X[:, 0]) < 0.5) & (np.abs(X[:, 1]) < 0.5) & ~((X[:, 0] > 0.3) & (X[:, 0] < 0.4))).astype(int)
     rl = RuleListClassifier(max_rules=6, min_samples_leaf=5).fit(X, y)
     assert rl.score(X, y) > 0.97
+
+
+# ---------------------------------------------------------------------------- distill hands over the oracle
+def test_distill_hands_an_oracle_at_the_run_temperature(iris, iris_teacher, monkeypatch):
+    import explain_distill as ed
+    from explain_distill import surrogates as S
+
+    seen = {}
+
+    class Probe(SoftLabelTreeClassifier):
+        def fit(self, X, y, sample_weight=None, oracle=None):
+            seen["oracle"] = oracle
+            return super().fit(X, y, sample_weight=sample_weight, oracle=oracle)
+
+    monkeypatch.setitem(S.SURROGATES, "probe", Probe)
+    res = ed.distill(iris_teacher, iris, surrogates=["probe", "tree"], temperature=3.0, queries=None,
+                     params={"tree": {"max_depth": 5, "min_samples": 40, "query_budget": 300}})
+    X = iris.X_test
+    np.testing.assert_allclose(seen["oracle"](X), iris_teacher.predict_proba(X, temperature=3.0), atol=1e-6)
+    q = res.surrogates["tree"].queries_
+    assert 0 < q["queries"] <= 300 and q["nodes_queried"] > 0
