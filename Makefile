@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 
-.PHONY: venv system-deps demo test bench clean
+.PHONY: venv graphviz system-deps demo test bench clean
 
 $(BIN)/explain-distill: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,19 +17,28 @@ $(BIN)/explain-distill: pyproject.toml
 
 venv: $(BIN)/explain-distill
 
-# graphviz's `dot` renders the trees; Debian's chromium is the browser the report tests drive.
-system-deps:
-	@if command -v dot >/dev/null 2>&1 && [ -x /usr/bin/chromium ]; then exit 0; fi; \
+# graphviz's `dot` draws the trees (the demo's report and the tests); Debian's chromium is the
+# browser the report tests drive.  Both are installed with apt-get when missing (Debian/Ubuntu).
+APT_INSTALL = \
 	if command -v apt-get >/dev/null 2>&1; then \
 	  SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO="sudo"; \
-	  echo "installing graphviz and chromium with apt-get"; \
+	  echo "installing $(1) with apt-get"; \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends graphviz chromium fonts-dejavu-core >/dev/null; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(1) >/dev/null; \
 	else \
-	  echo "install graphviz (dot) and chromium (/usr/bin/chromium) with your package manager" >&2; exit 1; \
+	  echo "install $(2) with your package manager" >&2; exit 1; \
 	fi
 
-demo: venv
+graphviz:
+	@if command -v dot >/dev/null 2>&1; then exit 0; fi; \
+	$(call APT_INSTALL,graphviz fonts-dejavu-core,graphviz (the dot program))
+
+system-deps: graphviz
+	@if [ -x /usr/bin/chromium ]; then exit 0; fi; \
+	$(call APT_INSTALL,chromium fonts-dejavu-core,chromium (/usr/bin/chromium))
+
+# The demo's report draws its trees with graphviz, so it installs it as `make test` does.
+demo: venv graphviz
 	$(BIN)/explain-distill run --dataset digits
 
 # pytest's exit code 5 (no tests collected) is not a failure; make would turn it into 2.

@@ -30,7 +30,7 @@ logger = logging.getLogger("benchmarks.run")
 
 HERE = Path(__file__).resolve().parent
 #: The order sections appear in RESULTS.md; benchmarks not listed follow alphabetically.
-ORDER = ("soft_labels", "soft_tree", "fidelity", "readable", "attribution", "report", "load", "e2e", "scaling")
+ORDER = ("soft_labels", "soft_tree", "gpu_fit", "fidelity", "readable", "attribution", "report", "load", "e2e", "scaling")
 
 
 def discover(directory: Path = HERE) -> list[str]:
@@ -125,21 +125,29 @@ def run_benchmarks(
     quick: bool = False,
     loader: Callable[[str], Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run each named benchmark; one record per name: name, status ("ok"/"failed"), seconds, title, markdown, data or error."""
+    """Run each named benchmark; one record per name: name, status ("ok"/"failed"), seconds, title, markdown, data or error.
+
+    On a device other than the CPU a record is named ``<name>_<device>`` (``soft_tree_cuda``), so that
+    ``--merge`` keeps the CPU section of the same benchmark beside it instead of replacing it.
+    """
     load = loader or (lambda n: importlib.import_module(f"benchmarks.bench_{n}"))
     records = []
-    for name in names:
+    for module_name in names:
+        name = module_name if device == "cpu" else f"{module_name}_{device}"
         t0 = time.perf_counter()
         logger.info("benchmark %s ...", name)
         try:
-            module = load(name)
-            result = _check_result(name, module.run(device=device, quick=quick))
-            record = {"name": name, "status": "ok", "title": str(result["title"]), "markdown": str(result["markdown"]), "data": result["data"]}
+            module = load(module_name)
+            result = _check_result(module_name, module.run(device=device, quick=quick))
+            title = str(result["title"]) + ("" if device == "cpu" else f" ({device})")
+            record = {"name": name, "status": "ok", "title": title, "markdown": str(result["markdown"]), "data": result["data"]}
         except Exception as exc:  # noqa: BLE001 - one failing benchmark must not sink the run
             tb = traceback.format_exc(limit=6)
             logger.error("benchmark %s failed: %s: %s", name, type(exc).__name__, exc)
             record = {"name": name, "status": "failed", "title": name, "error": f"{type(exc).__name__}: {exc}", "traceback": tb}
         record["seconds"] = round(time.perf_counter() - t0, 2)
+        if module_name != name:
+            record["source"] = f"benchmarks/bench_{module_name}.py"
         logger.info("benchmark %s %s in %.1fs", name, record["status"], record["seconds"])
         records.append(record)
     return records
@@ -193,9 +201,11 @@ def render_markdown(machine: dict[str, Any], records: Sequence[dict[str, Any]], 
             where = (
                 f"; measured {when.get('date_utc')}"
                 + (f" at commit {when['git_commit']}" if when.get("git_commit") else "")
+                + (f" on {when['gpu']}" if when.get("gpu") else "")
                 + (f", load average {load_r[0]}" if load_r else "")
             )
-        lines += [f'<a id="{r["name"]}"></a>', f"## {r['title']}", "", f"`benchmarks/bench_{r['name']}.py`, {r['seconds']} s{where}.", ""]
+        source = r.get("source") or f"benchmarks/bench_{r['name']}.py"
+        lines += [f'<a id="{r["name"]}"></a>', f"## {r['title']}", "", f"`{source}`, {r['seconds']} s{where}.", ""]
         if r["status"] == "ok":
             lines += [r["markdown"].rstrip(), ""]
         else:
@@ -203,7 +213,7 @@ def render_markdown(machine: dict[str, Any], records: Sequence[dict[str, Any]], 
     return "\n".join(lines)
 
 
-_RECORD_KEYS = ("title", "status", "seconds", "data", "error", "markdown", "traceback", "measured")
+_RECORD_KEYS = ("title", "status", "seconds", "data", "error", "markdown", "traceback", "measured", "source")
 
 
 def merge_records(previous: dict[str, Any], records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -2,14 +2,20 @@
 how faithful each explanation is.
 
 The pipeline, one module per stage (imports only point left; nothing imports ``report`` or
-``cli``; ``_validation``, ``_stats``, ``_io`` and ``_device`` sit below everything)::
+``cli``; ``_validation``, ``_stats``, ``_io``, ``_device`` and ``_display`` sit below everything)::
 
-    data -> teacher -> transfer -> parallel -> surrogates -> distill -> analysis -> viz -> report -> cli
+    data -> teacher -> features -> transfer -> parallel -> surrogates -> distill -> analysis -> viz -> report -> cli
 
-``parallel`` (torchrun/DDP labelling, memory-mapped transfer sets) is a stage of its own after
+``features`` maps inputs to the teacher's own pattern detectors (a convolutional layer's
+channels: strongest response and where) or a user function, with the prototypes that show each
+pattern; ``distill`` fits ``NAME@patterns`` surrogates on those columns.  ``parallel``
+(torchrun/DDP labelling, memory-mapped transfer sets) is a stage of its own after
 ``transfer``; ``surrogates`` see arrays only, never a teacher.  Where DESIGN.md shows
 ``result.report(dir)``, the call is ``ed.build_report(result, dir)``: ``distill`` may not import
-``report``.
+``report``.  Rich display is the one exception: ``analysis`` display methods (``TreeView.draw``,
+``_repr_svg_``) import ``viz`` inside the method, and surrogates get ``draw()``/``to_dot()``/
+``export_text()``/``to_dict()`` through views that ``analysis.tree_view`` registers with
+``surrogates._base`` (surrogates never import ``analysis``).
 
 Quick start::
 
@@ -17,8 +23,10 @@ Quick start::
     data = ed.load_dataset("digits")
     teacher = ed.train_teacher(data, device="auto", seed=0)
     result = ed.distill(teacher, data, temperature=4.0)
-    print(result.fidelity())
-    ed.TreeView.of(result.surrogates["soft_tree"]).path(data.X_test[0])
+    print(result)                                   # fidelity with 95% intervals per surrogate
+    print(result.surrogates["rules"])               # with the data's feature and class names
+    ed.TreeView.of(result.surrogates["tree"]).highlight(data.X_test[0])   # drawn in a notebook
+    result.surrogates["tree@patterns"]              # a tree over the teacher's pattern detectors (CNN teachers)
     ed.audit(teacher, result.surrogates["tree"], data.X_test, min_agreement=0.95)
     ed.build_report(result, "reports/digits")
 """
@@ -29,7 +37,8 @@ import logging
 
 from ._version import __version__
 from .data import DATASETS, Dataset, load_dataset
-from .distill import DEFAULT_SURROGATES, Distillation, distill, load
+from .distill import DEFAULT_FEATURE_SURROGATES, DEFAULT_SURROGATES, Distillation, distill, load
+from .features import FeatureSurrogate, FunctionFeatures, PatternFeatures, PatternPrototypes
 from .surrogates import SURROGATES
 from .teacher import Teacher, train_teacher
 from .transfer import TransferSet, build_transfer_set, soft_labels
@@ -49,9 +58,14 @@ __all__ = [
     "open_transfer_shards",
     "run_analyses",
     "DATASETS",
+    "DEFAULT_FEATURE_SURROGATES",
     "DEFAULT_SURROGATES",
     "Dataset",
     "Distillation",
+    "FeatureSurrogate",
+    "FunctionFeatures",
+    "PatternFeatures",
+    "PatternPrototypes",
     "SURROGATES",
     "Teacher",
     "TransferSet",

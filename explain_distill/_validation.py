@@ -42,10 +42,13 @@ def _shape_of(x: Any) -> str:
     return f"a {type(x).__name__}"
 
 
-def check_finite(X: np.ndarray, *, name: str = "X", feature_names: Sequence[str] | None = None) -> None:
-    """Raise ValueError naming the first rows/columns holding NaN or inf."""
+def check_finite(
+    X: np.ndarray, *, name: str = "X", feature_names: Sequence[str] | None = None, allow_nan: bool = False
+) -> None:
+    """Raise ValueError naming the first rows/columns holding NaN or inf (only inf when ``allow_nan``)."""
     if X.size == 0 or not np.issubdtype(X.dtype, np.number) or X.dtype.kind in "iub":
         return
+    ok = (lambda a: ~np.isinf(a)) if allow_nan else np.isfinite
     if X.ndim == 0:
         X = X.reshape(1, 1)
     # Scan in blocks of rows so the check never allocates a mask the size of X (a 1e6 x 40
@@ -53,13 +56,13 @@ def check_finite(X: np.ndarray, *, name: str = "X", feature_names: Sequence[str]
     rows_per_block = max(1, _FINITE_BLOCK_BYTES // max(1, X[:1].nbytes))
     first_bad = -1
     for start in range(0, len(X), rows_per_block):
-        if not np.isfinite(X[start : start + rows_per_block]).all():
+        if not ok(X[start : start + rows_per_block]).all():
             first_bad = start
             break
     if first_bad < 0:
         return
     tail = X[first_bad:]
-    flat = np.isfinite(tail).reshape(len(tail), -1)
+    flat = ok(tail).reshape(len(tail), -1)
     bad_rows, bad_cols = np.nonzero(~flat)
     bad_rows = bad_rows + first_bad
     X2 = X.reshape(len(X), -1)
@@ -68,6 +71,8 @@ def check_finite(X: np.ndarray, *, name: str = "X", feature_names: Sequence[str]
         col = feature_names[c] if feature_names is not None and c < len(feature_names) else f"column {c}"
         cells.append(f"row {r}, {col!r} = {X2[r, c]}")
     more = f" (and {len(bad_rows) - _MAX_SHOWN} more)" if len(bad_rows) > _MAX_SHOWN else ""
+    if allow_nan:
+        raise ValueError(f"{name} contains infinity: {'; '.join(cells)}{more}. Replace these values before calling.")
     raise ValueError(
         f"{name} contains NaN or infinity: {'; '.join(cells)}{more}. "
         f"Drop or impute these values before calling (e.g. sklearn.impute.SimpleImputer)."
@@ -81,8 +86,14 @@ def check_array_2d(
     dtype: type | None = np.float64,
     allow_empty: bool = False,
     feature_names: Sequence[str] | None = None,
+    allow_nan: bool = False,
+    finite: bool = True,
 ) -> np.ndarray:
-    """Return X as a finite 2-D numeric array, or raise a message that says how to fix it."""
+    """Return X as a finite 2-D numeric array (NaN allowed with ``allow_nan``), or raise a message that says how to fix it.
+
+    ``finite=False`` skips the NaN/inf scan, for callers that scan on the device where the data go
+    anyway (and call :func:`check_finite` for the message when that scan finds something).
+    """
     if X is None:
         raise TypeError(f"{name} is None; expected a 2-D array of shape (n_samples, n_features).")
     X = _from_tensor(X)
@@ -140,11 +151,12 @@ def check_array_2d(
             raise ValueError(f"{name} has 0 samples (shape {arr.shape}); at least 1 is required.")
         if arr.shape[1] == 0:
             raise ValueError(f"{name} has 0 features (shape {arr.shape}); at least 1 is required.")
-    check_finite(arr, name=name, feature_names=feature_names)
+    if finite:
+        check_finite(arr, name=name, feature_names=feature_names, allow_nan=allow_nan)
     if dtype is not None and arr.dtype != dtype:
         with np.errstate(over="ignore", invalid="ignore"):
             arr = arr.astype(dtype, copy=False)
-        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        if arr.dtype.kind == "f" and np.isinf(arr).any():
             big = float(np.nanmax(np.abs(np.asarray(X, dtype=np.float64))))
             raise ValueError(
                 f"{name} holds values too large for {np.dtype(dtype).name} (largest magnitude {big:.4g}); "
@@ -228,10 +240,23 @@ def check_targets(y: Any, *, name: str = "y") -> tuple[np.ndarray | None, np.nda
     """Split ``y`` into (hard labels, soft labels): exactly one of the two is returned, the other is None.
 
     A 2-D float array with more than one column is taken as soft labels (one row per sample,
-    one column per class); anything 1-D as hard labels.
+    one column per class); anything 1-D as hard labels.  A column vector (n, 1) is ravelled to
+    hard labels with scikit-learn's ``DataConversionWarning``, as its classifiers do.
     """
     y = _from_tensor(y)
     arr = np.asarray(y)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        import warnings
+
+        from sklearn.exceptions import DataConversionWarning
+
+        warnings.warn(
+            f"A column-vector y was passed when a 1d array was expected. {name} of shape {arr.shape} is read as "
+            f"hard labels (n_samples,); pass y.ravel() to silence this, or soft labels as (n_samples, n_classes).",
+            DataConversionWarning,
+            stacklevel=3,
+        )
+        arr = arr.ravel()
     if arr.ndim == 2 and arr.shape[1] > 1:
         if arr.dtype.kind not in "fiub":
             raise ValueError(

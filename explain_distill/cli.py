@@ -43,24 +43,59 @@ def _build_parser() -> argparse.ArgumentParser:
     src.add_argument("--dataset", choices=DATASETS, help="a built-in data set (default: digits)")
     src.add_argument("--csv", type=Path, help="a CSV file with a header row")
     run.add_argument("--target", help="label column of --csv")
-    run.add_argument("--out", type=Path, help="output directory (default: reports/<dataset>)")
+    run.add_argument(
+        "--missing", default="error", choices=("error", "drop", "impute"),
+        help="missing values in --csv (empty cells, NA, N/A, ?, null, -, None, #N/A, ...): error names them "
+        "(default), drop drops their rows, impute fills them with the training split's median",
+    )
+    run.add_argument(
+        "--max-categories", type=int, default=50,
+        help="refuse a text column of --csv with more distinct values than this (an id or free text; default 50)",
+    )
+    run.add_argument(
+        "--out", type=Path,
+        help="output directory (default: reports/<dataset>); must be new, empty, or an earlier run's output",
+    )
     run.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the teacher trains (default: auto)")
     run.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     run.add_argument("--temperature", type=float, default=4.0, help="soft-label temperature T (default: 4)")
-    run.add_argument("--surrogates", help="comma-separated registry names (default: all registered)")
-    run.add_argument("--min-agreement", type=float, help="audit bar shown as pass/fail in the report")
+    run.add_argument("--surrogates", help="comma-separated registry names (default: all registered); NAME@patterns "
+                     "fits NAME over the teacher's pattern detectors, e.g. tree@patterns")
+    run.add_argument("--features", choices=("auto", "patterns", "none"), default="auto",
+                     help="surrogates over the teacher's pattern detectors (a convolutional layer's channels): 'auto' "
+                     "adds tree/rules/logistic@patterns for a convolutional teacher when --surrogates is not given, "
+                     "'patterns' always, 'none' never (default: auto)")
+    run.add_argument("--feature-layer", help="teacher module whose channels are the patterns (default: the last convolution)")
+    run.add_argument(
+        "--min-agreement", type=float, default=0.9,
+        help="the fidelity bar (default 0.9): per readable family (tree, rules, soft_tree, ...) pick the smallest "
+        "size whose 95%% interval on a validation split clears it, lead the report with it, and show pass/fail",
+    )
+    run.add_argument("--tree-depth", type=int, help="depth of the tree surrogate (same as --param tree.max_depth=N)")
+    run.add_argument("--max-rules", type=int, help="rules in the rule list (same as --param rules.max_rules=N)")
+    run.add_argument(
+        "--param", action="append", default=[], metavar="NAME.KEY=VALUE",
+        help="a surrogate hyper-parameter, e.g. --param tree.max_leaf_nodes=32 --param soft_tree.depth=6 (repeatable)",
+    )
 
     aud = sub.add_parser(
         "audit",
         help="check a saved run's surrogates against a fidelity bar (exit 1 when not met)",
-        description="Gate on fidelity: the lower end of the 95%% Wilson interval of top-1 agreement "
-        "between teacher and surrogate on the test split must reach --min-agreement. "
+        description="Gate on fidelity: the lower end of the 95% Wilson interval of top-1 agreement "
+        "between teacher and surrogate on the test split must reach --min-agreement. The teacher is "
+        "compared with a majority-class and a logistic baseline on the same split; a teacher that does "
+        "not beat them is reported (and fails the gate with --require-teacher-better-than-baseline). "
         "Exit 0 when every audited surrogate passes, 1 when one fails, 2 on a usage error.",
     )
     aud.add_argument("run_dir", type=Path, help="a directory written by `explain-distill run`")
     aud.add_argument("--min-agreement", type=float, required=True, help="the bar, in [0, 1]")
     aud.add_argument("--surrogate", action="append", help="audit only this surrogate (repeatable)")
     aud.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    aud.add_argument(
+        "--require-teacher-better-than-baseline", action="store_true",
+        help="fail when the teacher's test accuracy is at or below the majority-class baseline or far below "
+        "a logistic regression's (fidelity to a broken teacher says nothing)",
+    )
 
     rep = sub.add_parser(
         "report",
@@ -68,7 +103,10 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Re-render RUN_DIR/index.html from the saved run (no retraining).",
     )
     rep.add_argument("run_dir", type=Path)
-    rep.add_argument("--out", type=Path, help="write the report here instead of RUN_DIR")
+    rep.add_argument(
+        "--out", type=Path,
+        help="write the report here instead of RUN_DIR (must be new, empty, or an earlier output of this tool)",
+    )
     rep.add_argument("--min-agreement", type=float, help="audit bar shown as pass/fail (default: the run's own)")
 
     from .parallel import DEFAULT_CHUNK_ROWS
@@ -82,7 +120,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "transfer.json), which explain_distill.parallel.open_transfer_shards reads back. Prints the index path.",
     )
     lab.add_argument("--dataset", choices=DATASETS, required=True, help="the built-in data set")
-    lab.add_argument("--out", type=Path, required=True, help="output directory")
+    lab.add_argument(
+        "--out", type=Path, required=True,
+        help="output directory; must be new, empty, or an earlier output of `label`",
+    )
     lab.add_argument("--temperature", type=float, default=4.0, help="soft-label temperature T (default: 4)")
     who = lab.add_mutually_exclusive_group(required=True)
     who.add_argument("--train-teacher", action="store_true", help="train the teacher with DDP (saved to OUT/teacher)")
@@ -113,6 +154,7 @@ def _cmd_label(args: argparse.Namespace) -> int:
     rank = int(os.environ.get("RANK", "0"))
     if rank != 0:  # one voice for the job: the other ranks report only warnings
         logging.getLogger("explain_distill").setLevel(logging.WARNING)
+    _check_positive_arg(args.temperature, "--temperature")
     index = run_distributed(
         args.dataset, args.out, train_teacher=args.train_teacher, teacher=args.teacher, inputs=args.inputs,
         temperature=args.temperature, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
@@ -123,45 +165,114 @@ def _cmd_label(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _parse_value(text: str) -> Any:
+    """A --param value: int, float, true/false, none, or the string itself."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _surrogate_params(args: argparse.Namespace, names: list[str]) -> dict[str, dict[str, Any]]:
+    """--param NAME.KEY=VALUE, --tree-depth and --max-rules as distill's params, checked against the registry."""
+    from .surrogates import SURROGATES
+
+    pairs: list[tuple[str, str, Any, str]] = []
+    for item in args.param:
+        head, sep, value = item.partition("=")
+        name, dot, key = head.partition(".")
+        if not sep or not dot or not name.strip() or not key.strip():
+            raise ValueError(f"--param takes NAME.KEY=VALUE, e.g. --param tree.max_depth=5; received {item!r}.")
+        pairs.append((name.strip(), key.strip(), _parse_value(value), f"--param {item}"))
+    if args.tree_depth is not None:
+        pairs.append(("tree", "max_depth", args.tree_depth, f"--tree-depth {args.tree_depth}"))
+    if args.max_rules is not None:
+        pairs.append(("rules", "max_rules", args.max_rules, f"--max-rules {args.max_rules}"))
+    params: dict[str, dict[str, Any]] = {}
+    for name, key, value, flag in pairs:
+        if name not in names:
+            raise ValueError(f"{flag}: {name!r} is not among the surrogates of this run ({', '.join(names)}).")
+        est = SURROGATES[name]()
+        if key not in est.get_params(deep=False):
+            raise ValueError(f"{flag}: {name} has no parameter {key!r}; it accepts {', '.join(sorted(est.get_params(deep=False)))}.")
+        params.setdefault(name, {})[key] = value
+    return params
+
+
+def _check_positive_arg(value: float, flag: str) -> float:
+    from ._validation import check_positive
+
+    return check_positive(value, flag, upper=1e4)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    from ._io import atomic_directory, write_json
-    from ._validation import check_fraction
+    from ._device import resolve_device
+    from ._io import atomic_directory, check_output_dir, write_json
+    from ._validation import check_fraction, check_int
     from .data import Dataset, load_dataset
-    from .distill import distill
-    from .report import build_report
+    from .distill import distill, resolve_surrogates
+    from .report.html import write_report
     from .teacher import train_teacher
 
     t0 = time.perf_counter()
+    # Every argument is checked before any data is read or any teacher trained.
     if args.csv is not None:
         if not args.target:
             raise ValueError("--csv needs --target COLUMN naming the label column.")
-        data = Dataset.from_csv(args.csv, target=args.target, seed=args.seed)
+        if not args.csv.is_file():
+            raise FileNotFoundError(f"--csv {str(args.csv)!r} does not exist or is not a file; check the path.")
+    elif args.target:
+        raise ValueError("--target only applies with --csv.")
+    elif args.missing != "error" or args.max_categories != 50:
+        raise ValueError("--missing and --max-categories only apply with --csv.")
+    check_int(args.max_categories, "--max-categories", low=2)
+    _check_positive_arg(args.temperature, "--temperature")
+    if args.min_agreement is not None:
+        check_fraction(args.min_agreement, "--min-agreement")
+    names = resolve_surrogates(args.surrogates, what="--surrogates")
+    params = _surrogate_params(args, names)
+    resolve_device(args.device)
+    name = args.csv.stem if args.csv is not None else (args.dataset or "digits")
+    out = args.out or Path("reports") / name
+    check_output_dir(out, what="--out directory", inputs=(args.csv,))
+
+    if args.csv is not None:
+        data = Dataset.from_csv(
+            args.csv, target=args.target, seed=args.seed, missing=args.missing, max_categories=args.max_categories
+        )
     else:
-        if args.target:
-            raise ValueError("--target only applies with --csv.")
         data = load_dataset(args.dataset or "digits", seed=args.seed)
-    out = args.out or Path("reports") / data.name
     logger.info("data: %s (%d train, %d test, %d features, %d classes) [%.1fs]",
                 data.name, len(data.X_train), len(data.X_test), data.n_features, data.n_classes, time.perf_counter() - t0)
+    for note in data.notes:
+        logger.info("  note: %s", note)
     teacher = train_teacher(data, device=args.device, seed=args.seed)
     acc = float((teacher.predict(data.X_test) == data.y_test).mean())
     logger.info("teacher: %s, %d params, test accuracy %.3f [%.1fs]",
                 teacher.history.get("arch"), teacher.n_params, acc, time.perf_counter() - t0)
-    result = distill(teacher, data, surrogates=args.surrogates, temperature=args.temperature, seed=args.seed)
+    # --surrogates not given: None lets distill add the pattern surrogates for a convolutional teacher (--features auto)
+    result = distill(teacher, data, surrogates=names if args.surrogates is not None else None, temperature=args.temperature,
+                     seed=args.seed, params=params, min_agreement=args.min_agreement,
+                     features=None if args.features == "none" else args.features, feature_layer=args.feature_layer)
     for row in result.fidelity():
         logger.info("  %-12s fidelity %.3f [%.3f, %.3f]  accuracy %.3f  size %d",
                     row["surrogate"], row["fidelity"], row["low"], row["high"], row["accuracy"], row["params"])
     logger.info("distilled [%.1fs]", time.perf_counter() - t0)
-    if args.min_agreement is not None:
-        check_fraction(args.min_agreement, "--min-agreement")
     analyses = _analyses(result, seed=args.seed, extras=_extras(result))
     logger.info("analysed [%.1fs]", time.perf_counter() - t0)
-    with atomic_directory(out) as tmp:
+    with atomic_directory(out, kind="run", what="--out directory", inputs=(args.csv,)) as tmp:
         result.save(tmp / "model")
         metrics = metrics_document(result, seconds=time.perf_counter() - t0, analyses=analyses, min_agreement=args.min_agreement)
         write_json(tmp / "metrics.json", metrics)
-        build_report(result, tmp, analyses=analyses, min_agreement=args.min_agreement, run_seconds=time.perf_counter() - t0)
-    logger.info("done in %.1fs", time.perf_counter() - t0)
+        write_report(result, tmp, analyses=analyses, min_agreement=args.min_agreement, run_seconds=time.perf_counter() - t0)
+    logger.info("report written to %s; done in %.1fs", out / "index.html", time.perf_counter() - t0)
     print(out / "index.html")
     return EXIT_OK
 
@@ -179,10 +290,15 @@ def metrics_document(
     the extras such as curves) when the run was analysed.
     """
     m = result.metrics or result.evaluate()
+    check = getattr(analyses, "teacher", None) if analyses is not None else None
+    teacher = dict(m["teacher"])
+    if check is not None:
+        teacher["baselines"] = {"majority": check.majority, "majority_class": check.majority_class, "logistic": check.logistic}
     doc = {
         "schema": "explain_distill.metrics/1",
         "data": result.dataset.describe(),
-        "teacher": m["teacher"],
+        "teacher": teacher,
+        "teacher_warning": check.warning if check is not None else None,
         "surrogates": m["surrogates"],
         "run": {
             "seed": result.seed,
@@ -236,7 +352,7 @@ def _extras(result: Any) -> dict[str, Any]:
 
 # Keys of metrics.json "analysis" that run_analyses recomputes; the rest (curves, compression,
 # kd_vs_hard, ...) came from work `report` does not redo, so it lays out the saved values.
-_RECOMPUTED = {"fidelity", "robustness", "attribution", "analysis_seconds"}
+_RECOMPUTED = {"teacher_check", "fidelity", "robustness", "attribution", "analysis_seconds", "reasons", "patterns"}
 
 
 def _saved_metrics(run_dir: Path) -> dict[str, Any]:
@@ -255,13 +371,16 @@ def _saved_metrics(run_dir: Path) -> dict[str, Any]:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from ._io import atomic_directory, write_json
+    from ._io import atomic_directory, check_output_dir, write_json
     from ._validation import check_fraction
     from .distill import load
-    from .report import build_report
+    from .report.html import build_report, write_report
 
     if getattr(args, "min_agreement", None) is not None:
         check_fraction(args.min_agreement, "--min-agreement")
+    in_place = args.out is None or Path(args.out).resolve() == Path(args.run_dir).resolve()
+    if not in_place:
+        check_output_dir(args.out, what="--out directory", inputs=(args.run_dir,))
     result = load(args.run_dir, device="cpu")
     saved = _saved_metrics(Path(args.run_dir))
     run = saved.get("run") or {}
@@ -271,20 +390,21 @@ def _cmd_report(args: argparse.Namespace) -> int:
     extras = {k: v for k, v in (saved.get("analysis") or {}).items() if k not in _RECOMPUTED}
     analyses = _analyses(result, seed=result.seed, extras=extras)
     seconds = run.get("seconds")
-    out = args.out or args.run_dir
-    if Path(out) == Path(args.run_dir):
+    out = Path(args.run_dir) if in_place else Path(args.out)
+    if in_place:
         build_report(result, out, analyses=analyses, min_agreement=min_agreement, run_seconds=seconds)
     else:
-        with atomic_directory(out) as tmp:
+        with atomic_directory(out, kind="report", what="--out directory", inputs=(args.run_dir,)) as tmp:
             write_json(tmp / "metrics.json", metrics_document(result, seconds=seconds, analyses=analyses, min_agreement=min_agreement))
-            build_report(result, tmp, analyses=analyses, min_agreement=min_agreement, run_seconds=seconds)
-    print(Path(out) / "index.html")
+            write_report(result, tmp, analyses=analyses, min_agreement=min_agreement, run_seconds=seconds)
+        logger.info("report written to %s", out / "index.html")
+    print(out / "index.html")
     return EXIT_OK
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
     from ._validation import check_fraction
-    from .analysis import audit
+    from .analysis import audit, teacher_check
     from .distill import load
 
     check_fraction(args.min_agreement, "--min-agreement")
@@ -293,25 +413,55 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     unknown = [n for n in names if n not in result.surrogates]
     if unknown:
         raise ValueError(f"--surrogate {unknown} not in this run; it has: {', '.join(result.surrogates)}.")
+    check = teacher_check(result.teacher, result.dataset, seed=result.seed)
+    saved = (_saved_metrics(Path(args.run_dir)).get("analysis") or {}).get("reasons") or {}
     outcomes = [
-        audit(result.teacher, result.surrogates[n], result.dataset.X_test, min_agreement=args.min_agreement, name=n)
+        audit(result.teacher, result.surrogates[n], result.dataset.X_test, min_agreement=args.min_agreement, name=n,
+              teacher_baseline=check, require_teacher_better_than_baseline=args.require_teacher_better_than_baseline)
         for n in names
     ]
     passed = all(o.passed for o in outcomes)
+    # With surrogates over the teacher's pattern detectors, say in words what the audit found.
+    verdict = None
+    if any("@" in o.surrogate for o in outcomes):
+        from .analysis.patterns import pattern_verdict
+
+        verdict = pattern_verdict({o.surrogate: o for o in outcomes}, bar=args.min_agreement)
     if args.json:
-        print(json.dumps({"passed": passed, "min_agreement": args.min_agreement, "results": [o.to_dict() for o in outcomes]}, indent=2))
+        doc = {
+            "passed": passed,
+            "min_agreement": args.min_agreement,
+            "teacher_warning": check.warning,
+            "teacher_check": check.to_json(),
+            "results": [{**o.to_dict(), "reasons": saved.get(o.surrogate)} for o in outcomes],
+        }
+        if verdict is not None:
+            doc["verdict"] = verdict.to_json()
+        print(json.dumps(doc, indent=2))
     else:
+        w = max([14] + [len(o.surrogate) + 2 for o in outcomes])
         print(
-            f"{'surrogate':<14}{'agreement':>10}{'95% low':>10}{'95% high':>10}{'KL':>8}{'TV':>8}{'n':>7}"
+            f"teacher: test accuracy {check.teacher_accuracy:.4f}; baselines: majority class {check.majority:.4f}, "
+            f"logistic regression {'n/a' if check.logistic is None else format(check.logistic, '.4f')}"
+        )
+        if check.warning:
+            print(f"WARNING: {check.warning}")
+        print(
+            f"{'surrogate':<{w}}{'agreement':>10}{'95% low':>10}{'95% high':>10}{'KL':>8}{'TV':>8}{'n':>7}"
             f"  verdict (bar {args.min_agreement:.3f} on the lower bound)"
         )
         for o in outcomes:
             lo, hi = o.intervals["agreement"]
             kl, tv = o.metrics.get("kl", float("nan")), o.metrics.get("tv", float("nan"))
             print(
-                f"{o.surrogate:<14}{o.metrics['agreement']:>10.4f}{lo:>10.4f}{hi:>10.4f}{kl:>8.3f}{tv:>8.3f}{o.n:>7}"
-                f"  {'PASS' if o.passed else 'FAIL'}"
+                f"{o.surrogate:<{w}}{o.metrics['agreement']:>10.4f}{lo:>10.4f}{hi:>10.4f}{kl:>8.3f}{tv:>8.3f}{o.n:>7}"
+                f"  {'PASS' if o.passed else 'FAIL'}: {o.reason}"
             )
+            flag = (saved.get(o.surrogate) or {}).get("flag")
+            if flag:
+                print(f"{'':<{w}}note: {flag}")
+        if verdict is not None:
+            print(f"\nverdict: {verdict.text}")
     return EXIT_OK if passed else EXIT_FAILED
 
 

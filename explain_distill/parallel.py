@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._io import read_json, write_json
+from ._io import check_output_dir, read_json, record_written, write_json
 from ._validation import check_choice, check_int, check_positive
 from .data import Dataset, load_dataset
 from .teacher import Teacher, _enable_tf32, build_module, default_config, resolve_device, validation_split
@@ -471,7 +471,8 @@ def run_distributed(
     check_positive(temperature, "temperature")
     check_choice(device, "device", ("auto", "cpu", "cuda"))
     check_choice(backend, "backend", ("auto", "gloo", "nccl"))
-    out = Path(out)
+    out = check_output_dir(out, what="--out directory", replace=False, inputs=(inputs,),
+                           hint="choose a new or empty directory, or the --out of an earlier `label` run")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -496,12 +497,15 @@ def run_distributed(
             y = None
         else:
             X, y = data.X_train, data.y_train
-        return write_transfer_shards(
+        written = write_transfer_shards(
             out / "transfer", model, X, y, temperature=temperature, rank=rank, world_size=world,
             chunk_rows=chunk_rows, barrier=dist.barrier if dist_on else None,
             info={"dataset": data.name, "backend": backend if dist_on else None, "device": str(dev),
                   "teacher_sha256": model.fingerprint(), "teacher_history": model.history},
-        ) / INDEX_NAME
+        )
+        if rank == 0:
+            record_written(out, ["transfer"] + (["teacher"] if train_teacher else []), kind="label")
+        return written / INDEX_NAME
     finally:
         if dist_on and dist.is_initialized():
             dist.destroy_process_group()

@@ -82,6 +82,16 @@ class TransferSet:
     def counts(self) -> dict[str, int]:
         return {name: int(np.sum(self.source == i)) for i, name in enumerate(self.source_names)}
 
+    def __repr__(self) -> str:
+        """Size, where the rows came from, the temperature and how soft the labels are (never the arrays)."""
+        from ._display import array_summary
+
+        conf = float(self.P.max(axis=1).mean()) if len(self.P) else float("nan")
+        return (
+            f"TransferSet(X {array_summary(self.X)}, P {array_summary(self.P)}, temperature={self.temperature:g}, "
+            f"rows {({k: v for k, v in self.counts().items() if v})}, mean top probability {conf:.3f})"
+        )
+
 
 def check_teachers(teachers: Teacher | Sequence[Teacher], weights: Sequence[float] | None = None) -> tuple[list[Teacher], np.ndarray]:
     """A non-empty list of teachers that agree on their classes, and normalised weights."""
@@ -131,16 +141,28 @@ def soft_labels(
     temperature: float = 1.0,
     weights: Sequence[float] | None = None,
 ) -> np.ndarray:
-    """The (weighted) mean of the teachers' ``predict_proba(X, temperature)``, float32 (n, K)."""
+    """The (weighted) mean of the teachers' ``predict_proba(X, temperature)``, float32 (n, K).
+
+    ``X`` is validated once.  Each teacher runs batch by batch on its device, where its inputs
+    and outputs are scanned for NaN/inf (read once at the end); several teachers are averaged
+    there, in float32 on a GPU and in float64 on the CPU, and the result crosses to the host once.
+    """
     temperature = check_positive(temperature, "temperature")
     teachers, w = check_teachers(teachers, weights)
-    X = check_array_2d(X, name="X", dtype=None)
+    X = check_array_2d(X, name="X", dtype=None, finite=False)  # the NaN/inf scan runs on the device
     if len(teachers) == 1:  # one teacher: its probabilities as they are, no accumulator pass
-        return teachers[0].predict_proba(X, temperature=temperature)
-    P = np.zeros((len(X), teachers[0].n_classes), dtype=np.float64)
+        return teachers[0]._proba(X, temperature).cpu().numpy()
+    import torch
+
+    dev = teachers[0].device
+    acc_dtype = torch.float64 if dev.type == "cpu" else torch.float32
+    P = None
     for t, wi in zip(teachers, w):
-        P += wi * t.predict_proba(X, temperature=temperature)
-    return P.astype(np.float32)
+        p = t._proba(X, temperature, out_device=dev)
+        if P is None:
+            P = torch.zeros(p.shape, dtype=acc_dtype, device=dev)
+        P.add_(p.to(acc_dtype), alpha=float(wi))
+    return P.float().cpu().numpy()
 
 
 # ---------------------------------------------------------------------------- query synthesis

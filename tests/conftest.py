@@ -13,6 +13,10 @@ import torch
 
 os.environ.setdefault("PYTHONHASHSEED", "0")
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+# Without a GPU the soft tree's Triton kernels run in Triton's interpreter (tests/test_triton_tree.py).
+# The flag must be set before anything imports triton; library fits on a CPU never use the kernels.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 @pytest.fixture(scope="session")

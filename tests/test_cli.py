@@ -121,28 +121,28 @@ def test_csv_needs_target(tmp_path, capsys):
 
 
 def test_existing_output_replaced_only_when_the_new_run_is_complete(tmp_path, fast_teacher, monkeypatch, capsys):
-    import explain_distill.report as report
+    import explain_distill.report.html as report
 
     out = tmp_path / "iris"
-    out.mkdir()
-    (out / "index.html").write_text("previous")
-    (out / "keep.txt").write_text("previous")
+    assert main(["run", "--dataset", "iris", "--surrogates", "tree,logistic", "--out", str(out)]) == 0
+    previous = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    capsys.readouterr()
 
     def broken(*args, **kwargs):
         raise ValueError("report failed half-way")
 
-    real = report.build_report
-    monkeypatch.setattr(report, "build_report", broken)
+    real = report.write_report
+    monkeypatch.setattr(report, "write_report", broken)
     assert main(["run", "--dataset", "iris", "--surrogates", "tree", "--out", str(out)]) == 2
     assert "report failed half-way" in capsys.readouterr().err
-    assert (out / "index.html").read_text() == "previous" and (out / "keep.txt").exists()
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == previous
     assert sorted(p.name for p in tmp_path.iterdir()) == ["iris"]  # no temp dir left
 
-    monkeypatch.setattr(report, "build_report", real)
+    monkeypatch.setattr(report, "write_report", real)
     assert main(["run", "--dataset", "iris", "--surrogates", "tree", "--out", str(out)]) == 0
-    assert (out / "index.html").read_text() != "previous"
-    assert not (out / "keep.txt").exists()  # replaced as a whole, not merged
+    assert (out / "index.html").read_bytes() != previous["index.html"]
     assert json.loads((out / "metrics.json").read_text())["surrogates"].keys() == {"tree"}
+    assert not (out / "model" / "surrogates" / "logistic.json").exists()  # replaced as a whole, not merged
 
 
 def test_keyboard_interrupt_exits_130_with_one_line(tmp_path, monkeypatch, capsys):

@@ -26,24 +26,25 @@ ROOT = Path(__file__).resolve().parents[1]
 # The real CLI, with the report step paused: the temporary directory then holds a partial run.
 STALLED_CLI = """
 import sys, time
-import explain_distill.report as report
-real = report.build_report
+import explain_distill.report.html as report
+real = report.write_report
 def stalled(*args, **kwargs):
     print("STALLED", file=sys.stderr, flush=True)
     time.sleep(120)
     return real(*args, **kwargs)
-report.build_report = stalled
+report.write_report = stalled
 from explain_distill.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
 
 def _previous_run(out: Path) -> dict[str, bytes]:
+    """An earlier run's output as older versions wrote it (recognised by metrics.json's schema)."""
     out.mkdir(parents=True)
     (out / "index.html").write_text("<html>previous report</html>")
-    (out / "metrics.json").write_text('{"previous": true}')
+    (out / "metrics.json").write_text('{"schema": "explain_distill.metrics/1", "previous": true}')
     (out / "model").mkdir()
-    (out / "model" / "run.json").write_text('{"format": "previous"}')
+    (out / "model" / "run.json").write_text('{"format": "explain_distill.run/1"}')
     return _snapshot(out)
 
 
@@ -126,7 +127,7 @@ def test_sigkill_mid_write_keeps_previous_run_and_next_run_cleans_stale(tmp_path
     stale = _leftovers(out)
     assert len(stale) == 1 and stale[0].startswith(f".iris.tmp-{proc.pid}-")  # nothing could clean it
     # the next run (same code path as cli run) removes it and replaces the output
-    with atomic_directory(out) as tmp:
+    with atomic_directory(out, kind="run") as tmp:
         (tmp / "index.html").write_text("new")
     assert _leftovers(out) == []
     assert (out / "index.html").read_text() == "new" and not (out / "metrics.json").exists()

@@ -30,8 +30,11 @@ def test_surrogates_fitted_on_the_teachers_soft_labels(run, iris, iris_teacher):
     assert list(run.surrogates) == ["tree", "logistic"]
     assert run.temperature == 3.0
     train = run.transfer.source == run.transfer.source_names.index("train")
-    np.testing.assert_array_equal(run.transfer.X[train], iris.X_train)  # plus any synthesized queries
-    np.testing.assert_array_equal(run.transfer.y[train], iris.y_train)
+    # the training split minus the validation rows held out to choose sizes (tree is a readable family)
+    fit_rows = np.setdiff1d(np.arange(len(iris.X_train)), run.frontier["validation"]["rows"])
+    assert 0 < len(run.frontier["validation"]["rows"]) < len(iris.X_train)
+    np.testing.assert_array_equal(run.transfer.X[train], iris.X_train[fit_rows])  # plus any synthesized queries
+    np.testing.assert_array_equal(run.transfer.y[train], iris.y_train[fit_rows])
     np.testing.assert_allclose(run.transfer.P, iris_teacher.predict_proba(run.transfer.X, temperature=3.0), atol=1e-6)
     np.testing.assert_allclose(run.transfer.P.sum(1), 1, atol=1e-5)
     for est in run.surrogates.values():
@@ -61,7 +64,7 @@ def test_provenance_is_recorded(run, iris, iris_teacher):
     assert info["data_sha256"] == iris.fingerprint()
     assert info["teacher_sha256"] == iris_teacher.fingerprint()
     assert {"explain_distill", "torch", "numpy", "sklearn", "python"} <= set(info["versions"])
-    assert info["transfer_set"]["train"] == len(iris.X_train)
+    assert info["transfer_set"]["train"] + info["transfer_set"]["validation (held out)"] == len(iris.X_train)
 
 
 def test_params_reach_the_surrogate(iris, iris_teacher):
@@ -83,9 +86,9 @@ def test_bad_surrogate_lists(iris, iris_teacher, surrogates, needle):
 
 
 def test_default_surrogates_are_the_registered_ones():
-    from explain_distill.distill import _resolve_surrogates
+    from explain_distill.distill import resolve_surrogates
 
-    names = _resolve_surrogates(None)
+    names = resolve_surrogates(None)
     assert names and set(names) <= set(ed.SURROGATES) and set(names) <= set(ed.DEFAULT_SURROGATES)
     assert {"tree", "logistic"} <= set(names)
 

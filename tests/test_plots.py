@@ -115,3 +115,53 @@ def test_viz_never_imports_pyplot_or_torch():
     assert out.returncode == 0, out.stderr
     lines = out.stdout.split()
     assert lines[0] == "clean"
+
+
+# ---------------------------------------------------------------------------- readable figures
+def _extents(fig):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()
+    r = fig.canvas.get_renderer()
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None] + list(fig.legends)
+    return [leg.get_window_extent(r) for leg in legends], [ax.patch.get_window_extent(r) for ax in fig.axes if ax.axison]
+
+
+@pytest.mark.parametrize("build", [
+    lambda: plots.bars_figure(["accuracy", "fidelity"], {"soft": [0.95, 0.97], "hard": [0.96, 0.99]}, ylabel="y", ylim=(0, 1.05)),
+    lambda: plots.curves_figure([1, 2, 4, 8, 20], {f"s{i}": [0.9] * 5 for i in range(8)}, xlabel="T", ylabel="f"),
+    lambda: plots.metric_panels_figure([0, 0.5, 1], {"teacher": {"accuracy": [1, 1, 1], "fidelity": [1, 1, 1]},
+                                                     "tree": {"accuracy": [0.9, 0.8, 0.7], "fidelity": [0.95, 0.9, 0.8]}}, xlabel="s"),
+    lambda: plots.attribution_figure(np.ones((2, 40)), {"teacher": np.ones((2, 40)), "tree": -np.ones((2, 40))},
+                                     input_shape=(1, 40), kind="signal"),
+], ids=["bars", "curves", "panels", "signal attribution"])
+def test_legends_never_cover_an_axes(build):
+    legends, areas = _extents(build())
+    assert legends and areas
+    for leg in legends:
+        for area in areas:
+            assert not leg.overlaps(area), (leg, area)
+
+
+def test_log_axis_renders_its_powers_of_ten_and_names_stay_literal():
+    svg = plots.figure_to_svg(plots.bars_figure(["$a$", "b"], {"n": [10, 20000]}, ylabel="size", logy=True))
+    assert "mathdefault" not in svg and "<!--" not in svg
+    texts = [el.text for el in ET.fromstring(svg).iter() if el.tag.endswith("text")]
+    assert "$a$" in texts
+
+
+def test_long_column_headers_wrap_instead_of_being_cut(rng):
+    X = rng.random((2, 64))
+    fig = plots.attribution_figure(X, {"teacher": X, "teacher:FeatureAblation": X, "a_really_long_surrogate_name_here": X},
+                                   input_shape=(1, 8, 8), kind="image")
+    heads = [t for t in fig.axes[0].texts if t.get_gid() and t.get_gid().startswith("col-title-")]
+    assert [t.get_text().replace("\n", "") for t in heads] == ["input", "teacher", "teacher:FeatureAblation",
+                                                               "a_really_long_surrogate_name_here"]
+    assert heads[2].get_text() == "teacher:\nFeatureAblation"
+
+
+def test_wrap_breaks_at_separators_then_inside_words():
+    assert plots._wrap("teacher:FeatureAblation", 18) == ["teacher:", "FeatureAblation"]
+    assert plots._wrap("short", 18) == ["short"]
+    assert plots._wrap("x" * 40, 18) == ["x" * 18, "x" * 18, "x" * 4]
+    assert plots._wrap("one two three four five six seven", 9, max_lines=2) == ["one two", "three fo…"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sklearn.tree import DecisionTreeRegressor
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from explain_distill.surrogates import (
     SURROGATES,
@@ -18,25 +17,10 @@ from explain_distill.surrogates import (
 from explain_distill.surrogates._queries import QueryBudget, RegionSampler
 from explain_distill.surrogates._sktree import best_first_order, truncate
 
-NEW = [SumOfTreesClassifier, AdditiveClassifier, RuleListClassifier]
 READABLE = {"tree": SoftLabelTreeClassifier, "rules": RuleListClassifier, "figs": SumOfTreesClassifier, "gam": AdditiveClassifier}
 
-_Y2D = "y of shape (n, 1) is read as hard labels without a DataConversionWarning (the shared _base check_targets)"
-_SW_BINS = (
-    "bins (and knots) sit at unweighted quantiles and min_samples_leaf counts rows, so repeated rows are not "
-    "exactly equivalent to integer weights"
-)
-_SW_GAM = "knots sit at unweighted quantiles and L-BFGS stops at tol=1e-4, so weights and repeated rows agree to ~1e-3, not 1e-7"
-EXPECTED_FAILED = {
-    "SumOfTreesClassifier": {"check_supervised_y_2d": _Y2D, "check_sample_weight_equivalence_on_dense_data": _SW_BINS},
-    "AdditiveClassifier": {"check_supervised_y_2d": _Y2D, "check_sample_weight_equivalence_on_dense_data": _SW_GAM},
-    "RuleListClassifier": {"check_supervised_y_2d": _Y2D, "check_sample_weight_equivalence_on_dense_data": _SW_BINS},
-}
-
-
-@parametrize_with_checks([cls(random_state=0) for cls in NEW], expected_failed_checks=lambda est: EXPECTED_FAILED.get(type(est).__name__, {}))
-def test_sklearn_estimator_checks(estimator, check):
-    check(estimator)
+# scikit-learn's check_estimator runs over the whole registry, these families included, with no
+# expected failures: tests/test_surrogate_contract.py.
 
 
 def _soft(Z):
@@ -318,3 +302,78 @@ def test_distill_hands_an_oracle_at_the_run_temperature(iris, iris_teacher, monk
     np.testing.assert_allclose(seen["oracle"](X), iris_teacher.predict_proba(X, temperature=3.0), atol=1e-6)
     q = res.surrogates["tree"].queries_
     assert 0 < q["queries"] <= 300 and q["nodes_queried"] > 0
+
+
+# ---------------------------------------------------------------------------- reading them: analysis, viz, report
+@pytest.fixture(scope="module")
+def readable_run(iris, iris_teacher):
+    import explain_distill as ed
+
+    return ed.distill(iris_teacher, iris, surrogates=["rules", "gam", "figs"], queries=None, frontier=False,
+                      params={"rules": {"max_rules": 8}})
+
+
+def test_rule_list_table_reads_in_order_with_test_coverage_and_fidelity(readable_run, iris):
+    from explain_distill.analysis.readable import rule_list_table
+
+    est = readable_run.surrogates["rules"]
+    t = np.asarray(readable_run.teacher.predict(iris.X_test))
+    doc = rule_list_table(est, iris.X_test, t)
+    positions = [r["position"] for r in doc["rules"]]
+    assert positions == sorted(positions) and doc["rules"][-1]["is_else"]
+    assert len(doc["rules"]) + doc["hidden"] == len(est.rules_)
+    assert sum(r["n"] for r in doc["rules"]) == len(iris.X_test)  # hidden rules decide no test row
+    assert all(r["n"] > 0 for r in doc["rules"][:-1])
+    which, pred = est.rule_of(iris.X_test), est.predict(iris.X_test)
+    for r in doc["rules"]:
+        rows = which == r["position"] - 1
+        if r["n"]:
+            assert r["agreement"] == pytest.approx(np.mean(pred[rows] == t[rows]))
+        rule = est.rules_[r["position"] - 1]
+        assert (r["train_coverage"], r["train_fidelity"]) == (pytest.approx(rule["coverage"]), pytest.approx(rule["fidelity"]))
+    # conditions read in raw units (iris: centimetres), as the list prints them
+    first = next(r for r in doc["rules"] if not r["is_else"])
+    assert all(c in str(est) for c in first["conditions"])
+    with pytest.raises(ValueError, match="teacher_pred has 2 entries"):
+        rule_list_table(est, iris.X_test, t[:2])
+
+
+def test_additive_shapes_are_in_raw_units_and_drawn(readable_run, iris):
+    from matplotlib.figure import Figure
+
+    from explain_distill.analysis.readable import additive_shapes
+    from explain_distill.viz.plots import figure_to_svg, gam_shapes_figure
+
+    gam = readable_run.surrogates["gam"]
+    doc = additive_shapes(gam, max_terms=3)
+    assert doc["raw"] and doc["shown"] == 3 and len(doc["shapes"]) == 3
+    imps = [s["importance"] for s in doc["shapes"]]
+    assert imps == sorted(imps, reverse=True)
+    units = gam.input_units_
+    for s in doc["shapes"]:
+        j = s["feature_index"]
+        shape = next(sh for sh in gam.shapes_ if sh["kind"] == "main" and sh["features"][0] == j)
+        np.testing.assert_allclose(s["x"], shape["grid"] * units["scale"][j] + units["mean"][j])
+        assert s["feature"] == iris.feature_names[j]
+    raw = iris.inverse_transform(iris.X_train)
+    lo, hi = raw.min(axis=0), raw.max(axis=0)
+    assert all(lo[s["feature_index"]] - 1e-6 <= s["x"].min() and s["x"].max() <= hi[s["feature_index"]] + 1e-6 for s in doc["shapes"])
+    fig = gam_shapes_figure(doc["shapes"], class_names=doc["class_names"])
+    assert isinstance(fig, Figure) and len(fig.axes) == 3
+    svg = figure_to_svg(fig)
+    assert iris.feature_names[doc["shapes"][0]["feature_index"]] in svg
+    with pytest.raises(TypeError, match="additive model"):
+        additive_shapes(readable_run.surrogates["rules"])
+
+
+def test_report_shows_the_rule_list_and_the_shapes(readable_run):
+    from explain_distill.report.html import render_html, report_context
+
+    ctx = report_context(readable_run)
+    assert [r["name"] for r in ctx["rule_lists"]] == ["rules"] and [g["name"] for g in ctx["additive"]] == ["gam"]
+    assert ctx["additive"][0]["figure"]["uri"].startswith("data:image/")
+    html = render_html(ctx)
+    assert 'id="rule-list"' in html and 'id="additive"' in html and "Test fidelity" in html
+    figs = readable_run.surrogates["figs"]
+    text = str(figs)
+    assert text.startswith("bias: ") and "petal" in text  # names and raw units from distill

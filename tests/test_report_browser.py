@@ -8,6 +8,7 @@ under test-artifacts/ (gitignored) for a human to look at.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -125,3 +126,117 @@ def test_digits_report_with_soft_tree_in_browser(browser, tmp_path):
         assert "Not computed" not in page.inner_text("section#soft-tree")
     finally:
         page.close()
+
+
+# ---------------------------------------------------------------------------- readable figures
+# Each figure is opened on its own page (its SVG inline) and measured: matplotlib gives every axes
+# area, legend and mosaic column header an id (viz/plots.py), so overlaps are rectangles to compare.
+_MEASURE = """() => {
+  const box = e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+  const svg = document.querySelector('svg');
+  return {
+    svg: box(svg),
+    // a mathtext label is one <tspan> per glyph, laid out on separate lines: join those
+    text: [...svg.querySelectorAll('text')].map(t => t.textContent.replace(/\\s*\\n\\s*/g, '')).join(' '),
+    // an axes' background patch: ours carry an id, matplotlib's default one is the axes' first child
+    areas: [...svg.querySelectorAll('[id^="axes-area"], [id^="axes_"] > [id^="patch_"]:first-child')].map(box),
+    legends: [...svg.querySelectorAll('[id^="legend"]')].map(e => [e.id, box(e), e.textContent.replace(/\\s+/g, ' ').trim()]),
+    headers: [...svg.querySelectorAll('[id^="col-title-"]')].map(e => [e.textContent.replace(/\\s+/g, ''), box(e)]),
+  };
+}"""
+
+
+def _overlap(a, b, tol=0.5):
+    return min(a[2], b[2]) - max(a[0], b[0]) > tol and min(a[3], b[3]) - max(a[1], b[1]) > tol
+
+
+def _figures(page) -> dict:
+    import base64
+
+    out = {}
+    for alt, src in page.evaluate("[...document.images].map(i => [i.alt, i.src])"):
+        prefix = "data:image/svg+xml;base64,"
+        if src.startswith(prefix):
+            out[alt] = base64.b64decode(src[len(prefix):]).decode("utf-8")
+    return out
+
+
+@pytest.fixture(scope="module")
+def figures_report(tmp_path_factory):
+    """A small digits run with every figure the issue names: the log-scale size axis (compression),
+    the KD bar chart, the temperature curve, the noise and FGSM panels and the saliency grid (with the
+    teacher:FeatureAblation column a tree brings)."""
+    from explain_distill.analysis import run_analyses
+    from explain_distill.analysis.compression import compression_report
+    from explain_distill.analysis.curves import kd_vs_hard, temperature_curve
+
+    data = ed.load_dataset("digits", seed=0)
+    small = ed.Dataset(X_train=data.X_train[:300], y_train=data.y_train[:300], X_test=data.X_test[:80],
+                       y_test=data.y_test[:80], feature_names=data.feature_names, class_names=data.class_names,
+                       kind="image", input_shape=data.input_shape, name="digits (small)")
+    teacher = ed.train_teacher(small, device="cpu", seed=0, epochs=3, progress=False)
+    run = ed.distill(teacher, small, surrogates=["tree", "logistic", "student"], seed=0, queries=None,
+                     params={"student": {"epochs": 3}})
+    analyses = run_analyses(run, n_examples=3, sigmas=(0.0, 0.5, 1.0), epsilons=(0.0, 0.1))
+    analyses.extras["temperature_curve"] = temperature_curve(run, temperatures=(1, 4, 20), surrogates=("tree", "logistic"))
+    analyses.extras["compression"] = compression_report(run.teacher, run.surrogates["student"])
+    analyses.extras["kd_vs_hard"] = kd_vs_hard(run, params={"epochs": 3})
+    return build_report(run, tmp_path_factory.mktemp("figures"), analyses=analyses)
+
+
+@pytest.fixture(scope="module")
+def measured(browser, figures_report):
+    page, events = _visit(browser, figures_report, "report_figures.png")
+    try:
+        _check_page(page, events)
+        figures = _figures(page)
+    finally:
+        page.close()
+    out = {}
+    for alt, svg in figures.items():
+        p = browser.new_page(viewport={"width": 1600, "height": 1200})
+        try:
+            p.set_content(f"<!doctype html><body style='margin:0'>{svg}</body>")
+            out[alt] = p.evaluate(_MEASURE)
+        finally:
+            p.close()
+    for alt in ("compression", "KD vs hard labels", "Fidelity vs temperature", "Gaussian noise", "FGSM adversarial",
+                "attribution maps"):
+        assert alt in out, f"the report has no {alt!r} figure; it has {sorted(out)}"
+    return out
+
+
+def test_no_raw_tex_in_any_figure(measured):
+    for alt, m in measured.items():
+        assert "mathdefault" not in m["text"] and "$" not in m["text"] and "^{" not in m["text"], (alt, m["text"][:300])
+    # the log-scale size axis shows its ticks as rendered powers of ten: "10" and a superscript
+    assert re.search(r"(^| )10\d( |$)", measured["compression"]["text"]), measured["compression"]["text"]
+
+
+def test_no_legend_sits_over_data(measured):
+    checked = 0
+    for alt, m in measured.items():
+        assert m["areas"] or not m["legends"], f"{alt}: no axes area found to compare its legend with"
+        for name, legend, text in m["legends"]:
+            for area in m["areas"]:
+                assert not _overlap(legend, area), f"{alt}: legend {name} ({text!r}) covers an axes area"
+            checked += 1
+    assert checked >= 4  # KD bars, temperature curve, noise, FGSM at least
+    kd = [text for _, _, text in measured["KD vs hard labels"]["legends"]]
+    assert kd and "hard" in kd[0] and "soft" in kd[0]
+
+
+def test_column_headers_are_whole_and_apart(measured):
+    heads = measured["attribution maps"]["headers"]
+    names = [h for h, _ in heads]
+    assert "teacher:FeatureAblation" in names, names
+    assert not any("…" in h for h in names), names
+    svg = measured["attribution maps"]["svg"]
+    for i, (_, a) in enumerate(heads):
+        assert a[0] >= svg[0] - 0.5 and a[2] <= svg[2] + 0.5 and a[1] >= svg[1] - 0.5, (names[i], a, svg)
+        for b_name, b in heads[i + 1:]:
+            assert not _overlap(a, b), (names[i], b_name)
+
+
+def test_temperature_curve_says_what_it_was_fitted_on(measured):
+    assert "without synthesized queries" in measured["Fidelity vs temperature"]["text"]

@@ -18,17 +18,6 @@ from explain_distill.surrogates import (
 
 SHALLOW = [SoftLabelTreeClassifier, SoftLabelLogisticRegression, SoftLabelGaussianNB]
 
-# Checks we do not pass, each with its reason.
-_Y2D = "y of shape (n, 1) is read as hard labels without a DataConversionWarning (the shared _base check_targets)"
-_SW_TREE = (
-    "tree splits: min_samples_leaf counts rows, not weights, and tied splits follow the feature order, "
-    "so repeated rows are not exactly equivalent to integer weights (as for scikit-learn trees)"
-)
-EXPECTED_FAILED = {
-    "SoftLabelTreeClassifier": {"check_supervised_y_2d": _Y2D, "check_sample_weight_equivalence_on_dense_data": _SW_TREE},
-    "SoftLabelLogisticRegression": {"check_supervised_y_2d": _Y2D},
-    "SoftLabelGaussianNB": {"check_supervised_y_2d": _Y2D},
-}
 
 
 def test_every_registered_shallow_surrogate_is_checked():
@@ -36,8 +25,7 @@ def test_every_registered_shallow_surrogate_is_checked():
     assert {SURROGATES[n] for n in shallow_names} == set(SHALLOW)
 
 
-@parametrize_with_checks([cls(random_state=0) if "random_state" in cls().get_params() else cls() for cls in SHALLOW],
-                         expected_failed_checks=lambda est: EXPECTED_FAILED.get(type(est).__name__, {}))
+@parametrize_with_checks([cls(random_state=0) if "random_state" in cls().get_params() else cls() for cls in SHALLOW])
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 

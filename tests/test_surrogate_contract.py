@@ -2,23 +2,31 @@
 
 For every name in SURROGATES: fit returns self; predict/predict_proba shapes; hard and soft
 labels; a class absent from the soft labels keeps its column; clone; inside a Pipeline; and a
-pickle-free save/load round trip that predicts identically.
+pickle-free save/load round trip that predicts identically; scikit-learn's check_estimator at
+default parameters; names attached by ``set_names`` (what ``distill`` does).
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.base import clone
+from sklearn.exceptions import DataConversionWarning
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from explain_distill.surrogates import SURROGATES, load_surrogate, save_surrogate
+from explain_distill.surrogates._base import set_names
 
 # Small settings so the whole registry fits in a few seconds (set_params, as distill would).
 FAST = {
     "student": {"epochs": 40, "batch_size": 64, "random_state": 0, "progress": False, "device": "cpu"},
     "soft_tree": {"depth": 3, "epochs": 40, "learning_rate": 0.05, "weight_decay": 0.0, "random_state": 0, "device": "cpu"},
+    "soft_tree_sparse": {"depth": 3, "epochs": 40, "learning_rate": 0.05, "weight_decay": 0.0, "random_state": 0,
+                         "device": "cpu"},
     "tree": {"max_depth": 4, "random_state": 0},
     "rules": {"max_rules": 5, "random_state": 0},
 }
@@ -132,3 +140,57 @@ def test_wrong_number_of_features_is_named(name, data):
     est = _make(name).fit(X, P)
     with pytest.raises(ValueError, match="features"):
         est.predict(X[:, :3])
+
+
+# ---------------------------------------------------------------------------- scikit-learn's own checks
+# Every registered surrogate at its default parameters, with no expected failures: a (n, 1) y warns
+# (DataConversionWarning) and is ravelled, integer sample weights equal repeated rows.
+@parametrize_with_checks([SURROGATES[n]() for n in sorted(SURROGATES)])
+def test_check_estimator_at_default_parameters(estimator, check):
+    check(estimator)
+
+
+def test_a_column_vector_y_warns_and_is_read_as_hard_labels(name, data):
+    X, _, y = data
+    with pytest.warns(DataConversionWarning, match="column-vector y"):
+        est = _make(name).fit(X, y[:, None])
+    np.testing.assert_array_equal(est.classes_, np.unique(y))
+
+
+# ---------------------------------------------------------------------------- names
+def test_set_names_gives_names_without_changing_predictions(name, data, tmp_path):
+    X, P, _ = data
+    est = _make(name).fit(X, P)
+    before = est.predict_proba(X)
+    features = [f"f<{j}>" for j in range(X.shape[1])]
+    set_names(est, feature_names=features, class_names=["a", "b", "c", "d"])
+    assert list(est.feature_names_in_) == features and list(est.class_names_) == ["a", "b", "c", "d"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a plain array is read by position: no "X does not have valid feature names"
+        np.testing.assert_array_equal(est.predict_proba(X), before)
+    save_surrogate(est, tmp_path / name, name=name)
+    back = load_surrogate(tmp_path / name)
+    assert list(back.feature_names_in_) == features and list(back.class_names_) == ["a", "b", "c", "d"]
+    # refitting on unnamed arrays drops the names, as scikit-learn does
+    est.fit(X, P)
+    assert not hasattr(est, "feature_names_in_") and not hasattr(est, "class_names_")
+
+
+def test_set_names_rejects_the_wrong_count(data):
+    X, P, _ = data
+    est = _make("tree").fit(X, P)
+    with pytest.raises(ValueError, match="feature_names has 2 entries but the data has 6"):
+        set_names(est, feature_names=["a", "b"])
+    with pytest.raises(ValueError, match="class_names has 3 entries but the data has 4"):
+        set_names(est, class_names=["a", "b", "c"])
+
+
+def test_a_data_frame_is_still_checked_by_name(data):
+    pd = pytest.importorskip("pandas")
+    X, P, _ = data
+    cols = [f"c{j}" for j in range(X.shape[1])]
+    est = _make("tree").fit(pd.DataFrame(X, columns=cols), P)
+    assert list(est.feature_names_in_) == cols
+    assert est.export_text().splitlines()[0].startswith("|--- c")
+    with pytest.raises(ValueError, match="feature names should match"):
+        est.predict(pd.DataFrame(X, columns=cols[::-1]))

@@ -115,7 +115,8 @@ def test_input_shape_reshapes_flat_inputs():
 def test_save_load_round_trip_for_a_user_module(tmp_path, net, X):
     t = ed.Teacher(net, class_names=["a", "b", "c"], device="cpu")
     t.save(tmp_path / "t")
-    with pytest.raises(ValueError, match="pass it to rebuild"):
+    # the message names ed.load's keyword (teacher_module=) as well as Teacher.load's (module=)
+    with pytest.raises(ValueError, match=r"ed\.load\(run_dir, teacher_module=MyNet\(\)\).*Teacher\.load\(teacher_dir, module=MyNet\(\)\)"):
         ed.Teacher.load(tmp_path / "t", device="cpu")
     fresh = Net()
     torch.nn.init.zeros_(fresh.head.weight)
@@ -138,6 +139,19 @@ def test_builtin_teacher_on_digits_reaches_095(digits, digits_teacher):
     acc = float(np.mean(digits_teacher.predict(digits.X_test) == digits.y_test))
     assert acc >= 0.95, acc
     assert digits_teacher.history["device"] == "cpu" and digits_teacher.history["seed"] == 0
+
+
+def test_builtin_cnn_reads_each_channel_through_a_global_max(digits_teacher):
+    from explain_distill.teacher import CNN, build_module
+
+    assert digits_teacher.config["pool"] == "max" and isinstance(digits_teacher.module.classifier[0], torch.nn.AdaptiveMaxPool2d)
+    # configs saved before "pool" existed rebuild the flatten head
+    old = {k: v for k, v in digits_teacher.config.items() if k != "pool"}
+    m = build_module(old)
+    assert m.pool == "flatten" and m.classifier[2].in_features == 64 * 4 * 4
+    assert build_module(digits_teacher.config).classifier[3].in_features == 64
+    with pytest.raises(ValueError, match="pool must be"):
+        CNN((1, 8, 8), 10, pool="mean")
 
 
 def test_builtin_teacher_on_tabular_is_an_mlp(iris, iris_teacher):

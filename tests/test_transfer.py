@@ -187,3 +187,34 @@ def test_kd_vs_hard_reports_both_students(iris_run):
     assert r["soft"]["params"] == r["hard"]["params"]
     assert r["soft"]["n_train"] == len(iris_run.transfer) and r["hard"]["n_train"] == len(iris_run.dataset.X_train)
     assert 0 <= r["soft"]["fidelity"] <= 1 and 0 <= r["hard"]["accuracy"] <= 1
+
+
+class _Const(torch.nn.Module):
+    """Logits that are a fixed function of the input: NaN for rows whose first feature is > 100."""
+
+    def forward(self, x):
+        z = torch.stack([x[:, 0], -x[:, 0], x[:, 1]], dim=1)
+        return torch.where(x[:, :1] > 100, torch.full_like(z, float("nan")), z)
+
+
+def test_soft_labels_scan_for_nan_on_the_device_with_the_host_messages(rng):
+    from explain_distill.teacher import Teacher
+    from explain_distill.transfer import soft_labels
+
+    t = Teacher(_Const(), class_names=["a", "b", "c"], device="cpu", batch_size=4)
+    X = rng.normal(size=(10, 2)).astype(np.float32)
+    P = soft_labels([t, t], X, temperature=2.0, weights=[0.25, 0.75])
+    np.testing.assert_allclose(P, t.predict_proba(X, temperature=2.0), rtol=1e-6)
+    assert P.dtype == np.float32
+    Xn = X.copy()
+    Xn[6, 1] = np.nan  # a NaN input: the host check's own message, naming the place
+    with pytest.raises(ValueError, match="NaN") as err:
+        soft_labels(t, Xn)
+    with pytest.raises(ValueError) as host:
+        ed._validation.check_finite(Xn, name="X")
+    assert str(err.value) == str(host.value)
+    Xb = X.copy()
+    Xb[[3, 8], 0] = 1000.0  # the module returns NaN for these rows: the output message names them
+    for teachers in (t, [t, t]):
+        with pytest.raises(ValueError, match=r"NaN or infinite outputs for rows \[3, 8\]"):
+            soft_labels(teachers, Xb)

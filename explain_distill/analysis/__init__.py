@@ -3,12 +3,23 @@
 :func:`run_analyses` runs the lot on a :class:`~explain_distill.distill.Distillation`'s held-out
 split and returns :class:`Analyses`, whose ``to_json()`` goes into the run's ``metrics.json``:
 
+- ``teacher_check``: the teacher's test accuracy against a majority-class and a logistic
+  baseline fitted on the same split, with ``warning`` when it does not beat them;
+- ``reasons.<surrogate>``: label fidelity beside attribution agreement (with the method) and
+  fidelity at the smallest noise level, with ``flags``/``flag`` when the answers agree but the
+  reasons or the robustness do not;
+- ``frontier.<family>``: per readable family a list, smallest first, of ``{size, leaves | rules |
+  terms, fidelity, interval, validation, validation_interval, chosen, ...}``; ``frontier_summary``:
+  the bar, the validation split, the chosen index per family and the verdict in words;
 - ``fidelity.<surrogate>``: ``agreement``, ``interval``, ``kl``, ``jensen_shannon``,
   ``total_variation``, ``brier``, ``per_class``, ``confusion``, ``leaves``, ``disagreements``,
   ``truth``, ``compression``;
 - ``robustness``: ``sigmas``, ``epsilons``, ``noise``, ``fgsm``;
 - ``attribution``: ``method``, ``spearman``, ``top_k``, ``sign`` (surrogate -> mean), ``agreement``
   (details per sample / class), ``nan_count``, ``gradcam`` and ``attention`` (maps upsampled to the input).
+- ``patterns`` (runs with ``NAME@patterns`` surrogates): ``verdict`` (``outcome``, ``bar``, ``text``),
+  ``surrogates`` (their rules / weights over the teacher's pattern detectors, the channels used),
+  ``prototypes`` (per drawn pattern: fire threshold, class shares, top training inputs).
 """
 
 from __future__ import annotations
@@ -21,7 +32,11 @@ from typing import Any
 import numpy as np
 
 from .attribution import AttributionReport, attribution_report
+from .baseline import TeacherCheck, teacher_check
 from .fidelity import AuditResult, FidelityReport, audit, fidelity_report, to_jsonable
+from .frontier import frontier_report, frontier_verdict
+from .reasons import reasons_report
+from .patterns import PatternAnalysis, PatternVerdict, pattern_analysis, pattern_verdict
 from .robustness import RobustnessReport, robustness_report
 from .tree_view import TreeNode, TreeView
 
@@ -32,14 +47,23 @@ __all__ = [
     "AttributionReport",
     "AuditResult",
     "FidelityReport",
+    "PatternAnalysis",
+    "PatternVerdict",
     "RobustnessReport",
+    "TeacherCheck",
     "TreeNode",
     "TreeView",
     "attribution_report",
     "audit",
     "fidelity_report",
+    "frontier_report",
+    "frontier_verdict",
+    "reasons_report",
+    "pattern_analysis",
+    "pattern_verdict",
     "robustness_report",
     "run_analyses",
+    "teacher_check",
 ]
 
 
@@ -56,6 +80,14 @@ class Analyses:
         Other plain-data sections (curves, compression, kd_vs_hard, ...) added by their producers.
     timings : dict
         Seconds spent per section.
+    teacher : TeacherCheck or None
+        The teacher's test accuracy against a majority-class and a logistic baseline, with a
+        warning when it does not beat them.
+    frontier : dict or None
+        :func:`~explain_distill.analysis.frontier.frontier_report`: every readable family's test
+        fidelity at each size of its ladder, and the smallest that clears the bar.
+    patterns : PatternAnalysis or None
+        The surrogates over the teacher's features read as rules, the verdict, the prototypes.
     """
 
     fidelity: dict[str, FidelityReport]
@@ -63,16 +95,31 @@ class Analyses:
     attribution: AttributionReport | None = None
     extras: dict = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    teacher: TeacherCheck | None = None
+    frontier: dict[str, Any] | None = None
+    patterns: PatternAnalysis | None = None
+
+    @property
+    def reasons(self) -> dict[str, dict[str, Any]]:
+        """Per surrogate: label fidelity beside attribution agreement and low-noise fidelity, with flags."""
+        return reasons_report({n: r.agreement for n, r in self.fidelity.items()}, self.attribution, self.robustness)
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
+            "teacher_check": self.teacher.to_json() if self.teacher is not None else None,
             "fidelity": {name: rep.to_json() for name, rep in self.fidelity.items()},
             "robustness": self.robustness.to_json() if self.robustness is not None else None,
             "attribution": self.attribution.to_json() if self.attribution is not None else None,
             "analysis_seconds": {k: round(v, 3) for k, v in self.timings.items()},
+            "reasons": self.reasons,
         }
+        if self.frontier is not None:
+            doc["frontier"] = self.frontier["families"]
+            doc["frontier_summary"] = {k: v for k, v in self.frontier.items() if k != "families"}
+        if self.patterns is not None:
+            doc["patterns"] = self.patterns.to_json()
         doc.update(to_jsonable(self.extras))
-        return doc
+        return to_jsonable(doc)
 
 
 def _tree_view(est: Any, dataset: Any) -> Any:
@@ -132,6 +179,15 @@ def run_analyses(
 
     t0 = time.perf_counter()
     P = teacher.predict_proba(X)
+    check = teacher_check(teacher, d, teacher_pred=P.argmax(axis=1), seed=seed)
+    timings["teacher_check"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    front = frontier_report(distillation, teacher_pred=P.argmax(axis=1))
+    if front is not None:
+        timings["frontier"] = time.perf_counter() - t0
+        logger.info("frontier: %s", front["verdict"])
+    t0 = time.perf_counter()
+    X_raw = d.inverse_transform(X) if getattr(d, "scaling", None) else None  # what the user reads: raw units
     fid: dict[str, FidelityReport] = {}
     for name, est in distillation.surrogates.items():
         fid[name] = fidelity_report(
@@ -145,6 +201,7 @@ def run_analyses(
             params=int(getattr(est, "n_params_", 0)) or None,
             teacher_params=teacher.n_params,
             feature_names=d.feature_names,
+            X_raw=X_raw,
         )
     timings["fidelity"] = time.perf_counter() - t0
 
@@ -172,5 +229,11 @@ def run_analyses(
             seed=seed,
         )
         timings["attribution"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    pat = pattern_analysis(distillation)
+    if pat is not None:
+        timings["patterns"] = time.perf_counter() - t0
     logger.info("analyses done: %s", {k: round(v, 2) for k, v in timings.items()})
-    return Analyses(fidelity=fid, robustness=rob, attribution=att, timings=timings)
+    return Analyses(fidelity=fid, robustness=rob, attribution=att, timings=timings, teacher=check, frontier=front,
+                    patterns=pat)

@@ -198,6 +198,7 @@ def fidelity_report(
     max_cases: int = 50,
     describe_disagreements: bool = True,
     feature_names: Sequence[str] | None = None,
+    X_raw: Any = None,
 ) -> FidelityReport:
     """Fidelity of ``surrogate_proba`` to ``teacher_proba`` (both (n, K), same samples and class order).
 
@@ -218,6 +219,9 @@ def fidelity_report(
         Sizes for ``compression``.
     max_cases : int
         At most this many disagreement cases are kept (the teacher's most confident first).
+    X_raw : array of shape (n, d), optional
+        The same inputs in the data's own units (``Dataset.inverse_transform(X)``): the
+        disagreement inputs and the "where" tree are reported in them instead of in ``X``'s.
     """
     P = _as_proba(teacher_proba, "teacher_proba")
     K = P.shape[1]
@@ -258,7 +262,11 @@ def fidelity_report(
     if view is not None and X is not None:
         leaves = _leaf_fidelity(view, X, same)
 
-    disagreements = _disagreements(P, Q, t, s, X, max_cases, describe_disagreements, feature_names)
+    if X_raw is not None:
+        X_raw = check_array_2d(X_raw, name="X_raw", dtype=np.float64)
+        check_consistent_length(teacher_proba=P, X_raw=X_raw)
+    shown = X_raw if X_raw is not None else X
+    disagreements = _disagreements(P, Q, t, s, shown, max_cases, describe_disagreements, feature_names)
 
     truth: dict[str, Any] = {}
     if y_true is not None:
@@ -347,7 +355,7 @@ def _where_tree(X: np.ndarray, wrong: np.ndarray, feature_names: Sequence[str] |
 
     names = list(feature_names) if feature_names is not None and len(feature_names) == X.shape[1] else None
     clf = DecisionTreeClassifier(max_depth=2, min_samples_leaf=max(2, len(X) // 50), class_weight="balanced", random_state=0)
-    clf.fit(X, wrong.astype(int))
+    clf.fit(X, wrong.astype(int))  # splits read in X's units (raw when the caller passes raw inputs)
     return export_text(clf, feature_names=names, class_names=["agree", "disagree"], decimals=3)
 
 
@@ -359,6 +367,8 @@ class AuditResult:
     ``passed`` is true when the *lower* end of the 95% Wilson interval of top-1 agreement clears
     ``min_agreement``, so a small sample cannot pass by luck.  ``metrics`` holds ``agreement`` and,
     when the surrogate has ``predict_proba``, ``kl``, ``js``, ``tv`` and ``brier`` (means, nats).
+    ``reason`` says in words why it passed or failed; ``teacher_warning`` carries the teacher
+    check's warning (the teacher does not beat trivial baselines) when one was asked for.
     """
 
     passed: bool
@@ -368,6 +378,8 @@ class AuditResult:
     n: int
     surrogate: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
+    teacher_warning: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -393,19 +405,40 @@ def audit(
     min_agreement: float = 0.95,
     name: str = "",
     batch_size: int = 65536,
+    teacher_baseline: Any = None,
+    require_teacher_better_than_baseline: bool = False,
 ) -> AuditResult:
     """Gate: does ``surrogate`` agree with ``teacher`` on ``X`` often enough, with confidence?
 
     Passed when the lower end of the 95% Wilson interval of top-1 agreement is >= ``min_agreement``.
     ``X`` is processed ``batch_size`` rows at a time (it may be a memory-mapped array), so memory is
     bounded by the batch whatever the number of samples; the divergences are means over samples.
+
+    ``teacher_baseline`` (a :class:`~explain_distill.data.Dataset`, whose splits fit and score the
+    baselines, or a ready :class:`~explain_distill.analysis.baseline.TeacherCheck`) compares the
+    teacher with a majority-class and a logistic baseline: fidelity to a teacher that does not beat
+    them says nothing.  Its warning lands in ``teacher_warning``; with
+    ``require_teacher_better_than_baseline=True`` a warning also fails the gate.
     """
+    from .baseline import TeacherCheck, teacher_check
+
     if not isinstance(teacher, Teacher):
         raise TypeError(f"teacher must be an explain_distill Teacher; received {type(teacher).__name__}.")
     if not hasattr(surrogate, "predict"):
         raise TypeError(f"surrogate must be a fitted estimator with predict(); received {type(surrogate).__name__}.")
     min_agreement = check_fraction(min_agreement, "min_agreement")
     batch_size = check_int(batch_size, "batch_size", low=1)
+    if require_teacher_better_than_baseline and teacher_baseline is None:
+        raise ValueError(
+            "require_teacher_better_than_baseline=True needs teacher_baseline= (the Dataset whose splits fit "
+            "and score the baselines, or a TeacherCheck); received none."
+        )
+    if teacher_baseline is not None and not isinstance(teacher_baseline, TeacherCheck):
+        if not all(hasattr(teacher_baseline, a) for a in ("X_train", "y_train", "X_test", "y_test", "class_names")):
+            raise TypeError(
+                f"teacher_baseline must be a Dataset or a TeacherCheck; received {type(teacher_baseline).__name__}."
+            )
+        teacher_baseline = teacher_check(teacher, teacher_baseline)
     X = check_array_2d(X, name="X", dtype=None)
     n_in = getattr(surrogate, "n_features_in_", None)
     if n_in is not None:
@@ -431,11 +464,24 @@ def audit(
     metrics: dict[str, float] = {"agreement": k / len(X)}
     if soft:
         metrics.update({key: v / len(X) for key, v in sums.items()})
+    passed = bool(lo >= min_agreement)
+    reason = (
+        f"lower end {lo:.3f} of the 95% interval {'clears' if passed else 'is below'} the bar {min_agreement:.3f} "
+        f"(agreement {k / len(X):.3f} on {len(X)} samples)"
+    )
+    warning = teacher_baseline.warning if teacher_baseline is not None else None
+    if warning and require_teacher_better_than_baseline:
+        passed = False
+        reason += "; the teacher does not beat its baselines, and the gate requires it to"
+    details = {"teacher_check": teacher_baseline.to_json()} if teacher_baseline is not None else {}
     return AuditResult(
-        passed=bool(lo >= min_agreement),
+        passed=passed,
         min_agreement=min_agreement,
         metrics=metrics,
         intervals={"agreement": (lo, hi)},
         n=int(len(X)),
         surrogate=name,
+        details=details,
+        reason=reason,
+        teacher_warning=warning,
     )

@@ -23,13 +23,14 @@ from typing import Any
 import jinja2
 import numpy as np
 
+from .._io import check_output_dir, record_written
 from .._validation import check_fraction
 from .._version import __version__
 from ..distill import Distillation
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_report", "render_html", "report_context"]
+__all__ = ["build_report", "render_html", "report_context", "write_report"]
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:; base-uri 'none'; form-action 'none'"
 
@@ -133,6 +134,7 @@ def _interval(v: Any) -> tuple[float | None, float | None]:
 # ------------------------------------------------------------------------------ sections
 def _summary(d: Distillation, analyses: Any, min_agreement: float | None) -> list[dict[str, Any]]:
     fid = _get(analyses, "fidelity", {}) or {}
+    reasons = (_get(analyses, "reasons") or {}) if analyses is not None else {}
     rows = []
     for name, m in d.metrics["surrogates"].items():
         f = fid.get(name)
@@ -151,6 +153,7 @@ def _summary(d: Distillation, analyses: Any, min_agreement: float | None) -> lis
             "verdict": verdict,
             "kl": _get(f, "kl"),
             "js": _get(f, "jensen_shannon"),
+            "reasons": reasons.get(name),
         })
     return rows
 
@@ -192,6 +195,7 @@ def _fidelity_section(d: Distillation, analyses: Any) -> list[dict[str, Any]]:
         for i in range(min(len(idx), _MAX_DISAGREEMENTS)):
             cases.append({
                 "index": int(idx[i]),
+                "source": ds.source_row("test", int(idx[i])),
                 "teacher": _class(ds.class_names, t_cls[i]) if i < len(t_cls) else "?",
                 "surrogate": _class(ds.class_names, s_cls[i]) if i < len(s_cls) else "?",
                 "teacher_proba": t_p[i] if i < len(t_p) else None,
@@ -235,14 +239,19 @@ def _example_indices(d: Distillation, analyses: Any) -> list[int]:
     return list(range(min(_N_EXAMPLES, len(d.dataset.X_test))))
 
 
-def _tree_drawing(view: Any, highlight: list[int], title: str) -> dict[str, Any]:
+def _tree_drawing(view: Any, highlight: list[int], title: str, x: Any = None) -> dict[str, Any]:
+    """The tree drawn with the path of ``x`` (a test sample) highlighted; a soft tree's path nodes
+    show their filters beside them and its path edges the filter response and P(right)."""
     from ..viz.plots import svg_to_data_uri
-    from ..viz.trees import collapse, render_dot, tree_to_dot
+    from ..viz.trees import collapse
 
     depth = TREE_DEPTH_SHOWN[view.kind]
-    dot = tree_to_dot(view, highlight=highlight, max_depth_shown=depth, title=title)
+    if x is not None:
+        view = view.highlight(x)
+    drawing = view.draw(max_depth_shown=depth, title=title)
+    dot = drawing.dot
     col = collapse(view, highlight=highlight, max_depth_shown=depth)
-    svg, problem = render_dot(dot)
+    svg, problem = drawing.svg(), drawing.problem
     return {
         "uri": svg_to_data_uri(svg) if svg is not None else None,
         "dot": dot if svg is None else None,
@@ -282,19 +291,16 @@ def _examples_table(d: Distillation, name: str, view: Any, examples: list[int]) 
     for j, i in enumerate(examples):
         path = view.path(X[j])
         steps = []
-        max_path = getattr(est, "max_path", None)
-        if view.kind == "oblique" and callable(max_path):
-            try:
-                for node, response, direction in max_path(X[j]):
-                    steps.append(f"#{int(node)} ({_num(response, 2)}) {direction}")
-            except Exception as exc:  # noqa: BLE001
-                logger.debug("max_path failed: %s", exc)
-        if not steps:
-            for a, b in zip(path[:-1], path[1:]):
-                steps.append(f"#{a} {'right' if b == view.nodes[a].right else 'left'}")
+        for step in view.path_steps(X[j]):
+            if "response" in step:
+                steps.append(f"#{step['node']} {step['direction']} (response {_num(step['response'], 2)}, "
+                             f"P(right) {_num(step['p_right'], 2)})")
+            else:
+                steps.append(f"#{step['node']} {step['direction']}")
         leaf = path[-1]
         rows.append({
             "index": int(i),
+            "source": ds.source_row("test", int(i)),
             "truth": _class(ds.class_names, ds.y_test[i]),
             "teacher": _class(ds.class_names, t_pred[j]),
             "surrogate": _class(ds.class_names, s_pred[j]),
@@ -305,18 +311,19 @@ def _examples_table(d: Distillation, name: str, view: Any, examples: list[int]) 
     return rows
 
 
-def _soft_tree_section(d: Distillation, views: dict[str, Any], examples: list[int]) -> dict[str, Any] | None:
+def _soft_tree_sections(d: Distillation, views: dict[str, Any], examples: list[int]) -> list[dict[str, Any]]:
+    """One section per soft tree (dense and sparse), in the run's order."""
+    return [_soft_tree_section(d, name, views[name], examples) for name, v in views.items() if v.kind == "oblique"]
+
+
+def _soft_tree_section(d: Distillation, name: str, view: Any, examples: list[int]) -> dict[str, Any]:
     from ..viz.plots import filters_figure, inputs_figure, leaf_distributions_figure
 
-    names = [n for n, v in views.items() if v.kind == "oblique"]
-    if not names:
-        return None
-    name = "soft_tree" if "soft_tree" in names else names[0]
-    view = views[name]
     ds = d.dataset
     rows = _examples_table(d, name, view, examples)
     highlight = rows[0]["nodes"] if rows else None
-    drawing = _tree_drawing(view, highlight, f"{name}: max-probability path of test sample #{rows[0]['index']}" if rows else name)
+    drawing = _tree_drawing(view, highlight, f"{name}: max-probability path of test sample #{rows[0]['index']}" if rows else name,
+                            x=ds.X_test[rows[0]["index"]] if rows else None)
     inner = [i for i in drawing["shown"] if not view.nodes[i].is_leaf]
     on_path = set(highlight or [])
     filters = None
@@ -338,10 +345,14 @@ def _soft_tree_section(d: Distillation, views: dict[str, Any], examples: list[in
     if ds.kind in ("image", "signal") and rows:
         example_fig = _figure("example inputs", inputs_figure, ds.X_test[examples], input_shape=ds.input_shape,
                               kind=ds.kind, titles=[f"#{r['index']}: {r['truth']}" for r in rows])
+    nonzero = [int(np.count_nonzero(nd.weights)) for nd in view.nodes if not nd.is_leaf]
     return {
         "name": name,
         "depth": view.depth,
         "n_leaves": len(view.leaves()),
+        "nonzero_max": max(nonzero) if nonzero else 0,
+        "nonzero_mean": float(np.mean(nonzero)) if nonzero else 0.0,
+        "n_features": view.n_features,
         "drawing": drawing,
         "filters": filters,
         "leaves": leaves,
@@ -359,7 +370,8 @@ def _shallow_tree_sections(d: Distillation, views: dict[str, Any], examples: lis
             continue
         rows = _examples_table(d, name, view, examples)
         highlight = rows[0]["nodes"] if rows else None
-        drawing = _tree_drawing(view, highlight, f"{name}: path of test sample #{rows[0]['index']}" if rows else name)
+        drawing = _tree_drawing(view, highlight, f"{name}: path of test sample #{rows[0]['index']}" if rows else name,
+                                x=d.dataset.X_test[rows[0]["index"]] if rows else None)
         leaf_stats = {int(r["leaf"]): r for r in (_get(fid.get(name), "leaves") or [])}
         coverage = np.bincount(view.leaf_of(d.dataset.X_test), minlength=len(view.nodes))
         rules = []
@@ -379,6 +391,53 @@ def _shallow_tree_sections(d: Distillation, views: dict[str, Any], examples: lis
             "more_rules": max(0, len(view.leaves()) - _MAX_RULES),
         })
     return out
+
+
+def _rule_list_sections(d: Distillation) -> list[dict[str, Any]]:
+    """Each raw-input rule list: its rules in reading order with coverage and fidelity, training and test."""
+    from ..analysis.readable import rule_list_table
+
+    ds = d.dataset
+    out = []
+    t_pred = None
+    for name, est in d.surrogates.items():
+        if getattr(est, "_view_kind", None) != "rules" or not hasattr(est, "rule_of"):
+            continue
+        if t_pred is None:
+            t_pred = np.asarray(d.teacher.predict(ds.X_test))
+        try:
+            table = rule_list_table(est, ds.X_test, t_pred)
+        except Exception as exc:  # noqa: BLE001 - one rule list that cannot be read costs its section
+            logger.warning("could not tabulate the rule list %s: %s", name, exc)
+            continue
+        out.append({"name": name, **table})
+    return out
+
+
+def _additive_sections(d: Distillation) -> list[dict[str, Any]]:
+    """Each raw-input additive model: its most important shape functions drawn in raw units."""
+    from ..analysis.readable import additive_shapes
+    from ..viz.plots import gam_shapes_figure
+
+    out = []
+    for name, est in d.surrogates.items():
+        if not hasattr(est, "shapes_"):
+            continue
+        try:
+            doc = additive_shapes(est, max_terms=_MAX_SHAPES)
+        except Exception as exc:  # noqa: BLE001 - a model that cannot be read costs its section
+            logger.warning("could not read the shapes of %s: %s", name, exc)
+            continue
+        fig = _figure(f"{name} shape functions", gam_shapes_figure, doc["shapes"], class_names=doc["class_names"],
+                      raw=doc["raw"]) if doc["shapes"] else None
+        out.append({"name": name, "figure": fig, "n_terms": doc["n_terms"], "shown": doc["shown"],
+                    "pairs": [{"features": " × ".join(p["features"]), "importance": p["importance"]} for p in doc["pairs"]],
+                    "raw": doc["raw"]})
+    return out
+
+
+#: Shape functions drawn per additive model (the most important ones).
+_MAX_SHAPES = 12
 
 
 def _table_from(obj: Any) -> dict[str, Any] | None:
@@ -460,6 +519,16 @@ def _kd_chart(kd: Any) -> dict[str, str] | None:
                    ylabel="on the test split", ylim=(0, 1.05), title="student trained on soft vs hard labels")
 
 
+_METHOD_NAMES = {
+    "IntegratedGradients": "Integrated Gradients",
+    "FeatureAblation": "feature ablation",
+    "Saliency": "saliency (gradients)",
+    "DeepLift": "DeepLift",
+    "GradientShap": "GradientSHAP",
+    "NoiseTunnel": "SmoothGrad (noise tunnel)",
+}
+
+
 def _saliency_section(d: Distillation, analyses: Any) -> dict[str, Any] | None:
     from ..viz.plots import attribution_figure
 
@@ -478,8 +547,11 @@ def _saliency_section(d: Distillation, analyses: Any) -> dict[str, Any] | None:
         fig = _figure("attribution maps", attribution_figure, inputs, maps, input_shape=ds.input_shape, kind=ds.kind,
                       feature_names=ds.feature_names, row_titles=titles)
     agreement = []
+    methods = _get(att, "methods", {}) or {}
     for name, a in (_get(att, "agreement", {}) or {}).items():
-        agreement.append({"name": name, "spearman": a.get("spearman"), "top_k": a.get("top_k"), "sign": a.get("sign")})
+        agreement.append({"name": name, "spearman": a.get("spearman"), "top_k": a.get("top_k"), "sign": a.get("sign"),
+                          "method": _METHOD_NAMES.get(methods.get(name), methods.get(name)),
+                          "against": a.get("against")})
     cam_maps = {}
     for label, key in (("Grad-CAM", "gradcam"), ("attention", "attention")):
         for k, v in (_get(att, key, {}) or {}).items():
@@ -549,10 +621,151 @@ def _curves_section(analyses: Any) -> dict[str, Any]:
             curves.append({"title": label, "figure": None, "table": t})
             continue
         xs, series, xlabel = found
-        f = _figure(label, curves_figure, xs, series, xlabel=xlabel, ylabel="on the test split", title=label,
+        title = label
+        if key == "temperature_curve":  # refitted on a transfer set of its own: say what that held
+            q = obj.get("queries")
+            held = f"plus synthesized queries ({', '.join(f'{k} {v}' for k, v in q.items())})" if q else "only, without synthesized queries"
+            title = f"{label}\nrefitted on the training split {held}"
+        f = _figure(label, curves_figure, xs, series, xlabel=xlabel, ylabel="on the test split", title=title,
                     logx=key == "size_curve" and min(xs) > 0 and max(xs) / max(min(xs), 1e-12) > 20)
         curves.append({"title": label, "figure": f, "table": None})
     return {"robustness": figures, "curves": curves, "robustness_computed": rob is not None}
+
+
+# ------------------------------------------------------------------------------ patterns (issue 15)
+_MAX_PATTERN_RULES = 24
+_MAX_CONDITIONS_SHOWN = 8
+
+
+def _pattern_conditions(rule: Any, channels_drawn: set[int], fmap: Any) -> list[dict[str, Any]]:
+    out = []
+    for (f, _op, _thr), text in list(zip(rule.conditions, rule.text))[:_MAX_CONDITIONS_SHOWN]:
+        c = fmap.describe(f).get("channel") if fmap is not None else None
+        out.append({"text": text, "channel": c if c in channels_drawn else None, "blank": c is not None and c not in channels_drawn})
+    return out
+
+
+def _patterns_section(d: Distillation, analyses: Any, min_agreement: float | None) -> dict[str, Any] | None:
+    """The surrogates over the teacher's pattern detectors: verdict, rules with pictures, the gallery."""
+    from ..analysis.patterns import pattern_verdict
+    from ..features import FeatureSurrogate
+    from ..viz.plots import pattern_figure, pattern_thumbnail
+
+    if not any(isinstance(e, FeatureSurrogate) for e in d.surrogates.values()):
+        return None
+    fid = _get(analyses, "fidelity", {}) or {}
+    results = {n: (fid.get(n) if fid.get(n) is not None else m) for n, m in d.metrics["surrogates"].items()}
+    verdict = pattern_verdict(results, bar=min_agreement)
+    pa = _get(analyses, "patterns")
+    if isinstance(pa, Mapping):  # analyses given as saved JSON: the rules and pictures need the objects
+        pa = None
+    section: dict[str, Any] = {"verdict": verdict.to_json(), "analysed": pa is not None, "surrogates": [],
+                               "gallery": [], "thumbs": [], "layer": None, "n_channels": 0}
+    if pa is None:
+        return section
+    fmaps = {n: e.features for n, e in d.surrogates.items() if isinstance(e, FeatureSurrogate)}
+    protos = _get(pa, "prototypes")
+    drawn: set[int] = set()
+    if protos is not None:
+        for c in protos.channels:
+            p = protos.pattern(c)
+            thumb = _figure(f"pattern {c}", pattern_thumbnail, p)
+            if thumb is not None:
+                section["thumbs"].append({"channel": int(c), "uri": thumb["uri"]})
+                drawn.add(int(c))
+            mix = np.asarray(p["class_mix"], dtype=float)
+            top = int(np.nanargmax(mix)) if np.isfinite(mix).any() else None
+            section["gallery"].append({
+                "channel": int(c),
+                "name": p["name"],
+                "figure": _figure(f"pattern {c}: top inputs, filter and class mix", pattern_figure, p),
+                "top_class": None if top is None else _class(p["class_names"], top),
+                "top_share": None if top is None else float(mix[top]),
+                "n_fire": p["n_fire"],
+                "threshold": p["fire_threshold"],
+                "n_searched": p["n_searched"],
+            })
+    section["layer"] = _get(pa, "layer")
+    section["n_channels"] = _get(pa, "n_channels", 0)
+    names = d.dataset.class_names
+    for view in _get(pa, "surrogates", []) or []:
+        fmap = fmaps.get(view.name)
+        m = d.metrics["surrogates"].get(view.name, {})
+        rules = []
+        for r in view.rules[:_MAX_PATTERN_RULES]:
+            rules.append({
+                "conditions": _pattern_conditions(r, drawn, fmap),
+                "more": max(0, len(r.conditions) - _MAX_CONDITIONS_SHOWN),
+                "cls": _class(names, r.cls), "p": r.p, "coverage": r.coverage, "agreement": r.agreement,
+            })
+        weights = []
+        for w in view.weights:
+            feats = []
+            for j, v in w["features"]:
+                desc = fmap.describe(j) if fmap is not None else {"name": str(j)}
+                c = desc.get("channel")
+                feats.append({"name": desc.get("name"), "weight": v, "channel": c if c in drawn else None})
+            weights.append({"cls": _class(names, w["class"]), "features": feats})
+        section["surrogates"].append({
+            "name": view.name, "kind": view.kind, "fidelity": m.get("fidelity"),
+            "interval": _interval(m.get("fidelity_interval")), "params": m.get("params"),
+            "rules": rules, "more_rules": max(0, len(view.rules) - _MAX_PATTERN_RULES), "n_rules": len(view.rules),
+            "weights": weights, "n_channels_used": len(view.channels),
+        })
+    return section
+def _frontier_section(analyses: Any) -> dict[str, Any] | None:
+    """The fidelity-size frontier: the verdict, the chosen model per family, the plot and the ladder."""
+    from ..analysis.frontier import frontier_verdict
+    from ..viz.frontier import frontier_figure
+
+    front = _get(analyses, "frontier") if analyses is not None else None
+    if front is None:
+        extras = _get(analyses, "extras", {}) or {}
+        if not extras.get("frontier"):
+            return None
+        front = {**(extras.get("frontier_summary") or {}), "families": extras["frontier"]}
+    families = front.get("families") or {}
+    if not families:
+        return None
+    bar = front.get("min_agreement")
+    rows = []
+    for name, ladder in families.items():
+        chosen = next((r for r in ladder if r.get("chosen")), None)
+        best = max(ladder, key=lambda r: r["fidelity"]) if ladder else None
+        unit = next((u for u in ("leaves", "rules", "terms", "nodes") if ladder and u in ladder[0]), "size")
+        rows.append({
+            "family": name,
+            "unit": unit,
+            "chosen": chosen,
+            "best": best,
+            "ladder": ladder,
+        })
+    figure = _figure("fidelity against size", frontier_figure, families, min_agreement=bar)
+    validation = front.get("validation") or {}
+    return {
+        "verdict": front.get("verdict") or frontier_verdict(front),
+        "min_agreement": bar,
+        "rows": rows,
+        "figure": figure,
+        "validation_n": validation.get("n"),
+        "validation_source": validation.get("source", "training split"),
+    }
+
+
+def _teacher_check(analyses: Any) -> dict[str, Any] | None:
+    """The teacher-vs-baselines check as the template shows it (from Analyses or a metrics.json dict)."""
+    check = _get(analyses, "teacher") if analyses is not None else None
+    if check is None and isinstance(analyses, Mapping):
+        check = analyses.get("teacher_check")
+    if check is None:
+        return None
+    doc = check.to_json() if hasattr(check, "to_json") else dict(check)
+    return {
+        "majority": doc.get("majority"),
+        "majority_class": doc.get("majority_class"),
+        "logistic": doc.get("logistic"),
+        "warning": doc.get("warning"),
+    }
 
 
 def report_context(
@@ -568,26 +781,31 @@ def report_context(
         d.evaluate()
     views = _views(d)
     examples = _example_indices(d, analyses)
-    soft = _soft_tree_section(d, views, examples)
+    soft = _soft_tree_sections(d, views, examples)
     shallow = _shallow_tree_sections(d, views, examples, analyses)
-    trees_problem = next((t["drawing"]["problem"] for t in ([soft] if soft else []) + shallow if t["drawing"]["problem"]), None)
+    trees_problem = next((t["drawing"]["problem"] for t in soft + shallow if t["drawing"]["problem"]), None)
     info = d.info or {}
     return {
         "title": f"explain_distill report: {d.dataset.name}",
         "dataset": d.dataset.describe(),
         "teacher": {**d.metrics["teacher"], "arch": (d.teacher.config or {}).get("arch", "user module")},
+        "teacher_check": _teacher_check(analyses),
+        "frontier": _frontier_section(analyses),
         "surrogates": _summary(d, analyses, min_agreement),
         "min_agreement": min_agreement,
         "temperature": d.temperature,
         "seed": d.seed,
         "analysed": analyses is not None,
         "fidelity": _fidelity_section(d, analyses),
-        "soft_tree": soft,
+        "soft_trees": soft,
         "shallow_trees": shallow,
+        "rule_lists": _rule_list_sections(d),
+        "additive": _additive_sections(d),
         "trees_problem": trees_problem,
         "student": _student_section(d, analyses),
         "saliency": _saliency_section(d, analyses),
         "curves": _curves_section(analyses),
+        "patterns": _patterns_section(d, analyses, min_agreement),
         "provenance": {
             "versions": dict(info.get("versions", {})),
             "data_sha256": info.get("data_sha256"),
@@ -616,7 +834,10 @@ def build_report(
     distillation : Distillation
         From :func:`explain_distill.distill` or :func:`explain_distill.load`.
     out_dir : path
-        Created if missing; only ``index.html`` is written there.
+        Created if missing.  It must be new, empty, or an earlier output of this package (a run
+        or report directory) holding nothing else: a directory with other files is refused with a
+        message naming them, so nothing of yours is ever overwritten.  Only ``index.html`` is
+        written there (atomically: a reader never sees half a page).
     analyses : Analyses, optional
         From :func:`explain_distill.analysis.run_analyses`; without it the fidelity, saliency and
         robustness sections say "not computed" (trees and the summary are still drawn).
@@ -626,6 +847,15 @@ def build_report(
     run_seconds : float, optional
         Shown under provenance.
     """
+    _check_report_args(distillation, analyses, min_agreement)
+    out = check_output_dir(out_dir, what="report directory", replace=False)
+    out.mkdir(parents=True, exist_ok=True)
+    path = write_report(distillation, out, analyses=analyses, min_agreement=min_agreement, run_seconds=run_seconds)
+    record_written(out, ["index.html"], kind="report")
+    return path
+
+
+def _check_report_args(distillation: Any, analyses: Any, min_agreement: float | None) -> float | None:
     if not isinstance(distillation, Distillation):
         raise TypeError(f"build_report needs a Distillation (from ed.distill or ed.load); received {type(distillation).__name__}.")
     if min_agreement is not None:
@@ -635,11 +865,25 @@ def build_report(
             f"analyses must be the result of explain_distill.analysis.run_analyses(distillation); "
             f"received {type(analyses).__name__}."
         )
+    return min_agreement
+
+
+def write_report(
+    distillation: Distillation,
+    out_dir: Path,
+    *,
+    analyses: Any = None,
+    min_agreement: float | None = None,
+    run_seconds: float | None = None,
+) -> Path:
+    """Render ``out_dir/index.html`` without the output-directory checks (for writers that hold a
+    fresh temporary directory, such as ``explain-distill run``); returns its path."""
+    min_agreement = _check_report_args(distillation, analyses, min_agreement)
     t0 = time.perf_counter()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     html = render_html(report_context(distillation, analyses=analyses, min_agreement=min_agreement, run_seconds=run_seconds))
-    path = out / "index.html"
-    path.write_text(html, encoding="utf-8")
-    logger.info("report written to %s (%d bytes) in %.1fs", path, len(html.encode()), time.perf_counter() - t0)
+    path = Path(out_dir) / "index.html"
+    tmp = path.with_name(f".index.html.tmp-{os.getpid()}")
+    tmp.write_text(html, encoding="utf-8")
+    os.replace(tmp, path)  # our own temporary file onto our own index.html (checked by the caller)
+    logger.debug("rendered %s (%d bytes) in %.1fs", path, len(html.encode()), time.perf_counter() - t0)
     return path

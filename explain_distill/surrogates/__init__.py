@@ -25,11 +25,12 @@ from .gam import AdditiveClassifier
 from .rules import RuleListClassifier
 from .student import NeuralStudent
 from .shallow import SoftLabelGaussianNB, SoftLabelLogisticRegression, SoftLabelTreeClassifier
-from .soft_tree import SoftDecisionTree
+from .soft_tree import SoftDecisionTree, SparseSoftDecisionTree
 
 __all__ = [
     "SURROGATES",
     "SoftDecisionTree",
+    "SparseSoftDecisionTree",
     "SoftLabelTreeClassifier",
     "SoftLabelLogisticRegression",
     "SoftLabelGaussianNB",
@@ -43,6 +44,7 @@ __all__ = [
 
 SURROGATES: dict[str, type] = {
     "soft_tree": SoftDecisionTree,
+    "soft_tree_sparse": SparseSoftDecisionTree,
     "tree": SoftLabelTreeClassifier,
     "logistic": SoftLabelLogisticRegression,
     "naive_bayes": SoftLabelGaussianNB,

@@ -15,10 +15,50 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["Binner", "Histograms", "best_newton_split", "newton_gain", "Split"]
+__all__ = ["Binner", "Histograms", "best_newton_split", "newton_gain", "Split", "weighted_quantile", "midpoint_edges"]
 
 #: Rows used to place the bin edges of one feature (a random subset beyond this many rows).
 _EDGE_SAMPLE = 200_000
+
+
+def weighted_quantile(x: np.ndarray, w: np.ndarray | None, qs: np.ndarray) -> np.ndarray:
+    """Quantiles of ``x`` under weights ``w`` by the inverted CDF (the smallest value whose cumulative
+    weight reaches ``q`` of the total): integer weights give exactly the quantiles of repeated rows."""
+    x = np.asarray(x, dtype=np.float64)
+    if w is None:
+        w = np.ones(len(x))
+    order = np.argsort(x, kind="stable")
+    xs, cw = x[order], np.cumsum(np.asarray(w, dtype=np.float64)[order])
+    total = cw[-1]
+    idx = np.searchsorted(cw, np.asarray(qs, dtype=np.float64) * total - 1e-12 * total, side="left")
+    return xs[np.clip(idx, 0, len(xs) - 1)]
+
+
+def float32_cut(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """A threshold between each pair of neighbouring values ``lo < hi``, exactly representable in float32
+    and with ``lo <= t < hi`` in float32 too, so a rule ``x <= t`` reads the same on float32 inputs
+    (as the views compare) and on float64 ones."""
+    t = ((np.asarray(lo, dtype=np.float64) + np.asarray(hi, dtype=np.float64)) / 2.0).astype(np.float32).astype(np.float64)
+    bad = (t >= np.asarray(hi, dtype=np.float32).astype(np.float64)) | (t < np.asarray(lo, dtype=np.float32).astype(np.float64))
+    return np.where(bad, np.asarray(lo, dtype=np.float32).astype(np.float64), t)
+
+
+def midpoint_edges(col: np.ndarray, w: np.ndarray | None, n_bins: int) -> np.ndarray:
+    """Inner edges cutting ``col`` into at most ``n_bins`` bins: between every two distinct values when
+    there are few, else between the values at (weighted) equal-mass quantiles.  Rows of weight 0 place
+    no edge, so integer weights and repeated rows give the same edges."""
+    col = np.asarray(col, dtype=np.float64)
+    if w is not None:
+        keep = np.asarray(w) > 0
+        col, w = col[keep], np.asarray(w, dtype=np.float64)[keep]
+    u = np.unique(col)
+    if len(u) <= 1:
+        return np.empty(0)
+    if len(u) <= n_bins:
+        return np.unique(float32_cut(u[:-1], u[1:]))
+    q = weighted_quantile(col, w, np.linspace(0.0, 1.0, n_bins + 1)[1:-1])
+    k = np.clip(np.searchsorted(u, q, side="right"), 1, len(u) - 1)
+    return np.unique(float32_cut(u[k - 1], u[k]))
 
 
 class Binner:
@@ -36,25 +76,15 @@ class Binner:
         self.max_bins = int(max_bins)
         self.random_state = random_state
 
-    def fit(self, X: np.ndarray) -> "Binner":
+    def fit(self, X: np.ndarray, sample_weight: np.ndarray | None = None) -> "Binner":
+        """Place the edges (weighted quantiles; rows of weight 0 place none)."""
         X = np.asarray(X)
+        w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         rng = np.random.default_rng(self.random_state)
         if len(X) > _EDGE_SAMPLE:
-            X = X[rng.choice(len(X), _EDGE_SAMPLE, replace=False)]
-        self.thresholds_: list[np.ndarray] = []
-        qs = np.linspace(0.0, 1.0, self.max_bins + 1)[1:-1]
-        for j in range(X.shape[1]):
-            col = np.asarray(X[:, j], dtype=np.float64)
-            u = np.unique(col)
-            if len(u) <= 1:
-                thr = np.empty(0)
-            elif len(u) <= self.max_bins:
-                thr = (u[:-1] + u[1:]) / 2.0
-            else:
-                q = np.quantile(col, qs)
-                k = np.clip(np.searchsorted(u, q, side="right"), 1, len(u) - 1)
-                thr = np.unique((u[k - 1] + u[k]) / 2.0)
-            self.thresholds_.append(thr)
+            pick = rng.choice(len(X), _EDGE_SAMPLE, replace=False)
+            X, w = X[pick], (None if w is None else w[pick])
+        self.thresholds_: list[np.ndarray] = [midpoint_edges(X[:, j], w, self.max_bins) for j in range(X.shape[1])]
         self.n_bins_ = np.array([len(t) + 1 for t in self.thresholds_], dtype=np.int64)
         return self
 

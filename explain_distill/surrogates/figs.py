@@ -35,7 +35,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from .._validation import check_choice, check_fraction, check_int, check_positive
-from ._base import SoftTargetMixin
+from ._base import SoftTargetMixin, class_names_of, feature_names_of
 from ._hist import Binner, Histograms, Split, best_newton_split
 from ._target import TARGETS, agreement, hard_targets, split_validation
 from .shallow import _fit_soft_multinomial
@@ -113,13 +113,13 @@ class _Growth:
 
 
 def _channels(F: np.ndarray, P: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """[gradient (K) | hessian diagonal (K) | count] of the soft cross-entropy at logits F."""
+    """[gradient (K) | hessian diagonal (K) | weight] of the soft cross-entropy at logits F."""
     Q = _softmax(F)
     out = np.empty((len(F), 2 * P.shape[1] + 1))
     K = P.shape[1]
     out[:, :K] = (Q - P) * w[:, None]
     out[:, K : 2 * K] = np.maximum(Q * (1.0 - Q), _MIN_HESSIAN) * w[:, None]
-    out[:, 2 * K] = 1.0
+    out[:, 2 * K] = w  # a leaf's size is its weight (integer weights act as repeated rows)
     return out
 
 
@@ -268,7 +268,7 @@ def _grow(
         step += 1
         fresh_sums.clear()
         for (child, part), S in zip(kids, sums):
-            if can_deepen(tree.depth[child]) and len(part) >= 2 * min_leaf:
+            if can_deepen(tree.depth[child]) and float(w[part].sum()) >= 2 * min_leaf:
                 fresh_sums[(t, child)] = S
                 push((t, child), _Candidate(part, t, child, tree.depth[child], split_of(S), step))
         if new_tree and (max_trees is None or len(trees) < max_trees):
@@ -483,7 +483,7 @@ class SumOfTreesClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         self._check_params()
         X, P = self._validate_fit(X, y)
         w = np.ones(len(X)) if sample_weight is None else _check_sample_weight(sample_weight, X, dtype=np.float64)
-        binner = Binner(self.max_bins, random_state=self.random_state).fit(X)
+        binner = Binner(self.max_bins, random_state=self.random_state).fit(X, w)
         self.binner_thresholds_ = binner.thresholds_
         codes = binner.transform(X)
         self.validation_ = None
@@ -623,14 +623,20 @@ class SumOfTreesClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         return _softmax(self._logits(X))
 
     def to_text(self, feature_names: list[str] | None = None, class_names: list[str] | None = None, decimals: int = 3) -> str:
-        """Each tree as indented if/else text; a leaf shows its top class and its logit contributions."""
+        """Each tree as indented if/else text; a leaf shows its top class and its logit contributions.
+
+        Names default to the fitted ``feature_names_in_`` / ``class_names_`` (``distill`` sets them);
+        thresholds are printed in the data's raw units when the model carries them (``input_units_``).
+        """
         check_is_fitted(self)
-        fn = feature_names if feature_names is not None else [f"x[{j}]" for j in range(self.n_features_in_)]
-        cn = class_names if class_names is not None else [str(c) for c in self.classes_]
-        if len(fn) != self.n_features_in_:
-            raise ValueError(f"feature_names has {len(fn)} entries but the model has {self.n_features_in_} features.")
-        if len(cn) != len(self.classes_):
-            raise ValueError(f"class_names has {len(cn)} entries but the model has {len(self.classes_)} classes.")
+        check_int(decimals, "decimals", low=0, high=17)
+        fn = feature_names_of(self, feature_names)
+        cn = class_names_of(self, class_names)
+        units = getattr(self, "input_units_", None)
+
+        def raw(f: int, t: float) -> float:
+            return float(t) * float(units["scale"][f]) + float(units["mean"][f]) if units else float(t)
+
         lines = ["bias: " + ", ".join(f"{c} {v:+.2f}" for c, v in zip(cn, self.bias_))]
         for t, tree in enumerate(self.trees_):
             lines.append(f"tree {t + 1}:")
@@ -642,7 +648,7 @@ class SumOfTreesClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
                     k = int(np.argmax(v))
                     lines.append(f"{pad}|--- +{cn[k]} ({', '.join(f'{c} {x:+.2f}' for c, x in zip(cn, v))})")
                     return
-                f, thr = int(tree["feature"][node]), float(tree["threshold"][node])
+                f, thr = int(tree["feature"][node]), raw(int(tree["feature"][node]), float(tree["threshold"][node]))
                 lines.append(f"{pad}|--- {fn[f]} <= {thr:.{decimals}f}")
                 walk(int(tree["left"][node]), indent + 1)
                 lines.append(f"{pad}|--- {fn[f]} >  {thr:.{decimals}f}")
@@ -650,6 +656,13 @@ class SumOfTreesClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
 
             walk(0, 0)
         return "\n".join(lines)
+
+    def __str__(self) -> str:
+        try:
+            check_is_fitted(self)
+        except Exception:
+            return repr(self)
+        return self.to_text()
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

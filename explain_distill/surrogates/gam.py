@@ -36,6 +36,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from .._validation import check_choice, check_fraction, check_int, check_positive
 from ._base import SoftTargetMixin
+from ._hist import midpoint_edges, weighted_quantile
 from ._target import TARGETS, agreement, hard_targets, split_validation
 from .shallow import _fit_soft_multinomial
 
@@ -53,19 +54,17 @@ def _softmax(Z: np.ndarray) -> np.ndarray:
     return Z / Z.sum(axis=1, keepdims=True)
 
 
-def _knots(x: np.ndarray, n_knots: int) -> np.ndarray:
-    """Distinct quantiles of ``x`` (at most ``n_knots``; fewer where values repeat)."""
-    return np.unique(np.quantile(x, np.linspace(0.0, 1.0, n_knots)))
+def _knots(x: np.ndarray, n_knots: int, w: np.ndarray | None = None) -> np.ndarray:
+    """Distinct (weighted) quantiles of ``x`` (at most ``n_knots``; fewer where values repeat); rows
+    of weight 0 place none, so integer weights and repeated rows give the same knots."""
+    if w is not None:
+        x = np.asarray(x)[np.asarray(w) > 0]
+    return np.unique(weighted_quantile(x, None if w is None else np.asarray(w)[np.asarray(w) > 0], np.linspace(0.0, 1.0, n_knots)))
 
 
-def _edges(x: np.ndarray, n_bins: int) -> np.ndarray:
-    """Inner bin edges at quantiles of ``x``, midpoints between distinct values."""
-    u = np.unique(x)
-    if len(u) <= n_bins:
-        return (u[:-1] + u[1:]) / 2.0
-    q = np.quantile(x, np.linspace(0.0, 1.0, n_bins + 1)[1:-1])
-    k = np.clip(np.searchsorted(u, q, side="right"), 1, len(u) - 1)
-    return np.unique((u[k - 1] + u[k]) / 2.0)
+def _edges(x: np.ndarray, n_bins: int, w: np.ndarray | None = None) -> np.ndarray:
+    """Inner bin edges at (weighted) quantiles of ``x``, between distinct values."""
+    return midpoint_edges(x, w, n_bins)
 
 
 class _Main:
@@ -215,7 +214,7 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         """(terms, coef blocks, intercept, importance, data for the ladder)."""
         mains = []
         for j in range(X.shape[1]):
-            k = _knots(X[:, j], self.n_knots)
+            k = _knots(X[:, j], self.n_knots, w)
             if len(k) >= 2:
                 mains.append(_Main(j, k))
         if not mains:
@@ -279,10 +278,10 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         """
         Zs = sum(self._contrib(t, c, X) for t, c in zip(terms, coef)) + intercept
         G = (_softmax(Zs) - P) * w[:, None]
-        H = float(np.mean(w)) * 0.25
+        H = 0.25  # a flat curvature per unit of weight
         nb = int(self.pair_knots)
         feats = [terms[i].features[0] for i in np.argsort(-importance, kind="stable")[:_PAIR_CANDIDATE_FEATURES]]
-        bins = {j: np.searchsorted(_edges(X[:, j], nb), X[:, j], side="left") for j in feats}
+        bins = {j: np.searchsorted(_edges(X[:, j], nb, w), X[:, j], side="left") for j in feats}
         n_bins = {j: int(bins[j].max()) + 1 for j in feats}
         scores = []
         for ia, a in enumerate(feats):
@@ -291,10 +290,10 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
                 size = n_bins[a] * n_bins[b]
                 M = sp.csr_matrix((np.ones(len(X)), cell, np.arange(len(X) + 1)), shape=(len(X), size))
                 S = np.asarray(M.T @ G)
-                cnt = np.bincount(cell, minlength=size)
+                cnt = np.bincount(cell, weights=w, minlength=size)
                 scores.append((float(np.sum(S * S / (H * cnt[:, None] + 1.0))), min(a, b), max(a, b)))
         scores.sort(key=lambda s: (-s[0], s[1], s[2]))
-        return [_Pair(a, b, _knots(X[:, a], nb), _knots(X[:, b], nb)) for _, a, b in scores[: int(self.interactions)]]
+        return [_Pair(a, b, _knots(X[:, a], nb, w), _knots(X[:, b], nb, w)) for _, a, b in scores[: int(self.interactions)]]
 
     def _decision(self, terms: list[Any], coef: list[np.ndarray], intercept: np.ndarray, X: np.ndarray) -> np.ndarray:
         if not terms:

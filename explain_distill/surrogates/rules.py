@@ -33,7 +33,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from .._validation import check_choice, check_fraction, check_int
-from ._base import SoftTargetMixin
+from ._base import SoftTargetMixin, TreeDisplayMixin
 from ._hist import Binner, Histograms
 from ._target import TARGETS, agreement, hard_targets, split_validation
 
@@ -92,12 +92,14 @@ class _Learner:
                 left, valid = self.hist.cumulative(S)
                 total = S[: self.hist.n_bins[0]].sum(axis=0)
                 lp, lt, tp_, tt = left[:, 0], left[:, 1], total[0], total[1]
-                cnt_left = self.hist.cumulative(self.hist.sums(rows, np.ones((len(rows), 1))))[0][:, 0] if self.min_cover > 1 else None
+                cnt_left = self.hist.cumulative(self.hist.sums(rows, self.w[rows, None]))[0][:, 0] if self.min_cover > 1 else None
             else:
                 lp, lt, valid, cnt_left = sums[0][:, 0], sums[0][:, 1], sums[1], sums[2]
                 tp_, tt = p0, t0
             sums = None
-            n_rows = len(rows)
+            # sizes are weights (integer weights act as repeated rows), summed over the rows the
+            # counts were taken on: the last bin of feature 0 holds them all
+            n_rows = None if cnt_left is None else float(cnt_left[self.hist.n_bins[0] - 1])
             best, where = 0.0, None
             for le, p1, t1, c1 in ((True, lp, lt, cnt_left), (False, tp_ - lp, tt - lt, None if cnt_left is None else n_rows - cnt_left)):
                 with np.errstate(divide="ignore", invalid="ignore"):
@@ -119,7 +121,7 @@ class _Learner:
 
     def _first_sums(self, rows: np.ndarray, pos: np.ndarray, wt: np.ndarray) -> tuple[list, np.ndarray, np.ndarray | None]:
         """Depth-0 bin sums of every class at once: [pos_c, wt_c] per class."""
-        S = self.hist.sums(rows, np.concatenate([pos, wt, np.ones((len(rows), 1))], axis=1))
+        S = self.hist.sums(rows, np.concatenate([pos, wt, self.w[rows, None]], axis=1))
         left, valid = self.hist.cumulative(S)
         K = pos.shape[1]
         cnt = left[:, 2 * K] if self.min_cover > 1 else None
@@ -144,7 +146,7 @@ class _Learner:
                 for c in classes:
                     for conds, cov in self.grow(und, onehot[:, c], w[und], (firsts[c], valid, cnt)):
                         gain = float(w[cov] @ ((y[cov] == c).astype(float) - (y[cov] == default)))
-                        if gain > best[0] and len(cov) >= self.min_cover:
+                        if gain > best[0] and float(w[cov].sum()) >= self.min_cover:
                             best = (gain, conds, c, "append")
         # insert first: grown on every row, the wrong ones of class c against the right ones
         wrong_mass = np.bincount(y[~correct], weights=w[~correct], minlength=K)
@@ -164,7 +166,7 @@ class _Learner:
                 keep = np.flatnonzero(wt[:, c] > 0)
                 for conds, cov in self.grow(keep, pos[keep, c], wt[keep, c], (firsts[c], valid, cnt)):
                     gain = float(pos[cov, c].sum() - (wt[cov, c] - pos[cov, c]).sum())
-                    if gain > best[0] and (self.min_cover <= 1 or int(np.sum(self.mask(conds, rows))) >= self.min_cover):
+                    if gain > best[0] and (self.min_cover <= 1 or float(w[self.mask(conds, rows)].sum()) >= self.min_cover):
                         best = (gain, conds, c, "first")
         if best[1] is None:
             return False
@@ -182,7 +184,7 @@ class _Learner:
         return True
 
 
-class RuleListClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
+class RuleListClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, BaseEstimator):
     """An ordered multiclass rule list (first matching rule decides, then ``else``).
 
     Parameters
@@ -214,6 +216,10 @@ class RuleListClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         Rules before the ``else``.
     """
 
+    _view_kind = "rules"  # view(), draw(), export_text(), to_dict() show the rule list
+
+    #: The frontier protocol: the size is the number of rules before the final ``else``; every
+    #: smaller list is the prefix of one fit (:meth:`ladder_`).
     size_unit = "rules"
     size_param = "max_rules"
     size_ladder = (5, 10, 20, 30, 50, 100)
@@ -245,9 +251,9 @@ class RuleListClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         check_int(self.max_bins, "max_bins", low=2, high=256)
         check_choice(self.target, "target", TARGETS)
         check_fraction(self.validation_fraction, "validation_fraction", inclusive=False)
-        X, P = self._validate_fit(X, y)
+        X, P = self._validate_fit(X, y, dtype=np.float32)  # compared in float32, as the views do
         w = np.ones(len(X)) if sample_weight is None else _check_sample_weight(sample_weight, X, dtype=np.float64)
-        binner = Binner(self.max_bins, random_state=self.random_state).fit(X)
+        binner = Binner(self.max_bins, random_state=self.random_state).fit(X, w)
         self._thresholds = binner.thresholds_
         codes = binner.transform(X)
         self.validation_ = None
@@ -361,8 +367,8 @@ class RuleListClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         return int(sum(len(r["conditions"]) for r in self.rules_) + len(self.rules_))
 
     def rule_of(self, X: Any) -> np.ndarray:
-        """Index into ``rules_`` of the first rule that fires for each sample."""
-        X = self._validate_predict(X)
+        """Index into ``rules_`` of the first rule that fires for each sample (float32 comparisons)."""
+        X = self._validate_predict(X, dtype=np.float32)
         out = np.full(len(X), len(self.rules_) - 1, dtype=np.int64)
         undecided = np.ones(len(X), dtype=bool)
         for r, rule in enumerate(self.rules_[:-1]):
@@ -379,29 +385,13 @@ class RuleListClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         return _normalise(values[which])
 
     def to_text(self, feature_names: list[str] | None = None, class_names: list[str] | None = None, decimals: int = 3) -> str:
-        """The rule list as text, in reading order: ``IF ... THEN class [coverage .., fidelity ..] / ELSE IF ... / ELSE ...``.
+        """The rule list as text, in reading order: ``IF ... THEN class (p=..) [coverage .., fidelity ..]
+        / ELSE IF ... / ELSE ...`` (thresholds in the data's raw units when it carries them).
 
+        Names default to the fitted ``feature_names_in_`` / ``class_names_`` (``distill`` sets them).
         Rules that decide no training row are not in the list.
         """
-        check_is_fitted(self)
-        fn = feature_names if feature_names is not None else [f"x[{j}]" for j in range(self.n_features_in_)]
-        cn = class_names if class_names is not None else [str(c) for c in self.classes_]
-        if len(fn) != self.n_features_in_:
-            raise ValueError(f"feature_names has {len(fn)} entries but the model has {self.n_features_in_} features.")
-        if len(cn) != len(self.classes_):
-            raise ValueError(f"class_names has {len(cn)} entries but the model has {len(self.classes_)} classes.")
-        lines = []
-        for r, rule in enumerate(self.rules_):
-            k = int(np.argmax(rule["value"]))
-            fid = rule.get("fidelity", float("nan"))
-            stats = f"[coverage {rule['coverage']:.1%}" + (f", fidelity {fid:.1%}]" if np.isfinite(fid) else "]")
-            then = f"THEN {cn[k]} (p={rule['value'][k]:.2f}) {stats}"
-            if not rule["conditions"]:
-                lines.append(("ELSE " if r else "") + then.removeprefix("THEN "))
-                continue
-            cond = " AND ".join(f"{fn[f]} {op} {thr:.{decimals}f}" for f, op, thr in rule["conditions"])
-            lines.append(f"{'IF' if r == 0 else 'ELSE IF'} {cond} {then}")
-        return "\n".join(lines)
+        return self.view(feature_names=feature_names, class_names=class_names).export_text(decimals=decimals)
 
     def __str__(self) -> str:
         try:

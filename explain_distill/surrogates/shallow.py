@@ -21,22 +21,24 @@ from typing import Any, Literal
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
-from sklearn.tree import DecisionTreeRegressor, export_text
+from sklearn.tree import DecisionTreeRegressor
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from sklearn.utils.validation import _check_sample_weight
 
 from .._validation import check_choice, check_fraction, check_int, check_positive
-from ._base import SoftTargetMixin
+from ._base import SoftTargetMixin, TreeDisplayMixin
 from ._queries import check_oracle
 from ._sktree import NODE_FIELDS, best_first_order, make_regressor, truncate
 from ._target import TARGETS, agreement, hard_targets, split_validation
 
 __all__ = ["SoftLabelTreeClassifier", "SoftLabelLogisticRegression", "SoftLabelGaussianNB"]
 
-#: Smoothing mixed into the targets of the "entropy" tree criterion (Poisson deviance needs > 0).
-_ENTROPY_EPS = 1e-4
+#: Smoothing mass per class mixed into the targets of the "entropy" tree criterion (Poisson deviance
+#: needs > 0).  A power of two: one-hot targets stay dyadic, so weighted sums are exact and integer
+#: sample weights give exactly the tree of repeated rows (scikit-learn's sample-weight check).
+_ENTROPY_EPS = 2.0**-16
 
 
 
@@ -50,12 +52,13 @@ def _normalise(P: np.ndarray) -> np.ndarray:
 def _fit_tree(X: np.ndarray, P: np.ndarray, criterion: str, sample_weight: Any, **kw: Any) -> DecisionTreeRegressor:
     if criterion == "entropy":
         K = P.shape[1]
-        target = (1.0 - _ENTROPY_EPS) * P + _ENTROPY_EPS / K
+        eps = min(_ENTROPY_EPS, 2.0 ** -(int(np.ceil(np.log2(K))) + 4))  # keeps K * eps <= 1/16
+        target = (1.0 - eps * K) * P + eps
         return DecisionTreeRegressor(criterion="poisson", **kw).fit(X, target, sample_weight=sample_weight)
     return DecisionTreeRegressor(criterion="squared_error", **kw).fit(X, P, sample_weight=sample_weight)
 
 
-class SoftLabelTreeClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
+class SoftLabelTreeClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, BaseEstimator):
     """A decision tree whose leaves hold the teacher's class distributions.
 
     Fitted as a multi-output ``DecisionTreeRegressor`` on the soft-label matrix, so each leaf
@@ -65,8 +68,10 @@ class SoftLabelTreeClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
     ----------
     max_depth : int or None, default=6
     max_leaf_nodes : int or None, default=None
-        Grow best-first (the split with the largest impurity decrease first, as scikit-learn's
-        ``max_leaf_nodes``) up to this many leaves; the size on the fidelity frontier.
+        Grow best-first (the split that lowers the loss most first, as scikit-learn does) up to
+        this many leaves.  The size that the frontier sweeps: with it, the tree with ``k`` leaves
+        is exactly the first ``k - 1`` splits of a larger one, so :meth:`ladder_` reads every
+        smaller size off one fit.
     min_samples_leaf : int, default=1
     ccp_alpha : float, default=0.0
         Minimal cost-complexity pruning, as in scikit-learn.
@@ -74,7 +79,7 @@ class SoftLabelTreeClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         How splits are chosen.  ``"entropy"``: scikit-learn's Poisson deviance on the
         probability columns, which for rows summing to 1 equals the soft cross-entropy
         sum_i KL(P_i || leaf mean) -- the soft-label analogue of the entropy criterion
-        (targets are smoothed by 1e-4 so every column stays positive).  ``"squared_error"``:
+        (targets are smoothed by 2**-16 per class so every column stays positive).  ``"squared_error"``:
         the Brier score, the soft analogue of Gini.
     target : {"soft", "hard", "auto"}, default="soft"
         Fit the teacher's distribution, its top class (one-hot), or whichever of the two is more
@@ -100,9 +105,13 @@ class SoftLabelTreeClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         Node-local queries made: ``{"queries": n, "nodes_queried": m}`` (zeros without an oracle).
     """
 
+    #: The frontier protocol (analysis/frontier.py): the size is counted in leaves, set by
+    #: ``max_leaf_nodes`` (with ``max_depth=None``), swept over ``size_ladder``.
     size_unit = "leaves"
     size_param = "max_leaf_nodes"
     size_ladder = (4, 8, 16, 32, 64, 128, 256)
+    ladder_params = {"max_depth": None}
+    #: ``distill`` passes ``oracle=`` (a labelling function) to a fit that asks for it.
     _fit_extra = ("oracle",)
 
     def __init__(
@@ -139,7 +148,7 @@ class SoftLabelTreeClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         if self.max_depth is not None:
             check_int(self.max_depth, "max_depth", low=1, high=64)
         if self.max_leaf_nodes is not None:
-            check_int(self.max_leaf_nodes, "max_leaf_nodes", low=2, high=1_000_000)
+            check_int(self.max_leaf_nodes, "max_leaf_nodes", low=2)
         check_int(self.min_samples_leaf, "min_samples_leaf", low=1)
         check_positive(self.ccp_alpha, "ccp_alpha", strict=False)
         check_choice(self.criterion, "criterion", ("entropy", "squared_error"))
@@ -153,6 +162,8 @@ class SoftLabelTreeClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         self.queries_ = {"queries": 0, "nodes_queried": 0}
         self.validation_ = None
         self._candidates = {}
+        # scikit-learn's best-first builder numbers nodes in split order (ladder_ cuts a prefix)
+        self._sk_order = self.max_leaf_nodes is not None and not self._queries_on(oracle)
         split = split_validation(P, self.validation_fraction, self.random_state) if self.target == "auto" else None
         if split is None:
             self.target_ = "hard" if self.target == "hard" else "soft"
@@ -165,14 +176,16 @@ class SoftLabelTreeClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         self.validation_ = {"sizes": sizes, "soft": [], "hard": []}
         for target in ("soft", "hard"):
             reg = self._candidates[target]
-            order = best_first_order(reg.tree_)
             for s in sizes:
-                cut = truncate(reg, order[: max(s - 1, 0)]) if s - 1 < len(order) else reg
+                cut = _cut(reg, max(s, 1), prefix=self._sk_order) if s > 1 else truncate(reg, [])
                 self.validation_[target].append(agreement(cut.predict(X[va]).reshape(len(va), -1), P[va], w[va]))
         final = [self.validation_[t][sizes.index(self._n_leaves(self._candidates[t]))] for t in ("soft", "hard")]
         self.target_ = "hard" if final[1] > final[0] else "soft"
         self.estimator_ = self._candidates[self.target_]
         return self
+
+    def _queries_on(self, oracle: Any) -> bool:
+        return oracle is not None and self.min_samples > 0 and self.query_budget > 0
 
     @staticmethod
     def _n_leaves(reg: DecisionTreeRegressor) -> int:
@@ -185,7 +198,7 @@ class SoftLabelTreeClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         T = hard_targets(P) if target == "hard" else P
         kw = dict(max_depth=self.max_depth, max_leaf_nodes=self.max_leaf_nodes, min_samples_leaf=self.min_samples_leaf,
                   ccp_alpha=self.ccp_alpha, random_state=self.random_state)
-        if oracle is None or self.min_samples <= 0 or self.query_budget <= 0:
+        if not self._queries_on(oracle):
             return _fit_tree(X, T, self.criterion, None if np.all(w == 1.0) else w, **kw)
         labels = oracle if target == "soft" else (lambda Q: hard_targets(oracle(Q)))
         stump_kw = dict(max_depth=1, min_samples_leaf=self.min_samples_leaf, random_state=self.random_state)
@@ -208,28 +221,36 @@ class SoftLabelTreeClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
 
     # -- the frontier's ladder: every smaller best-first tree, cut from this one
     def ladder_(self, sizes: Any = None) -> list["SoftLabelTreeClassifier"]:
-        """Trees of at most each of ``sizes`` leaves (default ``size_ladder``), cut from this fit.
+        """Trees of at most each of ``sizes`` leaves (default ``size_ladder``), read off this fit.
 
-        Cutting replays best-first growth on the fitted tree (largest weighted impurity decrease
-        first), the trees scikit-learn's ``max_leaf_nodes`` grows, without refitting.  With
-        ``target="auto"`` each size takes the target that validated best at that size.
+        scikit-learn's best-first builder creates children ``2j+1, 2j+2`` at its ``j``-th split,
+        so the first ``k - 1`` splits are nodes ``0 .. 2k - 2``: a prefix of the node table, and
+        the cut is exactly the tree ``max_leaf_nodes=k`` grows.  A tree grown here with node-local
+        queries replays its best-first order instead (largest weighted impurity decrease first).
+        With ``target="auto"`` each size takes the target that validated best at that size.
+        Requires a fit with ``max_leaf_nodes`` (and no ``ccp_alpha`` pruning).
         """
         check_is_fitted(self)
+        if self.max_leaf_nodes is None or self.ccp_alpha:
+            raise ValueError(
+                "ladder_ reads smaller trees off a best-first fit: fit with max_leaf_nodes set and ccp_alpha=0 "
+                f"(received max_leaf_nodes={self.max_leaf_nodes!r}, ccp_alpha={self.ccp_alpha!r})."
+            )
         sizes = list(self.size_ladder if sizes is None else sizes)
+        candidates = getattr(self, "_candidates", None) or {}
         out = []
-        for s in sizes:
-            check_int(s, "size", low=2)
+        for k in sizes:
+            k = check_int(k, "size", low=2)
             target = self.target_
-            if self.validation_ is not None and self._candidates:
+            if self.validation_ is not None and candidates:
                 vs = self.validation_["sizes"]
-                i = min(range(len(vs)), key=lambda j: abs(vs[j] - s))
+                i = min(range(len(vs)), key=lambda j: abs(vs[j] - k))
                 target = "hard" if self.validation_["hard"][i] > self.validation_["soft"][i] else "soft"
-            reg = self._candidates.get(target, self.estimator_) if self._candidates else self.estimator_
-            order = best_first_order(reg.tree_)
+            reg = candidates.get(target, self.estimator_)
             est = copy.copy(self)
-            est.max_leaf_nodes = int(s)
+            est.max_leaf_nodes = int(k)
             est.target_ = target
-            est.estimator_ = truncate(reg, order[: s - 1]) if s - 1 < len(order) else reg
+            est.estimator_ = _cut(reg, int(k), prefix=getattr(self, "_sk_order", True))
             est._candidates = {}
             out.append(est)
         return out
@@ -262,11 +283,6 @@ class SoftLabelTreeClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         X = self._validate_predict(X, dtype=np.float32)
         return self.estimator_.apply(X)
 
-    def export_text(self, feature_names: list[str] | None = None, **kwargs: Any) -> str:
-        """The tree as indented if/else text (scikit-learn's ``export_text``)."""
-        check_is_fitted(self)
-        return export_text(self.estimator_, feature_names=feature_names, **kwargs)
-
     # -- persistence (no pickle: the node table as plain arrays)
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         state = self.estimator_.tree_.__getstate__()
@@ -274,7 +290,7 @@ class SoftLabelTreeClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         arrays = {f"node_{f}": np.ascontiguousarray(nodes[f]) for f in NODE_FIELDS if f in nodes.dtype.names}
         arrays["values"] = np.ascontiguousarray(state["values"])
         return arrays, {"max_depth_fitted": int(state["max_depth"]), "node_dtype": nodes.dtype.descr,
-                        "target": self.target_, "queries": self.queries_}
+                        "target": self.target_, "queries": self.queries_, "sk_order": bool(getattr(self, "_sk_order", True))}
 
     def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         fields = {f: arrays[f"node_{f}"] for f in NODE_FIELDS if f"node_{f}" in arrays}
@@ -284,11 +300,30 @@ class SoftLabelTreeClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         self.queries_ = dict(meta.get("queries") or {"queries": 0, "nodes_queried": 0})
         self.validation_ = None
         self._candidates = {}
+        self._sk_order = bool(meta.get("sk_order", True))
         self.soft_fit_ = True
 
 
 #: Jitter of node-local queries, as a fraction of each feature's standard deviation.
 _QUERY_JITTER = 0.1
+
+
+def _cut(reg: DecisionTreeRegressor, k: int, *, prefix: bool) -> DecisionTreeRegressor:
+    """The first ``k - 1`` best-first splits of ``reg`` (``reg`` itself when it has no more).
+
+    ``prefix``: the node table is in scikit-learn's best-first order (nodes ``0 .. 2k - 2`` are the
+    first ``k - 1`` splits); otherwise the order is replayed from the stored impurities.
+    """
+    t = reg.tree_
+    if prefix:
+        n = min(2 * k - 1, t.node_count)
+        if n >= t.node_count:
+            return reg
+        left = t.children_left[:n]
+        inner = np.flatnonzero((left >= 0) & (left < n))
+        return truncate(reg, inner)
+    order = best_first_order(t)
+    return truncate(reg, order[: k - 1]) if k - 1 < len(order) else reg
 
 
 def _fit_soft_multinomial(

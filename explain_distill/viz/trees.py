@@ -9,6 +9,11 @@ drawn, and every hidden subtree becomes one dashed "… n nodes hidden" box.
 
 :func:`render_dot` calls Graphviz (the ``dot`` binary) and returns SVG, or ``None`` with a reason
 when ``dot`` is not installed, so the report can fall back to the DOT text and say so.
+:func:`rules_to_dot` draws an ordered rule list as a chain, and :class:`TreeDrawing` wraps DOT
+text for notebooks (``_repr_svg_``) and files (``save``).
+
+Thresholds are printed as fitted unless an ``inverse(feature, value)`` callable is given, which
+may return a number (formatted here) or a ready string (e.g. raw units with their unit).
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ from __future__ import annotations
 import html
 import logging
 import re
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +33,7 @@ from .._validation import check_int
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CollapsedTree", "collapse", "render_dot", "tree_to_dot"]
+__all__ = ["CollapsedTree", "TreeDrawing", "collapse", "render_dot", "rules_to_dot", "tree_to_dot"]
 
 _HL = "#d62728"
 _HL_FILL = "#fdecea"
@@ -118,7 +125,22 @@ def _e(s: Any) -> str:
     return html.escape(str(s), quote=True)
 
 
-def _node_label(view: Any, nd: Any) -> str:
+def _threshold(inverse: Callable[[int, float], Any] | None, feature: int, value: float) -> str:
+    v = value if inverse is None else inverse(feature, value)
+    return _e(v) if isinstance(v, str) else _num(float(v))
+
+
+def _with_image(label: str, image: str | None) -> str:
+    """``label`` (an HTML-like label without its outer ``<>``) beside a picture file, in one table."""
+    if image is None:
+        return f"<{label}>"
+    return (
+        f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="2" CELLPADDING="1"><TR>'
+        f'<TD>{label}</TD><TD FIXEDSIZE="FALSE"><IMG SRC="{_e(image)}"/></TD></TR></TABLE>>'
+    )
+
+
+def _node_label(view: Any, nd: Any, inverse: Callable[[int, float], Any] | None = None) -> str:
     value = np.asarray(nd.value, dtype=float)
     k = int(np.argmax(value)) if value.size else 0
     cls = view.class_names[k] if k < len(view.class_names) else str(k)
@@ -127,16 +149,27 @@ def _node_label(view: Any, nd: Any) -> str:
     if nd.is_leaf:
         return f"<<B>{_e(cls)}</B> ({p:.2f})<BR/>leaf #{nd.id}{n}>"
     if view.kind == "axis":
-        cond = f"{_e(view.feature_names[nd.feature])} &lt;= {_num(nd.threshold)}"
+        worded = getattr(inverse, "condition", None)
+        if worded is not None:  # units with their own wording: raw values, "colour = red"
+            cond = _e(worded(nd.feature, "<=", nd.threshold, view.feature_names[nd.feature]))
+        else:
+            cond = f"{_e(view.feature_names[nd.feature])} &lt;= {_threshold(inverse, nd.feature, nd.threshold)}"
         return f"<<B>{cond}</B><BR/>#{nd.id}: {_e(cls)} ({p:.2f}){n}>"
     beta = "" if nd.beta is None else f", &#946; = {_num(nd.beta)}"
-    return f"<<B>filter #{nd.id}</B><BR/>{_e(cls)} ({p:.2f}){beta}>"
+    nz = ""
+    if nd.weights is not None:
+        k = int(np.count_nonzero(nd.weights))
+        if k < len(nd.weights):
+            nz = f"<BR/>{k} nonzero weights"
+    return f"<<B>filter #{nd.id}</B><BR/>{_e(cls)} ({p:.2f}){beta}{nz}>"
 
 
-def _edge_label(view: Any, nd: Any, right: bool) -> str:
+def _edge_label(view: Any, nd: Any, right: bool, note: str | None = None) -> str:
     if view.kind == "axis":
-        return "no" if right else "yes"
-    return "&gt; 0" if right else "&lt;= 0"
+        text = "no" if right else "yes"
+    else:
+        text = "&gt; 0" if right else "&lt;= 0"
+    return text if note is None else f"{text}<BR/>{_e(note)}"
 
 
 def tree_to_dot(
@@ -145,6 +178,9 @@ def tree_to_dot(
     *,
     max_depth_shown: int | None = None,
     title: str | None = None,
+    inverse: Callable[[int, float], Any] | None = None,
+    images: dict[int, str] | None = None,
+    edge_notes: dict[tuple[int, int], str] | None = None,
 ) -> str:
     """Graphviz DOT text for a :class:`TreeView`.
 
@@ -159,6 +195,13 @@ def tree_to_dot(
         dashed box saying how many nodes it holds.  None draws every node.
     title : str, optional
         Caption under the drawing (escaped).
+    inverse : callable (feature, value) -> number or str, optional
+        How an axis-aligned threshold is printed (e.g. in raw units); as fitted by default.
+    images : dict of node id -> image file name, optional
+        A picture drawn beside the node (the soft tree's filter on the highlighted path); the
+        names are resolved by :func:`render_dot` / :class:`TreeDrawing`, which embed the files.
+    edge_notes : dict of (parent, child) -> str, optional
+        Extra text under an edge's label (e.g. ``"response 1.2, P(right) 0.77"`` on the path).
 
     Returns
     -------
@@ -178,7 +221,10 @@ def tree_to_dot(
     ]
     for i in col.shown:
         nd = view.nodes[i]
-        attrs = [f"label={_node_label(view, nd)}"]
+        label = _node_label(view, nd, inverse)
+        if images and i in images:
+            label = _with_image(label[1:-1], images[i])
+        attrs = [f"label={label}"]
         if nd.is_leaf:
             attrs.append(f'fillcolor="{_HL_FILL if i in on_path else _LEAF_FILL}"')
         elif i in on_path:
@@ -206,7 +252,7 @@ def tree_to_dot(
             lines.append(f"  n{i} -> n{nd.left} [style=dashed];")
             continue
         for c, right in ((nd.left, False), (nd.right, True)):
-            attrs = [f"label=<{_edge_label(view, nd, right)}>"]
+            attrs = [f"label=<{_edge_label(view, nd, right, (edge_notes or {}).get((i, c)))}>"]
             if (i, c) in path_edges:
                 attrs.append(f'color="{_HL}", penwidth=2.2, fontcolor="{_HL}"')
             if c in col.hidden:
@@ -224,11 +270,140 @@ def tree_to_dot(
     return "\n".join(lines) + "\n"
 
 
+def rules_to_dot(
+    view: Any,
+    *,
+    fired: int | None = None,
+    title: str | None = None,
+    inverse: Callable[[int, float], Any] | None = None,
+    decimals: int = 3,
+) -> str:
+    """Graphviz DOT text for an ordered rule list (a :class:`RuleListView` or anything with ``rules``,
+    ``feature_names`` and ``class_names``): a chain of condition boxes, each with a ``yes`` edge to
+    its class and a ``no`` edge to the next rule; the last box is the ``else`` class.
+
+    ``fired`` (a rule index) draws in red the rules a sample passes through and the one that
+    decides it.  Every name is HTML-escaped inside HTML-like labels.
+    """
+    for attr in ("rules", "feature_names", "class_names"):
+        if not hasattr(view, attr):
+            raise TypeError(f"rules_to_dot needs a RuleListView (rules.view()); received {type(view).__name__}, without {attr!r}.")
+    rules = list(view.rules)
+    if fired is not None:
+        fired = check_int(fired, "fired", low=0, high=len(rules) - 1)
+    decimals = check_int(decimals, "decimals", low=0, high=17)
+
+    def value(f: int, t: float) -> str:
+        v = t if inverse is None else inverse(f, t)
+        return _e(v) if isinstance(v, str) else f"{float(v):.{decimals}f}"
+
+    lines = [
+        "digraph rules {",
+        '  graph [rankdir=TB, ranksep=0.3, nodesep=0.25, fontname="Helvetica", fontsize=10];',
+        '  node [shape=box, style="rounded,filled", fillcolor="#ffffff", color="#8a94a6", fontname="Helvetica", fontsize=10];',
+        '  edge [color="#8a94a6", fontname="Helvetica", fontsize=9, arrowsize=0.6];',
+    ]
+    red = f', color="{_HL}", penwidth=2.2'
+    red_edge = f', color="{_HL}", fontcolor="{_HL}", penwidth=2.2'
+    for r, rule in enumerate(rules):
+        val = np.asarray(rule["value"], dtype=float)
+        k = int(np.argmax(val))
+        fid = float(rule.get("fidelity", float("nan")))
+        outcome = (f"<B>{_e(view.class_names[k])}</B> ({val[k]:.2f})<BR/>coverage {float(rule.get('coverage', float('nan'))):.1%}"
+                   + (f", fidelity {fid:.1%}" if np.isfinite(fid) else ""))
+        passed = fired is not None and r < fired  # the sample reaches this rule and it does not fire
+        decides = fired is not None and r == fired
+        if not rule["conditions"]:  # the else rule: its class directly
+            else_ = "else: " if r else ""
+            fill = _HL_FILL if decides else _LEAF_FILL
+            lines.append(f'  r{r} [label=<{else_}{outcome}>, fillcolor="{fill}"{red if decides else ""}];')
+            continue
+        worded = getattr(inverse, "condition", None)
+        conds = "<BR/>and ".join(
+            _e(worded(f, op, t, view.feature_names[f])) if worded is not None
+            else f"{_e(view.feature_names[f])} {'&lt;=' if op == '<=' else '&gt;'} {value(f, t)}"
+            for f, op, t in rule["conditions"]
+        )
+        on = f', fillcolor="{_HL_FILL}"{red}' if passed or decides else ""
+        lines.append(f"  r{r} [label=<<B>rule {r + 1}</B><BR/>{conds}>{on}];")
+        lines.append(f'  c{r} [label=<{outcome}>, fillcolor="{_HL_FILL if decides else _LEAF_FILL}"{red if decides else ""}];')
+        lines.append(f"  r{r} -> c{r} [label=<yes>{red_edge if decides else ''}];")
+        lines.append(f"  {{rank=same; r{r}; c{r};}}")
+        if r + 1 < len(rules):
+            lines.append(f"  r{r} -> r{r + 1} [label=<no>{red_edge if passed else ''}];")
+    if title:
+        lines.append(f"  label=<{_e(title)}>;")
+        lines.append("  labelloc=b;")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+class TreeDrawing:
+    """A tree (or rule list) drawing: DOT text, drawn to SVG by Graphviz when first asked.
+
+    In a notebook it displays as SVG (``_repr_svg_``); without Graphviz's ``dot`` program it
+    falls back to its text repr, which says so.  ``save(path)`` writes ``.svg`` or ``.dot``/``.gv``.
+
+    Attributes
+    ----------
+    dot : str
+        The DOT source (:func:`tree_to_dot`, :func:`rules_to_dot`).
+    """
+
+    def __init__(self, dot: str, images: dict[str, bytes] | None = None) -> None:
+        if not isinstance(dot, str):
+            raise TypeError(f"TreeDrawing takes DOT text (a str); received {type(dot).__name__}.")
+        self.dot = dot
+        self.images = dict(images or {})  # file name in the DOT text -> PNG bytes, embedded in the SVG
+        self._svg: str | None = None
+        self._problem: str | None = None
+        self._rendered = False
+
+    def svg(self) -> str | None:
+        """The SVG document, or None when Graphviz could not draw it (``problem`` says why)."""
+        if not self._rendered:
+            self._svg, self._problem = render_dot(self.dot, images=self.images)
+            self._rendered = True
+        return self._svg
+
+    @property
+    def problem(self) -> str | None:
+        """Why there is no SVG (Graphviz missing or failing), after :meth:`svg` ran; else None."""
+        self.svg()
+        return self._problem
+
+    def _repr_svg_(self) -> str | None:
+        return self.svg()
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the drawing: ``.svg`` (needs Graphviz) or the DOT text (``.dot`` / ``.gv``); returns the path."""
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix in (".dot", ".gv"):
+            path.write_text(self.dot, encoding="utf-8")
+            return path
+        if suffix != ".svg":
+            raise ValueError(f"save writes .svg, .dot or .gv files; received {str(path)!r}. Pick one of these suffixes.")
+        svg = self.svg()
+        if svg is None:
+            raise RuntimeError(f"{self._problem} Save the DOT text instead: drawing.save('{path.with_suffix('.dot').name}').")
+        path.write_text(svg, encoding="utf-8")
+        return path
+
+    def __repr__(self) -> str:
+        n = len(re.findall(r"^\s+[rcn]\d+ \[label=", self.dot, flags=re.MULTILINE))
+        return f"TreeDrawing({n} boxes; display it in a notebook or .save('tree.svg'); .dot holds the DOT text)"
+
+
 _PROLOG = re.compile(r"<\?xml[^>]*\?>|<!DOCTYPE[^>]*>|<!--.*?-->", re.DOTALL)
 
 
-def render_dot(dot: str) -> tuple[str | None, str | None]:
+def render_dot(dot: str, *, images: dict[str, bytes] | None = None) -> tuple[str | None, str | None]:
     """Render DOT text to an SVG document with Graphviz.
+
+    ``images`` maps the picture file names used in the DOT labels (``<IMG SRC="..."/>``) to PNG
+    bytes: they are written to a temporary folder for Graphviz to lay out, and embedded in the SVG
+    as ``data:`` URIs, so the SVG stands alone.
 
     Returns
     -------
@@ -240,6 +415,17 @@ def render_dot(dot: str) -> tuple[str | None, str | None]:
         raise TypeError(f"render_dot takes DOT text (a str from tree_to_dot); received {type(dot).__name__}.")
     import graphviz
 
+    images = dict(images or {})
+    tmp = None
+    if images:
+        import tempfile
+
+        tmp = tempfile.TemporaryDirectory(prefix="explain_distill-dot-")
+        for name, data in images.items():
+            if Path(name).name != name or not name.endswith(".png"):
+                raise ValueError(f"image names must be plain .png file names; received {name!r}.")
+            Path(tmp.name, name).write_bytes(data)
+        dot = dot.replace("{", "{\n  imagepath=" + _quote(tmp.name) + ";", 1)
     try:
         raw = graphviz.Source(dot).pipe(format="svg", encoding="utf-8")
     except graphviz.ExecutableNotFound:
@@ -250,4 +436,24 @@ def render_dot(dot: str) -> tuple[str | None, str | None]:
         msg = f"Graphviz could not draw this tree ({type(exc).__name__}: {exc}); it is shown as DOT text."
         logger.warning(msg)
         return None, msg
-    return _PROLOG.sub("", raw).strip() + "\n", None
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    svg = _PROLOG.sub("", raw).strip() + "\n"
+    if images:
+        import base64
+
+        def embed(m: re.Match) -> str:
+            name = Path(html.unescape(m.group(2))).name
+            data = images.get(name)
+            if data is None:
+                return m.group(0)
+            return f'{m.group(1)}"data:image/png;base64,{base64.b64encode(data).decode("ascii")}"'
+
+        svg = re.sub(r'((?:xlink:)?href=)"([^"]+\.png)"', embed, svg)
+    return svg, None
+
+
+def _quote(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+

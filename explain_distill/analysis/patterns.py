@@ -1,0 +1,479 @@
+"""Surrogates over the teacher's pattern detectors, read as plain data: the verdict and the rules.
+
+- :func:`pattern_verdict` answers, in words and as data, the question a low fidelity table raises:
+  can the network be explained in terms of its inputs, in terms of its own detectors (the
+  ``NAME@patterns`` surrogates), or neither?  A surrogate "clears the bar" by the audit's rule:
+  the lower end of the 95% Wilson interval of its agreement with the teacher reaches the bar.
+  Neural students are not explanations and take no part (``OPAQUE_FAMILIES``).
+- :func:`describe_condition` phrases one split on a pattern feature for a person:
+  ``pattern 7 present (response > 0.80)``, ``pattern 3 absent (response ≤ 0.41)``,
+  ``pattern 5 at position ≤ 12.4 of 40``.
+- :func:`pattern_analysis` reads every surrogate over features of a distillation: the rules of
+  its trees and rule lists (each with its class, coverage and agreement on the test split), the
+  weights of its linear models, the channels they use, and the prototypes that show those
+  channels (:meth:`~explain_distill.features.PatternFeatures.prototypes`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .._stats import wilson_interval
+from .._validation import check_fraction, check_int
+from ..features import FeatureSurrogate, PatternFeatures, PatternPrototypes
+from .fidelity import to_jsonable
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_BAR",
+    "OPAQUE_FAMILIES",
+    "PatternAnalysis",
+    "PatternVerdict",
+    "describe_condition",
+    "pattern_analysis",
+    "pattern_verdict",
+]
+
+#: The bar of the verdict when the user set none (``--min-agreement`` sets it).
+DEFAULT_BAR = 0.90
+#: Families that are networks, not explanations: they take no part in the verdict.
+OPAQUE_FAMILIES: tuple[str, ...] = ("student",)
+
+
+def _family(name: str) -> tuple[str, str | None]:
+    family, sep, label = str(name).partition("@")
+    return family, (label if sep else None)
+
+
+# ---------------------------------------------------------------------------- the verdict
+@dataclass
+class PatternVerdict:
+    """Whether the network is explained by its inputs, by its own detectors, or neither.
+
+    Attributes
+    ----------
+    outcome : {"inputs", "patterns", "neither"}
+        ``"inputs"``: a surrogate over the raw inputs clears the bar; ``"patterns"``: none does
+        but one over the teacher's features does; ``"neither"``: none of either kind does.
+    bar : float
+        Agreement the lower end of the 95% interval must reach.
+    bar_source : {"min_agreement", "default"}
+    raw, features : list of dict
+        Every explainable surrogate of each kind: ``{"name", "agreement", "low", "high", "cleared"}``,
+        most faithful first.
+    text : str
+        The verdict in words.
+    """
+
+    outcome: str
+    bar: float
+    bar_source: str
+    raw: list[dict[str, Any]]
+    features: list[dict[str, Any]]
+    text: str
+
+    @property
+    def best_raw(self) -> dict[str, Any] | None:
+        return self.raw[0] if self.raw else None
+
+    @property
+    def best_features(self) -> dict[str, Any] | None:
+        return self.features[0] if self.features else None
+
+    def to_json(self) -> dict[str, Any]:
+        return to_jsonable({
+            "outcome": self.outcome, "bar": self.bar, "bar_source": self.bar_source,
+            "raw": self.raw, "features": self.features, "text": self.text,
+        })
+
+
+def _row(name: str, m: Any) -> dict[str, Any] | None:
+    """``{"name", "agreement", "low", "high"}`` from a metrics row, a FidelityReport or an AuditResult."""
+    get = (lambda k: m.get(k)) if isinstance(m, Mapping) else (lambda k: getattr(m, k, None))
+    agreement = get("agreement")
+    if agreement is None:
+        agreement = get("fidelity")
+    metrics = get("metrics")
+    if agreement is None and isinstance(metrics, Mapping):
+        agreement = metrics.get("agreement")
+    interval = get("interval") or get("fidelity_interval")
+    intervals = get("intervals")
+    if interval is None and isinstance(intervals, Mapping):
+        interval = intervals.get("agreement")
+    if agreement is None or interval is None:
+        return None
+    lo, hi = (float(v) for v in interval)
+    return {"name": str(name), "agreement": float(agreement), "low": lo, "high": hi}
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.1f}%"
+
+
+def pattern_verdict(
+    results: Mapping[str, Any],
+    *,
+    bar: float | None = None,
+    opaque: Sequence[str] = OPAQUE_FAMILIES,
+) -> PatternVerdict:
+    """The verdict over surrogates' fidelity.
+
+    Parameters
+    ----------
+    results : dict of surrogate name -> fidelity
+        Each value a ``Distillation.metrics["surrogates"]`` row (``fidelity``,
+        ``fidelity_interval``), a :class:`~explain_distill.analysis.FidelityReport`, an
+        :class:`~explain_distill.analysis.AuditResult` or a dict with ``agreement`` and ``interval``.
+        Names ``FAMILY@SET`` are surrogates over features.
+    bar : float in [0, 1], optional
+        Default :data:`DEFAULT_BAR`.
+    opaque : families left out (networks, not explanations).
+    """
+    source = "default" if bar is None else "min_agreement"
+    bar = DEFAULT_BAR if bar is None else check_fraction(bar, "bar")
+    raw: list[dict[str, Any]] = []
+    feats: list[dict[str, Any]] = []
+    for name, m in results.items():
+        family, label = _family(name)
+        if family in opaque:
+            continue
+        row = _row(name, m)
+        if row is None:
+            continue
+        row["cleared"] = bool(row["low"] >= bar)
+        (raw if label is None else feats).append(row)
+    for rows in (raw, feats):
+        rows.sort(key=lambda r: (-r["low"], -r["agreement"], r["name"]))
+    raw_ok = [r for r in raw if r["cleared"]]
+    feat_ok = [r for r in feats if r["cleared"]]
+
+    def one(r: dict[str, Any]) -> str:
+        return f"{r['name']} at {_pct(r['agreement'])} ({_pct(r['low'])}–{_pct(r['high'])})"
+
+    def some(rows: list[dict[str, Any]]) -> str:
+        shown = [one(r) for r in rows[:3]]
+        more = f" and {len(rows) - 3} more" if len(rows) > 3 else ""
+        return (", ".join(shown[:-1]) + " and " + shown[-1] if len(shown) > 1 else shown[0]) + more
+
+    bar_words = f"the bar of {_pct(bar)} agreement with the teacher (the lower end of the 95% interval must reach it)"
+    if raw_ok:
+        outcome = "inputs"
+        text = f"Over the raw inputs, {some(raw_ok)} reach{'es' if len(raw_ok) == 1 else ''} {bar_words}: the network can be explained in terms of its inputs."
+        if feat_ok:
+            text += f" Over its own pattern detectors, {some(feat_ok)} do{'es' if len(feat_ok) == 1 else ''} too."
+    elif feat_ok:
+        outcome = "patterns"
+        lead = f"No surrogate over the raw inputs reaches {bar_words}"
+        lead += f"; the most faithful is {one(raw[0])}." if raw else "."
+        text = (
+            f"{lead} Over the teacher's own pattern detectors, {some(feat_ok)} reach{'es' if len(feat_ok) == 1 else ''} it. "
+            f"The network is explained in terms of its own detectors, not its inputs: the rules say which of its "
+            f"learned patterns are present, and the pictures show what each pattern responds to."
+        )
+    else:
+        outcome = "neither"
+        parts = []
+        if raw:
+            parts.append(f"over the raw inputs (the most faithful: {one(raw[0])})")
+        if feats:
+            parts.append(f"over the teacher's own pattern detectors (the most faithful: {one(feats[0])})")
+        if parts:
+            text = (
+                f"No surrogate {' nor '.join(parts)} reaches {bar_words}. No explanation in this run is faithful "
+                f"enough to stand for the network; read them as approximations, with their measured fidelity."
+            )
+        else:
+            text = f"No explainable surrogate was fitted, so nothing can be held to {bar_words}."
+    return PatternVerdict(outcome=outcome, bar=bar, bar_source=source, raw=raw, features=feats, text=text)
+
+
+# ---------------------------------------------------------------------------- conditions in words
+def _fmt(v: float) -> str:
+    return f"{v:.2f}" if abs(v) < 100 else f"{v:.4g}"
+
+
+def describe_condition(feature: Mapping[str, Any], op: str, threshold: float) -> str:
+    """One split in words; ``feature`` is ``FeatureMap.describe(j)``, ``op`` is ``"<="`` or ``">"``."""
+    role = feature.get("role")
+    name = str(feature.get("name"))
+    above = op == ">"
+    if role == "response":
+        pattern = f"pattern {feature['channel']}"
+        if threshold <= 0:
+            return f"{pattern} present" if above else f"{pattern} silent"
+        return f"{pattern} present (response > {_fmt(threshold)})" if above else f"{pattern} absent (response ≤ {_fmt(threshold)})"
+    if role in ("position", "row", "column"):
+        extent = float(feature.get("extent") or 1)
+        where = threshold * extent
+        word = {"position": "position", "row": "row", "column": "column"}[role]
+        return f"pattern {feature['channel']} at {word} {'>' if above else '≤'} {where:.1f} (of {extent:g})"
+    return f"{name} {'>' if above else '≤'} {_fmt(threshold)}"
+
+
+# ---------------------------------------------------------------------------- reading the surrogates
+@dataclass
+class PatternRule:
+    """One rule of a surrogate over features: conditions -> class."""
+
+    conditions: list[tuple[int, str, float]]
+    text: list[str]
+    cls: int
+    p: float
+    coverage: int
+    agreement: float | None
+    interval: tuple[float, float] | None
+    leaf: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return to_jsonable({
+            "conditions": [list(c) for c in self.conditions], "text": self.text, "class": self.cls, "p": self.p,
+            "coverage": self.coverage, "agreement": self.agreement, "interval": self.interval, "leaf": self.leaf,
+        })
+
+
+@dataclass
+class PatternSurrogateView:
+    """What one surrogate over features says, in terms of patterns.
+
+    Attributes
+    ----------
+    name, family, label : str
+    kind : {"tree", "rules", "linear", "other"}
+    rules : list of PatternRule
+        Trees: one per leaf (by coverage of the test split); rule lists: in order, the else last.
+    weights : list of dict
+        Linear models: per class, the features that raise its score most
+        (``{"class", "features": [(j, weight), ...]}``).
+    channels : list of int
+        The pattern channels it uses, most important first.
+    """
+
+    name: str
+    family: str
+    label: str
+    kind: str
+    rules: list[PatternRule] = field(default_factory=list)
+    weights: list[dict[str, Any]] = field(default_factory=list)
+    channels: list[int] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return to_jsonable({
+            "name": self.name, "family": self.family, "label": self.label, "kind": self.kind,
+            "rules": [r.to_json() for r in self.rules], "weights": self.weights, "channels": self.channels,
+        })
+
+
+def _merge(conds: list[tuple[int, str, float]]) -> list[tuple[int, str, float]]:
+    """Keep the tightest bound per (feature, side), in first-appearance order."""
+    best: dict[tuple[int, str], float] = {}
+    order: list[tuple[int, str]] = []
+    for f, op, thr in conds:
+        key = (int(f), op)
+        if key not in best:
+            order.append(key)
+            best[key] = float(thr)
+        else:
+            best[key] = min(best[key], float(thr)) if op == "<=" else max(best[key], float(thr))
+    return [(f, op, best[(f, op)]) for f, op in order]
+
+
+def _rule_stats(mask: np.ndarray, same: np.ndarray) -> tuple[int, float | None, tuple[float, float] | None]:
+    n = int(mask.sum())
+    if not n:
+        return 0, None, None
+    k = int(same[mask].sum())
+    return n, k / n, wilson_interval(k, n)
+
+
+def _channel_of(fmap: Any, j: int) -> int | None:
+    return fmap.describe(j).get("channel")
+
+
+def _read_tree(est: Any, fmap: Any, F: np.ndarray, same: np.ndarray) -> tuple[list[PatternRule], list[int]]:
+    from .tree_view import TreeView
+
+    view = TreeView.of(est, feature_names=list(fmap.names))
+    leaf_of = np.asarray(view.leaf_of(F))
+    rules = []
+    for leaf in view.leaves():
+        conds = []
+        path = view.path_to(leaf)
+        for a, b in zip(path[:-1], path[1:]):
+            nd = view.nodes[a]
+            conds.append((int(nd.feature), ">" if b == nd.right else "<=", float(nd.threshold)))
+        conds = _merge(conds)
+        value = np.asarray(view.nodes[leaf].value, dtype=float)
+        k = int(np.argmax(value))
+        n, agr, itv = _rule_stats(leaf_of == leaf, same)
+        rules.append(PatternRule(conds, [describe_condition(fmap.describe(f), op, t) for f, op, t in conds], k,
+                                 float(value[k] / max(value.sum(), 1e-12)), n, agr, itv, leaf=int(leaf)))
+    rules.sort(key=lambda r: (-r.coverage, r.leaf))
+    # Channels by the training samples their splits route (the root's split routes them all).
+    score: dict[int, float] = {}
+    for nd in view.nodes:
+        if not nd.is_leaf and nd.feature is not None:
+            c = _channel_of(fmap, nd.feature)
+            if c is not None:
+                score[c] = score.get(c, 0.0) + float(nd.n_samples or 0.0) + 1e-9
+    return rules, sorted(score, key=lambda c: (-score[c], c))
+
+
+def _read_rules(est: Any, fmap: Any, F: np.ndarray, same: np.ndarray) -> tuple[list[PatternRule], list[int]]:
+    which = np.asarray(est.rule_of(F))
+    rules = []
+    score: dict[int, float] = {}
+    for r, rule in enumerate(est.rules_):
+        conds = _merge([(int(f), op, float(t)) for f, op, t in rule["conditions"]])
+        value = np.asarray(rule["value"], dtype=float)
+        k = int(np.argmax(value))
+        n, agr, itv = _rule_stats(which == r, same)
+        rules.append(PatternRule(conds, [describe_condition(fmap.describe(f), op, t) for f, op, t in conds], k,
+                                 float(value[k]), n, agr, itv, leaf=None))
+        for f, _, _ in conds:
+            c = _channel_of(fmap, f)
+            if c is not None:
+                score[c] = score.get(c, 0.0) + float(rule.get("coverage", 0.0)) + 1e-9
+    return rules, sorted(score, key=lambda c: (-score[c], c))
+
+
+def _read_linear(est: Any, fmap: Any, n_classes: int, top: int = 4) -> tuple[list[dict[str, Any]], list[int]]:
+    coef = getattr(est, "coef_", None)
+    if coef is None:
+        coef = getattr(getattr(est, "estimator_", None), "coef_", None)
+    coef = np.asarray(coef, dtype=float)
+    if coef.ndim != 2:
+        return [], []
+    if coef.shape[0] == 1 and n_classes == 2:
+        coef = np.vstack([-coef, coef])
+    weights = []
+    score: dict[int, float] = {}
+    for k in range(coef.shape[0]):
+        order = np.argsort(-coef[k], kind="stable")[:top]
+        weights.append({"class": int(k), "features": [(int(j), float(coef[k, j])) for j in order if coef[k, j] > 0]})
+    for j in range(coef.shape[1]):
+        c = _channel_of(fmap, j)
+        if c is not None:
+            score[c] = max(score.get(c, 0.0), float(np.abs(coef[:, j]).max()))
+    return weights, sorted(score, key=lambda c: (-score[c], c))
+
+
+def _is_axis_tree(est: Any) -> bool:
+    from .tree_view import TreeView
+
+    try:
+        return TreeView.of(est).kind == "axis"
+    except (TypeError, ValueError):
+        return False
+
+
+def read_feature_surrogate(
+    sur: FeatureSurrogate, X: np.ndarray, teacher_pred: np.ndarray, name: str | None = None, *, F: np.ndarray | None = None
+) -> PatternSurrogateView:
+    """A :class:`PatternSurrogateView` of one surrogate over features, scored on ``X`` against ``teacher_pred``.
+
+    ``F``: ``sur.features.transform(X)`` when the caller already has it.
+    """
+    fmap, est = sur.features, sur.estimator
+    F = fmap.transform(X) if F is None else F
+    s_pred = np.asarray(est.predict(F))
+    same = s_pred == np.asarray(teacher_pred)
+    out = PatternSurrogateView(name=name or sur.name, family=sur.family, label=fmap.label, kind="other")
+    try:
+        if hasattr(est, "rules_") and hasattr(est, "rule_of"):
+            out.kind = "rules"
+            out.rules, out.channels = _read_rules(est, fmap, F, same)
+        elif _is_axis_tree(est):
+            out.kind = "tree"
+            out.rules, out.channels = _read_tree(est, fmap, F, same)
+        elif getattr(est, "coef_", None) is not None or getattr(getattr(est, "estimator_", None), "coef_", None) is not None:
+            out.kind = "linear"
+            out.weights, out.channels = _read_linear(est, fmap, len(sur.classes_))
+    except (TypeError, ValueError, AttributeError) as exc:  # a family we cannot read: its fidelity still counts
+        logger.info("could not read %s as rules or weights: %s", out.name, exc)
+        out.kind = "other"
+    return out
+
+
+# ---------------------------------------------------------------------------- the whole analysis
+@dataclass
+class PatternAnalysis:
+    """The surrogates over features of one run, the verdict and the pictures' data.
+
+    Attributes
+    ----------
+    verdict : PatternVerdict
+        At :data:`DEFAULT_BAR` (the report recomputes it at the run's ``min_agreement``).
+    surrogates : list of PatternSurrogateView
+    prototypes : PatternPrototypes or None
+        For the channels the surrogates use (at most ``max_patterns``), from the training split.
+    layer : str or None
+    n_channels : int
+    """
+
+    verdict: PatternVerdict
+    surrogates: list[PatternSurrogateView]
+    prototypes: PatternPrototypes | None = None
+    layer: str | None = None
+    n_channels: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return to_jsonable({
+            "verdict": self.verdict.to_json(),
+            "layer": self.layer,
+            "n_channels": self.n_channels,
+            "surrogates": [s.to_json() for s in self.surrogates],
+            "prototypes": self.prototypes.to_json() if self.prototypes is not None else None,
+        })
+
+
+def pattern_analysis(
+    distillation: Any,
+    *,
+    bar: float | None = None,
+    max_patterns: int = 16,
+    top_k: int = 8,
+) -> PatternAnalysis | None:
+    """Read every surrogate over features of ``distillation``; None when it has none.
+
+    Rules and their agreement are measured on the test split; the prototypes are searched in the
+    training split.
+    """
+    max_patterns = check_int(max_patterns, "max_patterns", low=1)
+    sur = {n: e for n, e in distillation.surrogates.items() if isinstance(e, FeatureSurrogate)}
+    if not sur:
+        return None
+    d = distillation.dataset
+    metrics = distillation.metrics or distillation.evaluate()
+    verdict = pattern_verdict(metrics["surrogates"], bar=bar)
+    X = d.X_test
+    t_pred = distillation.teacher.predict(X)
+    columns: dict[int, np.ndarray] = {}  # each feature map run once over the test split
+    views = []
+    for n, e in sur.items():
+        if id(e.features) not in columns:
+            columns[id(e.features)] = e.features.transform(X)
+        views.append(read_feature_surrogate(e, X, t_pred, name=n, F=columns[id(e.features)]))
+    pmaps = [e.features for e in sur.values() if isinstance(e.features, PatternFeatures)]
+    protos, layer, n_channels = None, None, 0
+    if pmaps:
+        fmap = pmaps[0]
+        layer, n_channels = fmap.layer, fmap.n_channels
+        # Interleave the surrogates' channel rankings so each one's most used patterns are drawn.
+        ranked: list[int] = []
+        lists = [v.channels for v in views if v.label == fmap.label and v.kind in ("tree", "rules")]
+        lists += [v.channels for v in views if v.label == fmap.label and v.kind not in ("tree", "rules")]
+        for i in range(max((len(x) for x in lists), default=0)):
+            for lst in lists:
+                if i < len(lst) and lst[i] not in ranked:
+                    ranked.append(lst[i])
+        chans = ranked[:max_patterns]
+        if chans:
+            protos = fmap.prototypes(d.X_train, d.y_train, class_names=list(d.class_names), channels=chans, top_k=top_k)
+    return PatternAnalysis(verdict=verdict, surrogates=views, prototypes=protos, layer=layer, n_channels=n_channels)
+
