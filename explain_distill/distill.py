@@ -620,7 +620,9 @@ def distill(
             cls = SURROGATES[family]
             sizes = ladder_sizes.get(name) or list(cls.size_ladder)
             main = fitted[name].estimator if label is not None else fitted[name]
+            t2 = time.perf_counter()
             inner = _fit_ladder(name, main, sizes, configured, lambda e, label=label: fit(e, label))
+            timings[f"ladder_{name}_s"] = time.perf_counter() - t2
             for est in inner:
                 if label is None:
                     set_names(est, feature_names=dataset.feature_names, class_names=dataset.class_names)
@@ -668,7 +670,8 @@ def distill(
                     best["validation_interval"][0],
                 )
         timings["ladders_s"] = time.perf_counter() - t1
-        logger.info("fitted the ladders of %s in %.2fs", ", ".join(families), timings["ladders_s"])
+        logger.info("fitted the ladders of %s in %.2fs (%s)", ", ".join(families), timings["ladders_s"],
+                    ", ".join(f"{n} {timings[f'ladder_{n}_s']:.1f}s" for n in families))
     result = Distillation(
         teacher=ref,
         dataset=dataset,
