@@ -111,6 +111,9 @@ class SoftLabelTreeClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin
     size_param = "max_leaf_nodes"
     size_ladder = (4, 8, 16, 32, 64, 128, 256)
     ladder_params = {"max_depth": None}
+    #: A rung of :meth:`ladder_` is the model a fit at that size gives, so ``distill`` fits the family
+    #: once, at the top of its ladder, and reads the configured size off it too.
+    ladder_prefix = True
     #: ``distill`` passes ``oracle=`` (a labelling function) to a fit that asks for it.
     _fit_extra = ("oracle",)
 
