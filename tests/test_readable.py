@@ -377,3 +377,25 @@ def test_report_shows_the_rule_list_and_the_shapes(readable_run):
     figs = readable_run.surrogates["figs"]
     text = str(figs)
     assert text.startswith("bias: ") and "petal" in text  # names and raw units from distill
+
+
+def test_distill_fits_a_prefix_family_once_and_reads_the_configured_size_off_it(iris, iris_teacher, monkeypatch):
+    import explain_distill as ed
+
+    calls = []
+    real = RuleListClassifier.fit
+
+    def counting(self, X, y, sample_weight=None):
+        calls.append(self.max_rules)
+        return real(self, X, y, sample_weight=sample_weight)
+
+    monkeypatch.setattr(RuleListClassifier, "fit", counting)
+    res = ed.distill(iris_teacher, iris, surrogates=["rules"], queries=None, params={"rules": {"max_rules": 4}},
+                     ladders={"rules": [2, 4, 8]})
+    assert calls == [8]  # one fit, at the top of the ladder
+    est = res.surrogates["rules"]
+    assert est.max_rules == 4 and est.size_ <= 4
+    monkeypatch.setattr(RuleListClassifier, "fit", real)
+    ref = RuleListClassifier(max_rules=4).fit(res.transfer.X, res.transfer.P)
+    np.testing.assert_allclose(est.predict_proba(iris.X_test), ref.predict_proba(iris.X_test))
+    assert [e.size_ for e in res.ladders["rules"]] == sorted({e.size_ for e in res.ladders["rules"]})
