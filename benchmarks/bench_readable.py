@@ -31,6 +31,9 @@ TREE_SIZES = (16, 64, 256)  # the sizes of the targets (a 2-core machine: the ru
 RULE_SIZES = (30, 100)
 #: Seeds the peers are fitted on: the EBM alone takes minutes per fit on the transfer set.
 PEER_SEEDS = (0,)
+#: Data sets the peers are fitted on (mnist1d's targets are about the additive model alone; its EBM
+#: figure, 0.742, is the issue's, measured before this benchmark on the same kind of transfer set).
+PEER_DATASETS = ("digits",)
 TREPAN_DEPTHS = (4, 6, 8, 10)
 TREPAN_QUERIES = 20_000
 _RULEFIT_ROWS = 5000  # teacher calls each arm adds: node-local (min_samples=100) vs global jitter + mixup
@@ -204,7 +207,7 @@ def _run_seed(name: str, seed: int, device: str, quick: bool) -> dict[str, Any]:
         fam[key] = {int(est.size_): fid(est)}
     if name == "digits" or quick:
         out["trepan"] = _trepan(teacher, data, transfer, t_pred, seed, quick)
-    if seed in PEER_SEEDS or quick:
+    if quick or (seed in PEER_SEEDS and name in PEER_DATASETS):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             out["peers"] = _peers(X, np.argmax(P, axis=1), data.X_test, t_pred, quick, name)
@@ -311,8 +314,8 @@ def _markdown(by_ds: dict[str, list[dict[str, Any]]], quick: bool) -> str:
                 else:
                     peer_rows.setdefault((p["peer"], p["setting"]), []).append(p)
         if peer_rows or skipped:
-            lines += ["", f"Peers on the same teacher and transfer set (hard labels; seed {', '.join(map(str, PEER_SEEDS))} only: "
-                      "one EBM fit takes minutes here):", "",
+            lines += ["", f"Peers on the same teacher and transfer set (hard labels; seed {', '.join(map(str, PEER_SEEDS))} only, "
+                      f"on {', '.join(PEER_DATASETS)}: one EBM fit takes minutes here):", "",
                       "| peer | setting | size | fidelity | fit (s) |", "|---|---|---:|---:|---:|"]
             for (peer, setting), ps in peer_rows.items():
                 lines.append(f"| {peer} | {setting} | {np.mean([p['size'] for p in ps]):.0f} {ps[0]['unit']} | "
