@@ -38,7 +38,7 @@ from .features import (
 from .surrogates import SURROGATES, load_surrogate, save_surrogate
 from .surrogates._base import set_names, set_units
 from .teacher import Teacher
-from .transfer import QuerySpec, TransferSet, build_transfer_set, check_teachers
+from .transfer import QuerySpec, TransferSet, build_transfer_set, check_teachers, soft_labels
 
 logger = logging.getLogger(__name__)
 
@@ -57,15 +57,18 @@ __all__ = [
 #: Share of the training rows held out (stratified) to choose sizes on the frontier; never the test split.
 VALIDATION_FRACTION = 0.2
 
-#: What ``distill`` fits when ``surrogates`` is not given (those registered).
+#: What ``distill`` fits when ``surrogates`` is not given (those registered).  ``gam`` is registered
+#: but not a default: on digits its fit and term ladder take ~7 s raw and ~40 s over the 192 pattern
+#: columns, where ``explain-distill run`` has 60 s in all on 2 cores (name it to fit it).
 DEFAULT_SURROGATES: tuple[str, ...] = (
-    "soft_tree", "soft_tree_sparse", "tree", "logistic", "naive_bayes", "rules", "student",
+    "soft_tree", "soft_tree_sparse", "tree", "logistic", "naive_bayes", "rules", "figs", "student",
 )
 
 #: Families fitted over a feature set (``"tree@patterns"``, ...) when ``features`` asks for one and
-#: ``surrogates`` names none over it: those registered, in this order (the additive families join
-#: when they are).
-DEFAULT_FEATURE_SURROGATES: tuple[str, ...] = ("tree", "rules", "logistic", "gam", "figs")
+#: ``surrogates`` names none over it.  ``figs@patterns`` and ``gam@patterns`` are left to be named:
+#: on digits (192 pattern columns) they cost ~10 s and ~40 s of a 60 s run, where logistic@patterns
+#: already follows the teacher (0.998) and tree@patterns reaches 0.96 at 32 leaves.
+DEFAULT_FEATURE_SURROGATES: tuple[str, ...] = ("tree", "rules", "logistic")
 
 #: Defaults of a family over features that differ from its raw-input defaults (user ``params`` win):
 #: a rule list over pattern detectors needs about three rules per class (mnist1d, 10 classes:
@@ -430,6 +433,16 @@ def _attention(teachers: list[Teacher], w: np.ndarray, X: np.ndarray) -> np.ndar
     return np.sum([wi * m for wi, m in zip(w, maps)], axis=0).astype(np.float32)
 
 
+def _oracle(teachers: list[Teacher], w: np.ndarray, temperature: float) -> Any:
+    """The teachers as a plain labelling function X -> soft labels (n, K) at the run's temperature,
+    for surrogates that draw node-local queries (they see this callable, never a Teacher)."""
+
+    def oracle(X: Any) -> np.ndarray:
+        return soft_labels(teachers, X, temperature=temperature, weights=w)
+
+    return oracle
+
+
 def distill(
     teacher: Teacher | Sequence[Teacher],
     dataset: Dataset,
@@ -582,6 +595,8 @@ def distill(
             if label is not None:
                 raise ValueError(f"attention transfer needs raw image/signal inputs; set attention_weight=0 over {label}.")
             fit_kwargs["teacher_attention"] = _attention(teachers, w, transfer.X)
+        if "oracle" in extra and label is None:
+            fit_kwargs["oracle"] = _oracle(teachers, w, temperature)
         est.fit(transfer.X if label is None else columns[label], transfer.P, **fit_kwargs)
         if label is None:
             set_names(est, feature_names=dataset.feature_names, class_names=dataset.class_names)  # print with names
@@ -590,10 +605,22 @@ def distill(
             set_names(est, feature_names=list(maps[label].names), class_names=dataset.class_names)
         return est
 
+    shared: dict[str, Any] = {}  # family -> the one fit its ladder and its configured model are read from
     for name in names:
         family, label = split_name(name)
         t1 = time.perf_counter()
-        est = fit(configured(name), label)
+        est = None
+        if name in families:
+            est, big = _read_off_ladder_fit(
+                configured(name), ladder_sizes.get(name) or list(SURROGATES[family].size_ladder),
+                lambda size, name=name: configured(name, {**dict(getattr(SURROGATES[family], "ladder_params", {}) or {}),
+                                                          SURROGATES[family].size_param: size}),
+                lambda e, label=label: fit(e, label),
+            )
+            if big is not None:
+                shared[name] = big
+        if est is None:
+            est = fit(configured(name), label)
         fitted[name] = est if label is None else FeatureSurrogate(maps[label], est, family=family)
         timings[f"fit_{name}_s"] = time.perf_counter() - t1
         logger.info("fitted %s in %.2fs", name, timings[f"fit_{name}_s"])
@@ -607,8 +634,10 @@ def distill(
             family, label = split_name(name)
             cls = SURROGATES[family]
             sizes = ladder_sizes.get(name) or list(cls.size_ladder)
-            main = fitted[name].estimator if label is not None else fitted[name]
+            main = shared.get(name) or (fitted[name].estimator if label is not None else fitted[name])
+            t2 = time.perf_counter()
             inner = _fit_ladder(name, main, sizes, configured, lambda e, label=label: fit(e, label))
+            timings[f"ladder_{name}_s"] = time.perf_counter() - t2
             for est in inner:
                 if label is None:
                     set_names(est, feature_names=dataset.feature_names, class_names=dataset.class_names)
@@ -656,7 +685,8 @@ def distill(
                     best["validation_interval"][0],
                 )
         timings["ladders_s"] = time.perf_counter() - t1
-        logger.info("fitted the ladders of %s in %.2fs", ", ".join(families), timings["ladders_s"])
+        logger.info("fitted the ladders of %s in %.2fs (%s)", ", ".join(families), timings["ladders_s"],
+                    ", ".join(f"{n} {timings[f'ladder_{n}_s']:.1f}s" for n in families))
     result = Distillation(
         teacher=ref,
         dataset=dataset,
@@ -734,6 +764,30 @@ def _carve_from_transfer(transfer: TransferSet, seed: int) -> tuple[TransferSet,
                        y=np.asarray(transfer.y)[keep], source=np.asarray(transfer.source)[keep],
                        source_names=list(transfer.source_names))
     return rest, X[val]
+
+
+def _read_off_ladder_fit(est: Any, sizes: Sequence[int], at_size: Any, fit: Any) -> tuple[Any, Any]:
+    """(the configured model, the ladder's fit) from one fit, for a family whose ``ladder_`` rungs are
+    the models a fit at that size gives (``ladder_prefix``: a greedy growth stopped at the budget).
+
+    The family is fitted once at the top of its ladder (or the configured size, if larger) and the
+    configured model is read off it; ``(None, None)`` when the family cannot share (no
+    ``ladder_prefix``, no configured size, or settings its ladder overrides).
+    """
+    cls = type(est)
+    if not getattr(cls, "ladder_prefix", False) or not hasattr(est, "ladder_"):
+        return None, None
+    params = est.get_params()
+    want = params.get(cls.size_param)
+    overrides = dict(getattr(cls, "ladder_params", {}) or {})
+    if want is None or any(params.get(k) != v for k, v in overrides.items()):
+        return None, None
+    top = max(max(sizes), int(want))
+    big = fit(at_size(top))
+    if int(want) >= top:
+        return big, big
+    small = big.ladder_([int(want)])[0]
+    return small, big
 
 
 def _fit_ladder(name: str, main: Any, sizes: Sequence[int], configured: Any, fit: Any) -> list[Any]:

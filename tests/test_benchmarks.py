@@ -148,6 +148,28 @@ def test_merge_refuses_results_without_markdown(tmp_path):
         runner.write_results(out, runner.machine_info("cpu"), [_record("b", "B")], quick=True, merge=True)
 
 
+def test_readable_benchmark_reports_targets_met_and_not_met():
+    from benchmarks import bench_readable as br
+
+    def seed(s, tree16, rules100):
+        fam = {
+            "tree": {16: tree16, 64: 0.85, 256: 0.96}, "tree (requested)": {16: tree16, 64: 0.85, 256: 0.96},
+            "tree (target auto)": {16: 0.5, 64: 0.5, 256: 0.5}, "figs": {16: 0.7, 64: 0.7, 256: 0.7},
+            "rules": {30: 0.9, 100: rules100}, "rules (requested)": {30: 0.9, 100: rules100}, "gam": {60: 0.99},
+        }
+        return {"dataset": "digits", "seed": s, "teacher_accuracy": 0.98, "n_transfer": 100, "n_test": 10, "fidelity": fam,
+                "fit_s": {k: 1.0 for k in ("tree", "tree (target auto)", "figs", "rules", "gam")}, "extra": {"rule_length": 3.0},
+                "peers": [{"peer": "InterpretML EBM", "skipped": "not installed"}], "seconds": 5.0}
+
+    md = br._markdown({"digits": [seed(0, 0.80, 0.92), seed(1, 0.78, 0.95)]}, quick=False)
+    rows = {line.split("|")[1].strip() + line.split("|")[2].strip(): line for line in md.splitlines() if line.startswith("| digits")}
+    assert "**met**" in rows["digits: best of tree / figs (tree)<= 16"] and "0.790 ± 0.010" in rows["digits: best of tree / figs (tree)<= 16"]
+    assert "**not met**" not in rows["digits: rules<= 100"] and "0.935" in rows["digits: rules<= 100"]
+    assert "**not met**" in rows["digits: best of tree / figs (tree)<= 64"]
+    assert "skipped: not installed" in md
+    assert set(br.peers_available()) == {"imodels", "interpret"}
+
+
 def test_gpu_fit_benchmark_runs_on_the_cpu_and_the_new_fit_equals_the_old():
     """bench_gpu_fit --quick on the CPU: in memory the new fit visits the rows in the order of 8d8999f
     with the same arithmetic, so both versions train the same tree (the benchmark checks predict too)."""

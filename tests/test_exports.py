@@ -205,7 +205,8 @@ def test_rule_list_text_and_view_agree_with_the_model(named_rules, iris_xy):
     np.testing.assert_array_equal(view.rule_of(X), named_rules.rule_of(X))
     text = str(named_rules)
     assert text == named_rules.to_text() == named_rules.export_text() == view.export_text()
-    assert text.startswith("IF petal") and "THEN setosa" in text and text.splitlines()[-1].startswith("ELSE ")
+    assert text.startswith("IF petal") and "setosa" in text and text.splitlines()[-1].startswith("ELSE ")
+    assert all("fidelity" in line for line in text.splitlines())  # each rule with its coverage and fidelity
     other = named_rules.to_text(feature_names=["a", "b", "c", "d"], class_names=["p", "q", "r"])
     assert "THEN p" in other or "THEN q" in other or "THEN r" in other
     with pytest.raises(ValueError, match="feature_names has 2 entries"):

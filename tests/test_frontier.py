@@ -173,12 +173,12 @@ def test_cli_min_agreement_picks_and_metrics_carry_the_frontier(tmp_path, monkey
     monkeypatch.setattr(teacher_module, "train_teacher", lambda data, **kw: iris_teacher)
     out = tmp_path / "o"
     assert main(["run", "--dataset", "iris", "--surrogates", "tree,rules", "--min-agreement", "0.8",
-                 "--param", "rules.max_depth=4", "--out", str(out)]) == 0
+                 "--param", "rules.max_rules=4", "--out", str(out)]) == 0
     m = json.loads((out / "metrics.json").read_text())
     assert set(m["analysis"]["frontier"]) == {"tree", "rules"}
     assert m["analysis"]["frontier_summary"]["min_agreement"] == 0.8
     saved = ed.load(out, device="cpu")
-    assert saved.surrogates["rules"].max_depth == 4
+    assert saved.surrogates["rules"].max_rules == 4
     assert saved.frontier["families"]["rules"]["explicit"] is True
     # re-rendering a saved run keeps its frontier (ladders are not saved, their figures are)
     assert main(["report", str(out)]) == 0

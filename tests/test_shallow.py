@@ -9,7 +9,6 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from explain_distill.surrogates import (
     SURROGATES,
-    RuleListClassifier,
     SoftLabelGaussianNB,
     SoftLabelLogisticRegression,
     SoftLabelTreeClassifier,
@@ -17,12 +16,12 @@ from explain_distill.surrogates import (
     save_surrogate,
 )
 
-SHALLOW = [SoftLabelTreeClassifier, SoftLabelLogisticRegression, SoftLabelGaussianNB, RuleListClassifier]
+SHALLOW = [SoftLabelTreeClassifier, SoftLabelLogisticRegression, SoftLabelGaussianNB]
 
 
 
 def test_every_registered_shallow_surrogate_is_checked():
-    shallow_names = {"tree", "logistic", "naive_bayes", "rules"}
+    shallow_names = {"tree", "logistic", "naive_bayes"}
     assert {SURROGATES[n] for n in shallow_names} == set(SHALLOW)
 
 
@@ -90,32 +89,6 @@ def test_gaussian_nb_soft_counts(rng):
     np.testing.assert_allclose(nb.var_[1], var)
 
 
-def test_rule_list_is_short_ordered_and_printable(digits, rng):
-    X, y = digits.X_train, digits.y_train
-    rl = RuleListClassifier(max_rules=6, max_depth=4).fit(X, y)
-    assert len(rl.rules_) == 7  # six rules and the else rule
-    cov = [r["coverage"] for r in rl.rules_[:-1]]
-    assert cov == sorted(cov, reverse=True)
-    assert abs(sum(r["coverage"] for r in rl.rules_) - 1.0) < 1e-9
-    text = rl.to_text(feature_names=digits.feature_names, class_names=digits.class_names)
-    lines = text.splitlines()
-    assert lines[0].startswith("IF ") and lines[-1].startswith("ELSE ") and "coverage" in lines[1]
-    assert all(len(r["conditions"]) <= 4 for r in rl.rules_)
-    assert str(rl) == rl.to_text()
-    # The first rule that fires decides: a sample satisfying rule 0 gets rule 0's distribution.
-    which = rl.rule_of(X)
-    f, op, t = rl.rules_[0]["conditions"][0]
-    assert np.all((X[which == 0, f] <= t) if op == "<=" else (X[which == 0, f] > t))
-    np.testing.assert_allclose(rl.predict_proba(X[which == 0][:3]), np.tile(rl.rules_[0]["value"], (min(3, (which == 0).sum()), 1)))
-    assert rl.score(X, y) > 0.3
-
-
-def test_rule_conditions_are_merged():
-    from explain_distill.surrogates.shallow import _merge
-
-    assert _merge([(1, "<=", 3.0), (2, ">", 0.0), (1, "<=", 1.0), (2, ">", 0.5)]) == [(1, "<=", 1.0), (2, ">", 0.5)]
-
-
 @pytest.mark.parametrize("cls", SHALLOW)
 def test_bad_hyper_parameters_are_rejected_with_the_value(cls, rng):
     X, y = rng.normal(size=(20, 2)), np.arange(20) % 2
@@ -123,7 +96,6 @@ def test_bad_hyper_parameters_are_rejected_with_the_value(cls, rng):
         SoftLabelTreeClassifier: {"criterion": "gini"},
         SoftLabelLogisticRegression: {"C": -1.0},
         SoftLabelGaussianNB: {"var_smoothing": -1.0},
-        RuleListClassifier: {"max_rules": 0},
     }[cls]
     with pytest.raises(ValueError, match=str(list(bad.values())[0]).replace("-", "\\-")):
         cls(**bad).fit(X, y)
@@ -135,7 +107,7 @@ def test_not_distributions_are_rejected(rng):
         SoftLabelGaussianNB().fit(X, rng.normal(size=(10, 3)))
 
 
-@pytest.mark.parametrize("name", ["tree", "naive_bayes", "rules", "logistic"])
+@pytest.mark.parametrize("name", ["tree", "naive_bayes", "rules", "logistic", "figs", "gam"])
 def test_save_load_soft_fit(tmp_path, name, rng):
     X = rng.normal(size=(60, 3))
     P = _soft(rng, 60, 3)

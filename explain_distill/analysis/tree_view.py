@@ -841,8 +841,10 @@ class RuleListView:
     Attributes
     ----------
     rules : list of dict
-        ``{"conditions": [(feature, "<=" or ">", threshold), ...], "value": (K,), "coverage": float}``;
-        the last rule has no conditions (the ``else``).
+        ``{"conditions": [(feature, "<=" or ">", threshold), ...], "value": (K,), "coverage": float,
+        "fidelity": float}`` in the order the list is read (coverage: the share of training rows the
+        rule decides; fidelity: the share of those on which the teacher agrees with it, NaN when the
+        model does not record it); the last rule has no conditions (the ``else``).
     feature_names, class_names : list of str
     """
 
@@ -860,7 +862,8 @@ class RuleListView:
             value = np.asarray(rule["value"], dtype=np.float64)
             if value.shape != (len(self.class_names),):
                 raise ValueError(f"rule {r} predicts {value.shape} values for {len(self.class_names)} classes.")
-            out.append({"conditions": conds, "value": value, "coverage": float(rule.get("coverage", float("nan")))})
+            out.append({"conditions": conds, "value": value, "coverage": float(rule.get("coverage", float("nan"))),
+                        "fidelity": float(rule.get("fidelity", float("nan")))})
         self.rules = out
         self._highlight: int | None = None
         self.units: Any = None  # raw units when the estimator carries them (see TreeView.units)
@@ -918,7 +921,8 @@ class RuleListView:
         return " AND ".join(_cond(units, f, op, t, self.feature_names[f], decimals) for f, op, t in rule["conditions"])
 
     def export_text(self, *, decimals: int = 3, inverse: Inverse = None) -> str:
-        """``IF ... THEN class (p=..) [coverage ..]`` / ``ELSE IF ...`` / ``ELSE class ...``, one rule a line.
+        """``IF ... THEN class (p=..) [coverage .., fidelity ..]`` / ``ELSE IF ...`` / ``ELSE class ...``,
+        one rule a line, in the order the list is read.
 
         Thresholds in the data's raw units when known (``inverse="scaled"`` for the fitted values),
         with ``decimals`` decimals.
@@ -928,7 +932,7 @@ class RuleListView:
         lines = []
         for r, rule in enumerate(self.rules):
             k = int(np.argmax(rule["value"]))
-            then = f"{self.class_names[k]} (p={rule['value'][k]:.2f}) [coverage {rule['coverage']:.1%}]"
+            then = f"{self.class_names[k]} (p={rule['value'][k]:.2f}) [{_rule_stats(rule)}]"
             if not rule["conditions"]:
                 lines.append(("ELSE " if r else "") + then)
                 continue
@@ -938,7 +942,8 @@ class RuleListView:
     def to_dict(self, *, inverse: Inverse = None) -> dict[str, Any]:
         """The rule list as JSON-able dicts: ``{"feature_names", "class_names", "rules": [...]}``;
         each rule ``{"conditions": [{"feature", "feature_index", "op", "threshold"}], "class",
-        "probability", "value", "coverage"}`` (thresholds through ``inverse``)."""
+        "probability", "value", "coverage", "fidelity"}`` (thresholds through ``inverse``; fidelity
+        None where the model does not record it)."""
         units = self._inverse(inverse)
         rules = []
         for rule in self.rules:
@@ -956,6 +961,7 @@ class RuleListView:
                 "probability": float(rule["value"][k]),
                 "value": [float(v) for v in rule["value"]],
                 "coverage": float(rule["coverage"]),
+                "fidelity": _jsonable(rule["fidelity"]) if np.isfinite(rule["fidelity"]) else None,
             })
         return {"feature_names": list(self.feature_names), "class_names": list(self.class_names), "rules": rules}
 
@@ -985,6 +991,12 @@ class RuleListView:
             f"RuleListView(n_rules={len(self.rules)}, n_conditions={sum(len(r['conditions']) for r in self.rules)}, "
             f"n_features={len(self.feature_names)}, n_classes={len(self.class_names)}{hl})"
         )
+
+
+def _rule_stats(rule: Mapping[str, Any]) -> str:
+    """``coverage 12.3%, fidelity 98.0%`` (fidelity only where the rule list records it)."""
+    fid = float(rule.get("fidelity", float("nan")))
+    return f"coverage {rule['coverage']:.1%}" + (f", fidelity {fid:.1%}" if np.isfinite(fid) else "")
 
 
 def _raw_units(estimator: Any, feature_names: Sequence[str]) -> Any:

@@ -393,6 +393,53 @@ def _shallow_tree_sections(d: Distillation, views: dict[str, Any], examples: lis
     return out
 
 
+def _rule_list_sections(d: Distillation) -> list[dict[str, Any]]:
+    """Each raw-input rule list: its rules in reading order with coverage and fidelity, training and test."""
+    from ..analysis.readable import rule_list_table
+
+    ds = d.dataset
+    out = []
+    t_pred = None
+    for name, est in d.surrogates.items():
+        if getattr(est, "_view_kind", None) != "rules" or not hasattr(est, "rule_of"):
+            continue
+        if t_pred is None:
+            t_pred = np.asarray(d.teacher.predict(ds.X_test))
+        try:
+            table = rule_list_table(est, ds.X_test, t_pred)
+        except Exception as exc:  # noqa: BLE001 - one rule list that cannot be read costs its section
+            logger.warning("could not tabulate the rule list %s: %s", name, exc)
+            continue
+        out.append({"name": name, **table})
+    return out
+
+
+def _additive_sections(d: Distillation) -> list[dict[str, Any]]:
+    """Each raw-input additive model: its most important shape functions drawn in raw units."""
+    from ..analysis.readable import additive_shapes
+    from ..viz.plots import gam_shapes_figure
+
+    out = []
+    for name, est in d.surrogates.items():
+        if not hasattr(est, "shapes_"):
+            continue
+        try:
+            doc = additive_shapes(est, max_terms=_MAX_SHAPES)
+        except Exception as exc:  # noqa: BLE001 - a model that cannot be read costs its section
+            logger.warning("could not read the shapes of %s: %s", name, exc)
+            continue
+        fig = _figure(f"{name} shape functions", gam_shapes_figure, doc["shapes"], class_names=doc["class_names"],
+                      raw=doc["raw"]) if doc["shapes"] else None
+        out.append({"name": name, "figure": fig, "n_terms": doc["n_terms"], "shown": doc["shown"],
+                    "pairs": [{"features": " × ".join(p["features"]), "importance": p["importance"]} for p in doc["pairs"]],
+                    "raw": doc["raw"]})
+    return out
+
+
+#: Shape functions drawn per additive model (the most important ones).
+_MAX_SHAPES = 12
+
+
 def _table_from(obj: Any) -> dict[str, Any] | None:
     """A plain table from a dict of scalars or a dict of dicts/list of dicts of scalars."""
     if isinstance(obj, Mapping) and obj and all(not isinstance(v, (Mapping, list, tuple)) for v in obj.values()):
@@ -752,6 +799,8 @@ def report_context(
         "fidelity": _fidelity_section(d, analyses),
         "soft_trees": soft,
         "shallow_trees": shallow,
+        "rule_lists": _rule_list_sections(d),
+        "additive": _additive_sections(d),
         "trees_problem": trees_problem,
         "student": _student_section(d, analyses),
         "saliency": _saliency_section(d, analyses),

@@ -4,6 +4,13 @@
 or soft labels (n, K) in ``fit``, exposes ``predict_proba``/``predict``/``classes_``/
 ``n_features_in_`` and ``n_params_`` (its size), and saves without pickle through
 :func:`save_surrogate` / :func:`load_surrogate`.  Surrogates see arrays only, never a teacher.
+
+The readable families (``tree``, ``rules``, ``figs``, ``gam``) also speak the frontier protocol:
+class attributes ``size_unit`` ("leaves", "rules" or "terms"), ``size_param`` (the constructor
+parameter that sets the size) and ``size_ladder`` (the default sizes to sweep, smallest first), a
+fitted ``size_``, and ``ladder_(sizes)``: the fitted models of every smaller size from one fit.
+A surrogate whose ``_fit_extra`` lists "oracle" takes ``fit(..., oracle=f)``, a plain callable
+X -> soft labels that ``distill`` builds from the teacher (node-local queries).
 """
 
 from __future__ import annotations
@@ -13,8 +20,11 @@ from typing import Any
 
 from ._base import load_surrogate as _load
 from ._base import save_surrogate
+from .figs import SumOfTreesClassifier
+from .gam import AdditiveClassifier
+from .rules import RuleListClassifier
 from .student import NeuralStudent
-from .shallow import RuleListClassifier, SoftLabelGaussianNB, SoftLabelLogisticRegression, SoftLabelTreeClassifier
+from .shallow import SoftLabelGaussianNB, SoftLabelLogisticRegression, SoftLabelTreeClassifier
 from .soft_tree import SoftDecisionTree, SparseSoftDecisionTree
 
 __all__ = [
@@ -25,6 +35,8 @@ __all__ = [
     "SoftLabelLogisticRegression",
     "SoftLabelGaussianNB",
     "RuleListClassifier",
+    "SumOfTreesClassifier",
+    "AdditiveClassifier",
     "NeuralStudent",
     "save_surrogate",
     "load_surrogate",
@@ -37,6 +49,8 @@ SURROGATES: dict[str, type] = {
     "logistic": SoftLabelLogisticRegression,
     "naive_bayes": SoftLabelGaussianNB,
     "rules": RuleListClassifier,
+    "figs": SumOfTreesClassifier,
+    "gam": AdditiveClassifier,
     "student": NeuralStudent,
 }
 

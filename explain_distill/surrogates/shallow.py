@@ -7,13 +7,15 @@
   sample once per class with weight P_ik.
 - :class:`SoftLabelGaussianNB` (``naive_bayes``): Gaussian naive Bayes from soft counts: priors,
   means and variances weighted by P_ik.
-- :class:`RuleListClassifier` (``rules``): a short ordered if-then-else rule list read off a soft
-  label tree, each rule with its coverage, printable.
+
+The rule list (``rules``), the sums of trees (``figs``) and the additive model (``gam``) live in
+their own modules.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 from typing import Any, Literal
 
 import numpy as np
@@ -25,26 +27,19 @@ from threadpoolctl import threadpool_limits
 
 from sklearn.utils.validation import _check_sample_weight
 
-from .._validation import check_choice, check_int, check_positive
+from .._validation import check_choice, check_fraction, check_int, check_positive
 from ._base import SoftTargetMixin, TreeDisplayMixin
+from ._queries import check_oracle
+from ._sktree import NODE_FIELDS, best_first_order, make_regressor, truncate
+from ._target import TARGETS, agreement, hard_targets, split_validation
 
-__all__ = ["SoftLabelTreeClassifier", "SoftLabelLogisticRegression", "SoftLabelGaussianNB", "RuleListClassifier"]
+__all__ = ["SoftLabelTreeClassifier", "SoftLabelLogisticRegression", "SoftLabelGaussianNB"]
 
 #: Smoothing mass per class mixed into the targets of the "entropy" tree criterion (Poisson deviance
 #: needs > 0).  A power of two: one-hot targets stay dyadic, so weighted sums are exact and integer
 #: sample weights give exactly the tree of repeated rows (scikit-learn's sample-weight check).
 _ENTROPY_EPS = 2.0**-16
 
-_NODE_FIELDS = (
-    "left_child",
-    "right_child",
-    "feature",
-    "threshold",
-    "impurity",
-    "n_node_samples",
-    "weighted_n_node_samples",
-    "missing_go_to_left",
-)
 
 
 def _normalise(P: np.ndarray) -> np.ndarray:
@@ -71,7 +66,7 @@ class SoftLabelTreeClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin
 
     Parameters
     ----------
-    max_depth : int, default=6
+    max_depth : int or None, default=6
     max_leaf_nodes : int or None, default=None
         Grow best-first (the split that lowers the loss most first, as scikit-learn does) up to
         this many leaves.  The size that the frontier sweeps: with it, the tree with ``k`` leaves
@@ -86,7 +81,28 @@ class SoftLabelTreeClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin
         sum_i KL(P_i || leaf mean) -- the soft-label analogue of the entropy criterion
         (targets are smoothed by 2**-16 per class so every column stays positive).  ``"squared_error"``:
         the Brier score, the soft analogue of Gini.
+    target : {"soft", "hard", "auto"}, default="soft"
+        Fit the teacher's distribution, its top class (one-hot), or whichever of the two is more
+        faithful on a validation split of the training rows (``validation_fraction`` of them;
+        with "auto" the tree is fitted on the others).
+    validation_fraction : float, default=0.2
+    min_samples : int, default=0
+        Node-local queries (TREPAN): with an ``oracle`` passed to ``fit``, a node holding fewer
+        rows than this first has the oracle label new inputs drawn inside its region.  0: off.
+    query_budget : int, default=5000
+        Most inputs the oracle labels in one fit.
     random_state : int or None
+
+    Attributes
+    ----------
+    estimator_ : DecisionTreeRegressor
+    size_ : int
+        Number of leaves.
+    target_ : str
+    validation_ : dict or None
+        With ``target="auto"``: validation fidelity per target at each size of ``size_ladder``.
+    queries_ : dict
+        Node-local queries made: ``{"queries": n, "nodes_queried": m}`` (zeros without an oracle).
     """
 
     #: The frontier protocol (analysis/frontier.py): the size is counted in leaves, set by
@@ -95,6 +111,11 @@ class SoftLabelTreeClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin
     size_param = "max_leaf_nodes"
     size_ladder = (4, 8, 16, 32, 64, 128, 256)
     ladder_params = {"max_depth": None}
+    #: A rung of :meth:`ladder_` is the model a fit at that size gives, so ``distill`` fits the family
+    #: once, at the top of its ladder, and reads the configured size off it too.
+    ladder_prefix = True
+    #: ``distill`` passes ``oracle=`` (a labelling function) to a fit that asks for it.
+    _fit_extra = ("oracle",)
 
     def __init__(
         self,
@@ -104,6 +125,10 @@ class SoftLabelTreeClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin
         min_samples_leaf: int = 1,
         ccp_alpha: float = 0.0,
         criterion: Literal["entropy", "squared_error"] = "entropy",
+        target: Literal["soft", "hard", "auto"] = "soft",
+        validation_fraction: float = 0.2,
+        min_samples: int = 0,
+        query_budget: int = 5000,
         random_state: int | None = None,
     ) -> None:
         self.max_depth = max_depth
@@ -111,10 +136,18 @@ class SoftLabelTreeClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin
         self.min_samples_leaf = min_samples_leaf
         self.ccp_alpha = ccp_alpha
         self.criterion = criterion
+        self.target = target
+        self.validation_fraction = validation_fraction
+        self.min_samples = min_samples
+        self.query_budget = query_budget
         self.random_state = random_state
 
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "SoftLabelTreeClassifier":
-        """Fit on hard labels (n,) or soft labels (n, K); returns self."""
+    def fit(self, X: Any, y: Any, sample_weight: Any = None, oracle: Any = None) -> "SoftLabelTreeClassifier":
+        """Fit on hard labels (n,) or soft labels (n, K); returns self.
+
+        ``oracle``: a callable X -> soft labels (n, K) (the teacher at the run's temperature) for
+        node-local queries when ``min_samples > 0``; its columns are this model's classes.
+        """
         if self.max_depth is not None:
             check_int(self.max_depth, "max_depth", low=1, high=64)
         if self.max_leaf_nodes is not None:
@@ -122,24 +155,82 @@ class SoftLabelTreeClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin
         check_int(self.min_samples_leaf, "min_samples_leaf", low=1)
         check_positive(self.ccp_alpha, "ccp_alpha", strict=False)
         check_choice(self.criterion, "criterion", ("entropy", "squared_error"))
+        check_choice(self.target, "target", TARGETS)
+        check_fraction(self.validation_fraction, "validation_fraction", inclusive=False)
+        check_int(self.min_samples, "min_samples", low=0)
+        check_int(self.query_budget, "query_budget", low=0)
+        oracle = check_oracle(oracle)
         X, P = self._validate_fit(X, y, dtype=np.float32)
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X)
-        self.estimator_ = _fit_tree(X, P, self.criterion, sample_weight, max_depth=self.max_depth,
-                                    max_leaf_nodes=self.max_leaf_nodes, min_samples_leaf=self.min_samples_leaf,
-                                    ccp_alpha=self.ccp_alpha, random_state=self.random_state)
+        w = np.ones(len(X)) if sample_weight is None else _check_sample_weight(sample_weight, X, dtype=np.float64)
+        self.queries_ = {"queries": 0, "nodes_queried": 0}
+        self.validation_ = None
+        self._candidates = {}
+        # scikit-learn's best-first builder numbers nodes in split order (ladder_ cuts a prefix)
+        self._sk_order = self.max_leaf_nodes is not None and not self._queries_on(oracle)
+        split = split_validation(P, self.validation_fraction, self.random_state) if self.target == "auto" else None
+        if split is None:
+            self.target_ = "hard" if self.target == "hard" else "soft"
+            self.estimator_ = self._fit_one(X, P, w, self.target_, oracle)
+            return self
+        tr, va = split
+        for target in ("soft", "hard"):
+            self._candidates[target] = self._fit_one(X[tr], P[tr], w[tr], target, oracle)
+        sizes = sorted({s for s in self.size_ladder} | {self._n_leaves(self._candidates["soft"]), self._n_leaves(self._candidates["hard"])})
+        self.validation_ = {"sizes": sizes, "soft": [], "hard": []}
+        for target in ("soft", "hard"):
+            reg = self._candidates[target]
+            for s in sizes:
+                cut = _cut(reg, max(s, 1), prefix=self._sk_order) if s > 1 else truncate(reg, [])
+                self.validation_[target].append(agreement(cut.predict(X[va]).reshape(len(va), -1), P[va], w[va]))
+        final = [self.validation_[t][sizes.index(self._n_leaves(self._candidates[t]))] for t in ("soft", "hard")]
+        self.target_ = "hard" if final[1] > final[0] else "soft"
+        self.estimator_ = self._candidates[self.target_]
         return self
 
-    @property
-    def size_(self) -> int:
-        """Number of leaves."""
-        return int(self.tree_.n_leaves)
+    def _queries_on(self, oracle: Any) -> bool:
+        return oracle is not None and self.min_samples > 0 and self.query_budget > 0
 
-    def ladder_(self, sizes: Any) -> list["SoftLabelTreeClassifier"]:
-        """Trees of at most ``sizes`` leaves read off this best-first fit, without refitting.
+    @staticmethod
+    def _n_leaves(reg: DecisionTreeRegressor) -> int:
+        return int(np.sum(reg.tree_.children_left < 0))
+
+    def _fit_one(self, X: np.ndarray, P: np.ndarray, w: np.ndarray, target: str, oracle: Any) -> DecisionTreeRegressor:
+        from ._queries import QueryBudget, RegionSampler
+        from ._trepan import grow_with_queries
+
+        T = hard_targets(P) if target == "hard" else P
+        kw = dict(max_depth=self.max_depth, max_leaf_nodes=self.max_leaf_nodes, min_samples_leaf=self.min_samples_leaf,
+                  ccp_alpha=self.ccp_alpha, random_state=self.random_state)
+        if not self._queries_on(oracle):
+            return _fit_tree(X, T, self.criterion, None if np.all(w == 1.0) else w, **kw)
+        labels = oracle if target == "soft" else (lambda Q: hard_targets(oracle(Q)))
+        stump_kw = dict(max_depth=1, min_samples_leaf=self.min_samples_leaf, random_state=self.random_state)
+        reg, info = grow_with_queries(
+            X, T, w,
+            fit_stump=lambda Xn, Pn, wn: _fit_tree(Xn, Pn, self.criterion, wn, **stump_kw),
+            oracle=labels,
+            max_depth=self.max_depth,
+            max_leaf_nodes=self.max_leaf_nodes,
+            min_samples_leaf=self.min_samples_leaf,
+            min_samples=self.min_samples,
+            budget=QueryBudget(self.query_budget),
+            sampler=RegionSampler(X, jitter=_QUERY_JITTER),
+            rng=np.random.default_rng(self.random_state),
+            params={**kw, "criterion": "poisson" if self.criterion == "entropy" else "squared_error"},
+            criterion=self.criterion,
+        )
+        self.queries_ = {k: self.queries_[k] + v for k, v in info.items()}
+        return reg
+
+    # -- the frontier's ladder: every smaller best-first tree, cut from this one
+    def ladder_(self, sizes: Any = None) -> list["SoftLabelTreeClassifier"]:
+        """Trees of at most each of ``sizes`` leaves (default ``size_ladder``), read off this fit.
 
         scikit-learn's best-first builder creates children ``2j+1, 2j+2`` at its ``j``-th split,
-        so the first ``k - 1`` splits are nodes ``0 .. 2k - 2``: a prefix of the node table.
+        so the first ``k - 1`` splits are nodes ``0 .. 2k - 2``: a prefix of the node table, and
+        the cut is exactly the tree ``max_leaf_nodes=k`` grows.  A tree grown here with node-local
+        queries replays its best-first order instead (largest weighted impurity decrease first).
+        With ``target="auto"`` each size takes the target that validated best at that size.
         Requires a fit with ``max_leaf_nodes`` (and no ``ccp_alpha`` pruning).
         """
         check_is_fitted(self)
@@ -148,28 +239,30 @@ class SoftLabelTreeClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin
                 "ladder_ reads smaller trees off a best-first fit: fit with max_leaf_nodes set and ccp_alpha=0 "
                 f"(received max_leaf_nodes={self.max_leaf_nodes!r}, ccp_alpha={self.ccp_alpha!r})."
             )
-        arrays, meta = self._get_state()
-        n_total = len(arrays["node_left_child"])
+        sizes = list(self.size_ladder if sizes is None else sizes)
+        candidates = getattr(self, "_candidates", None) or {}
         out = []
         for k in sizes:
             k = check_int(k, "size", low=2)
-            n = min(2 * k - 1, n_total)
-            cut = {key: np.array(v[:n]) for key, v in arrays.items()}
-            outside = (cut["node_left_child"] >= n) | (cut["node_right_child"] >= n)
-            for key, leaf_value in (("node_left_child", -1), ("node_right_child", -1), ("node_feature", -2)):
-                cut[key][outside] = leaf_value
-            cut["node_threshold"][outside] = -2.0
-            depth = _node_depths(cut["node_left_child"], cut["node_right_child"])
-            est = type(self)(**{**self.get_params(), "max_leaf_nodes": int(k)})
-            est.classes_ = self.classes_
-            est.n_features_in_ = self.n_features_in_
-            for attr in ("feature_names_in_", "class_names_"):
-                if hasattr(self, attr):
-                    setattr(est, attr, getattr(self, attr))
-            est._set_state(cut, {**meta, "max_depth_fitted": int(depth.max())})
-            est.soft_fit_ = getattr(self, "soft_fit_", True)
+            target = self.target_
+            if self.validation_ is not None and candidates:
+                vs = self.validation_["sizes"]
+                i = min(range(len(vs)), key=lambda j: abs(vs[j] - k))
+                target = "hard" if self.validation_["hard"][i] > self.validation_["soft"][i] else "soft"
+            reg = candidates.get(target, self.estimator_)
+            est = copy.copy(self)
+            est.max_leaf_nodes = int(k)
+            est.target_ = target
+            est.estimator_ = _cut(reg, int(k), prefix=getattr(self, "_sk_order", True))
+            est._candidates = {}
             out.append(est)
         return out
+
+    @property
+    def size_(self) -> int:
+        """Number of leaves."""
+        check_is_fitted(self)
+        return self._n_leaves(self.estimator_)
 
     @property
     def tree_(self) -> Any:
@@ -197,68 +290,106 @@ class SoftLabelTreeClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         state = self.estimator_.tree_.__getstate__()
         nodes = state["nodes"]
-        arrays = {f"node_{f}": np.ascontiguousarray(nodes[f]) for f in _NODE_FIELDS if f in nodes.dtype.names}
+        arrays = {f"node_{f}": np.ascontiguousarray(nodes[f]) for f in NODE_FIELDS if f in nodes.dtype.names}
         arrays["values"] = np.ascontiguousarray(state["values"])
-        return arrays, {"max_depth_fitted": int(state["max_depth"]), "node_dtype": nodes.dtype.descr}
+        return arrays, {"max_depth_fitted": int(state["max_depth"]), "node_dtype": nodes.dtype.descr,
+                        "target": self.target_, "queries": self.queries_, "sk_order": bool(getattr(self, "_sk_order", True))}
 
     def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        from sklearn.tree._tree import Tree
-
-        values = arrays["values"]
-        n_outputs = values.shape[1]
-        template = DecisionTreeRegressor().fit(np.zeros((2, 1)), np.zeros((2, n_outputs)))
-        dtype = template.tree_.__getstate__()["nodes"].dtype
-        n = len(arrays["node_left_child"])
-        nodes = np.zeros(n, dtype=dtype)
-        for f in dtype.names:
-            if f"node_{f}" in arrays:
-                nodes[f] = arrays[f"node_{f}"]
-        reg = DecisionTreeRegressor(max_depth=self.max_depth, min_samples_leaf=self.min_samples_leaf)
-        reg.n_features_in_ = self.n_features_in_
-        reg.n_outputs_ = n_outputs
-        reg.max_features_ = self.n_features_in_
-        tree = Tree(self.n_features_in_, np.ones(n_outputs, dtype=np.intp), n_outputs)
-        tree.__setstate__(
-            {"max_depth": int(meta["max_depth_fitted"]), "node_count": n, "nodes": nodes, "values": np.ascontiguousarray(values, dtype=np.float64)}
-        )
-        reg.tree_ = tree
-        self.estimator_ = reg
+        fields = {f: arrays[f"node_{f}"] for f in NODE_FIELDS if f"node_{f}" in arrays}
+        self.estimator_ = make_regressor(self.n_features_in_, fields, arrays["values"],
+                                         max_depth=self.max_depth, min_samples_leaf=self.min_samples_leaf)
+        self.target_ = str(meta.get("target", "soft"))
+        self.queries_ = dict(meta.get("queries") or {"queries": 0, "nodes_queried": 0})
+        self.validation_ = None
+        self._candidates = {}
+        self._sk_order = bool(meta.get("sk_order", True))
         self.soft_fit_ = True
 
 
-def _fit_soft_multinomial(X: np.ndarray, P: np.ndarray, *, C: float, max_iter: int, tol: float) -> tuple[np.ndarray, np.ndarray, int]:
-    """argmin_W,b  C * sum_ik P_ik (-log softmax(X W^T + b)_ik) + ||W||^2 / 2, by L-BFGS."""
+#: Jitter of node-local queries, as a fraction of each feature's standard deviation.
+_QUERY_JITTER = 0.1
+
+
+def _cut(reg: DecisionTreeRegressor, k: int, *, prefix: bool) -> DecisionTreeRegressor:
+    """The first ``k - 1`` best-first splits of ``reg`` (``reg`` itself when it has no more).
+
+    ``prefix``: the node table is in scikit-learn's best-first order (nodes ``0 .. 2k - 2`` are the
+    first ``k - 1`` splits); otherwise the order is replayed from the stored impurities.
+    """
+    t = reg.tree_
+    if prefix:
+        n = min(2 * k - 1, t.node_count)
+        if n >= t.node_count:
+            return reg
+        left = t.children_left[:n]
+        inner = np.flatnonzero((left >= 0) & (left < n))
+        return truncate(reg, inner)
+    order = best_first_order(t)
+    return truncate(reg, order[: k - 1]) if k - 1 < len(order) else reg
+
+
+def _fit_soft_multinomial(
+    X: Any,
+    P: np.ndarray,
+    *,
+    C: float,
+    max_iter: int,
+    tol: float,
+    sample_weight: np.ndarray | None = None,
+    init: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """argmin_W,b  C * sum_i w_i sum_k P_ik (-log softmax(X W^T + b)_ik) + ||W||^2 / 2, by L-BFGS.
+
+    ``X`` may be a scipy sparse matrix (the additive surrogates pass one-hot and spline bases);
+    ``sample_weight`` (w, ones by default) weighs the rows; ``init`` = (W (K, d), b (K,)) warm-starts
+    the solver (K > 2 only).
+    """
     from scipy.optimize import minimize
+    import scipy.sparse as sp
 
     n, d = X.shape
     K = P.shape[1]
-    scale = 1.0 / n  # same minimiser; keeps the gradient tolerance meaningful for any n
+    w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    # same minimiser; keeps the gradient tolerance meaningful for any n
+    scale = 1.0 / (n if w is None else max(float(w.sum()), 1e-12))
     # Two classes: scikit-learn fits one binomial coefficient vector (class 0 pinned at zero),
     # which penalises ||w||^2 / 2 of that one vector; do the same so both give the same model.
     free = K - 1 if K == 2 else K
-    X = np.asarray(X, dtype=np.float64)
+    sparse = sp.issparse(X)
+    X = sp.csr_matrix(X, dtype=np.float64) if sparse else np.asarray(X, dtype=np.float64)
+    XT = X.T.tocsr() if sparse else None
     P = np.asarray(P, dtype=np.float64)
 
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
         W = theta[: free * d].reshape(free, d)
         b = theta[free * d :]
-        Z = X @ W.T + b
+        Z = np.asarray(X @ W.T) + b
         if free < K:
             Z = np.concatenate([np.zeros((n, 1)), Z], axis=1)
         zmax = Z.max(axis=1, keepdims=True)
         log_q = Z - (zmax + np.log(np.exp(Z - zmax).sum(axis=1, keepdims=True)))
-        loss = -C * np.sum(P * log_q) + 0.5 * np.sum(W * W)
-        G = C * (np.exp(log_q) - P)[:, K - free :]  # d loss / d Z (rows of P sum to 1)
-        grad = np.concatenate([(G.T @ X + W).ravel(), G.sum(axis=0)])
+        G = np.exp(log_q) - P  # d loss / d Z (rows of P sum to 1)
+        if w is None:
+            loss = -C * np.sum(P * log_q) + 0.5 * np.sum(W * W)
+            G = C * G[:, K - free :]
+        else:
+            loss = -C * np.sum(w[:, None] * P * log_q) + 0.5 * np.sum(W * W)
+            G = (C * w)[:, None] * G[:, K - free :]
+        GX = np.asarray(XT @ G).T if sparse else G.T @ X
+        grad = np.concatenate([(GX + W).ravel(), G.sum(axis=0)])
         return loss * scale, grad * scale
 
+    theta0 = np.zeros(free * (d + 1))
+    if init is not None and free == K:
+        theta0 = np.concatenate([np.asarray(init[0], dtype=np.float64).ravel(), np.asarray(init[1], dtype=np.float64)])
     # Small problems run on one BLAS thread: each L-BFGS step is a few tiny matrix products, and two
     # OpenBLAS threads contending with torch's spinning OpenMP pool made digits' fit 2.3x slower
     # (4.1 s -> 1.8 s on 21k x 64, 10 classes, 2 cores); large ones keep every thread.
     one_thread = n * d * K < 1e8
     with threadpool_limits(limits=1, user_api="blas") if one_thread else contextlib.nullcontext():
         res = minimize(
-            objective, np.zeros(free * (d + 1)), jac=True, method="L-BFGS-B", options={"maxiter": max_iter, "gtol": tol}
+            objective, theta0, jac=True, method="L-BFGS-B", options={"maxiter": max_iter, "gtol": tol}
         )
     if not res.success and res.nit >= max_iter:
         import warnings
@@ -456,210 +587,3 @@ class SoftLabelGaussianNB(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         self.class_count_ = arrays["class_count"]
         self.epsilon_ = float(meta["epsilon"])
         self.soft_fit_ = True
-
-
-class RuleListClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, BaseEstimator):
-    """A short ordered if-then-else rule list read off a soft-label tree.
-
-    A :class:`SoftLabelTreeClassifier` of depth ``max_depth`` is fitted; each leaf becomes a rule
-    (the conjunction of the conditions on its path, with repeated conditions on one feature
-    merged) predicting the leaf's class distribution.  The ``max_rules`` rules that cover the most
-    training mass are kept, most covering first; an ``else`` rule predicts the mean distribution of
-    the samples none of them covers.  The first rule that fires decides.
-
-    Parameters
-    ----------
-    max_rules : int, default=12
-    max_depth : int, default=5
-        Depth of the tree the rules are read from: the longest rule has this many conditions.
-    min_samples_leaf : int, default=5
-        Least weight a rule's leaf must hold: with ``sample_weight`` a leaf needs this much weight
-        (so integer weights act as repeated rows), without it this many rows.
-    criterion : {"entropy", "squared_error"}, default="entropy"
-    random_state : int or None
-
-    Attributes
-    ----------
-    rules_ : list of dict
-        ``{"conditions": [(feature, op, threshold), ...], "value": (K,), "coverage": float}``;
-        the last one is the ``else`` rule (no conditions).
-    """
-
-    _view_kind = "rules"  # view(), draw(), export_text(), to_dict() show the rule list
-
-    #: The frontier protocol: the size is the number of rules before the final ``else``.
-    size_unit = "rules"
-    size_param = "max_rules"
-    size_ladder = (3, 5, 10, 15, 20, 30, 50, 100)
-    ladder_params = {"max_depth": 8}
-
-    def __init__(
-        self,
-        *,
-        max_rules: int = 12,
-        max_depth: int = 5,
-        min_samples_leaf: int = 5,
-        criterion: Literal["entropy", "squared_error"] = "entropy",
-        random_state: int | None = None,
-    ) -> None:
-        self.max_rules = max_rules
-        self.max_depth = max_depth
-        self.min_samples_leaf = min_samples_leaf
-        self.criterion = criterion
-        self.random_state = random_state
-
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "RuleListClassifier":
-        """Fit on hard labels (n,) or soft labels (n, K); returns self."""
-        check_int(self.max_rules, "max_rules", low=1, high=10_000)
-        check_int(self.max_depth, "max_depth", low=1, high=32)
-        check_int(self.min_samples_leaf, "min_samples_leaf", low=1)
-        check_choice(self.criterion, "criterion", ("entropy", "squared_error"))
-        X, P = self._validate_fit(X, y, dtype=np.float32)
-        sw = np.ones(len(X)) if sample_weight is None else _check_sample_weight(sample_weight, X)
-        tree = _fit_tree(X, P, self.criterion, sw, max_depth=self.max_depth,
-                         random_state=self.random_state, **_min_leaf_weight(int(self.min_samples_leaf), sw)).tree_
-        leaf_of = _leaf_of(tree, X)
-        total = max(float(sw.sum()), 1e-12)
-        leaves = []
-        for leaf in np.unique(leaf_of):
-            rows = leaf_of == leaf
-            mass = float(sw[rows].sum())
-            value = (sw[rows, None] * P[rows]).sum(axis=0) / max(mass, 1e-12)
-            leaves.append((mass, int(leaf), value))
-        # Most covering first; ties broken by confidence, then leaf id for determinism.
-        leaves.sort(key=lambda t: (-t[0], -float(t[2].max()), t[1]))
-        conds = _leaf_conditions(tree)
-        kept = leaves[: self.max_rules] if len(leaves) > self.max_rules else leaves[:-1] if len(leaves) > 1 else []
-        covered = np.isin(leaf_of, [leaf for _, leaf, _ in kept])
-        rest = ~covered
-        if rest.any():
-            default = (sw[rest, None] * P[rest]).sum(axis=0) / max(float(sw[rest].sum()), 1e-12)
-        else:
-            default = (sw[:, None] * P).sum(axis=0) / total
-        rules = [
-            {"conditions": conds[leaf], "value": value, "coverage": mass / total} for mass, leaf, value in kept
-        ]
-        rules.append({"conditions": [], "value": default, "coverage": float(sw[rest].sum()) / total})
-        self.rules_ = rules
-        return self
-
-    @property
-    def size_(self) -> int:
-        """Number of rules before the final ``else``."""
-        check_is_fitted(self)
-        return len(self.rules_) - 1
-
-    @property
-    def n_params_(self) -> int:
-        """Model size: conditions plus rules."""
-        check_is_fitted(self)
-        return int(sum(len(r["conditions"]) for r in self.rules_) + len(self.rules_))
-
-    def rule_of(self, X: Any) -> np.ndarray:
-        """Index into ``rules_`` of the first rule that fires for each sample."""
-        X = self._validate_predict(X, dtype=np.float32)
-        out = np.full(len(X), len(self.rules_) - 1, dtype=np.int64)
-        undecided = np.ones(len(X), dtype=bool)
-        for r, rule in enumerate(self.rules_[:-1]):
-            fires = undecided.copy()
-            for f, op, thr in rule["conditions"]:
-                fires &= (X[:, f] <= thr) if op == "<=" else (X[:, f] > thr)
-            out[fires] = r
-            undecided &= ~fires
-        return out
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        which = self.rule_of(X)
-        values = np.stack([r["value"] for r in self.rules_])
-        return _normalise(values[which])
-
-    def to_text(self, feature_names: list[str] | None = None, class_names: list[str] | None = None, decimals: int = 3) -> str:
-        """The rule list as text: ``IF ... THEN class (p=..) [coverage ..] / ELSE IF ... / ELSE ...``.
-
-        Names default to the fitted ``feature_names_in_`` / ``class_names_`` (``distill`` sets them).
-        """
-        return self.view(feature_names=feature_names, class_names=class_names).export_text(decimals=decimals)
-
-    def __str__(self) -> str:
-        try:
-            check_is_fitted(self)
-        except Exception:
-            return repr(self)
-        return self.to_text()
-
-    def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        rid, feat, le, thr = [], [], [], []
-        for r, rule in enumerate(self.rules_):
-            for f, op, t in rule["conditions"]:
-                rid.append(r)
-                feat.append(f)
-                le.append(op == "<=")
-                thr.append(t)
-        arrays = {
-            "cond_rule": np.asarray(rid, dtype=np.int64),
-            "cond_feature": np.asarray(feat, dtype=np.int64),
-            "cond_le": np.asarray(le, dtype=np.int8),
-            "cond_threshold": np.asarray(thr, dtype=np.float64),
-            "rule_value": np.stack([r["value"] for r in self.rules_]).astype(np.float64),
-            "rule_coverage": np.asarray([r["coverage"] for r in self.rules_], dtype=np.float64),
-        }
-        return arrays, {}
-
-    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        values, cov = arrays["rule_value"], arrays["rule_coverage"]
-        rules = [{"conditions": [], "value": values[r], "coverage": float(cov[r])} for r in range(len(values))]
-        for r, f, le, t in zip(arrays["cond_rule"], arrays["cond_feature"], arrays["cond_le"], arrays["cond_threshold"]):
-            rules[int(r)]["conditions"].append((int(f), "<=" if le else ">", float(t)))
-        self.rules_ = rules
-        self.soft_fit_ = True
-
-
-def _node_depths(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    depth = np.zeros(len(left), dtype=np.int64)
-    for i in range(len(left)):  # parents precede children in both builders' node order
-        if left[i] >= 0:
-            depth[left[i]] = depth[right[i]] = depth[i] + 1
-    return depth
-
-
-def _min_leaf_weight(min_leaf: int, sw: np.ndarray) -> dict[str, Any]:
-    """scikit-learn tree settings asking every leaf to hold ``min_leaf`` of weight (not rows)."""
-    total = float(sw.sum())
-    if 2 * min_leaf > total:  # no split can leave min_leaf on both sides: the root is the only leaf
-        return {"min_samples_split": len(sw) + 1}
-    # a hair under min_leaf / total, so a leaf of exactly min_leaf passes despite rounding
-    return {"min_weight_fraction_leaf": min_leaf * (1 - 1e-9) / total}
-
-
-def _leaf_of(tree: Any, X: np.ndarray) -> np.ndarray:
-    return tree.apply(np.ascontiguousarray(X, dtype=np.float32))
-
-
-def _leaf_conditions(tree: Any) -> dict[int, list[tuple[int, str, float]]]:
-    """Leaf id -> merged path conditions [(feature, "<=" or ">", threshold)], in path order."""
-    out: dict[int, list[tuple[int, str, float]]] = {}
-    stack: list[tuple[int, list[tuple[int, str, float]]]] = [(0, [])]
-    left, right, feature, threshold = tree.children_left, tree.children_right, tree.feature, tree.threshold
-    while stack:
-        node, path = stack.pop()
-        if left[node] < 0:
-            out[node] = _merge(path)
-            continue
-        f, t = int(feature[node]), float(threshold[node])
-        stack.append((int(left[node]), path + [(f, "<=", t)]))
-        stack.append((int(right[node]), path + [(f, ">", t)]))
-    return out
-
-
-def _merge(path: list[tuple[int, str, float]]) -> list[tuple[int, str, float]]:
-    """Keep the tightest bound per (feature, direction), in order of first appearance."""
-    best: dict[tuple[int, str], float] = {}
-    order: list[tuple[int, str]] = []
-    for f, op, t in path:
-        key = (f, op)
-        if key not in best:
-            order.append(key)
-            best[key] = t
-        else:
-            best[key] = min(best[key], t) if op == "<=" else max(best[key], t)
-    return [(f, op, best[(f, op)]) for f, op in order]

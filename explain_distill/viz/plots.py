@@ -40,6 +40,7 @@ __all__ = [
     "figure_to_svg",
     "filter_thumbnail",
     "filters_figure",
+    "gam_shapes_figure",
     "inputs_figure",
     "leaf_distributions_figure",
     "metric_panels_figure",
@@ -840,4 +841,50 @@ def pattern_thumbnail(pattern: Mapping[str, Any], *, size: tuple[float, float] =
         lim = _sym_limit(mean)
         ax.imshow(mean, cmap="RdBu_r", vmin=-lim, vmax=lim)
     ax.set_axis_off()
+    return fig
+
+
+@_styled
+def gam_shapes_figure(
+    shapes: Sequence[Mapping[str, Any]],
+    *,
+    class_names: Sequence[str],
+    ncols: int = 4,
+    raw: bool = True,
+) -> Figure:
+    """Small multiples of an additive model's shape functions: one panel per feature, one line per
+    class (its centred logit contribution against the feature's value), with the knots marked.
+
+    ``shapes``: ``[{"feature", "x" (G,), "contribution" (G, K)}]`` as
+    :func:`explain_distill.analysis.readable.additive_shapes` gives them.  The shape is linear
+    between knots and flat outside, so the lines drawn through the knots are the whole function.
+    """
+    if not shapes:
+        raise ValueError("gam_shapes_figure needs at least one shape; received none.")
+    K = len(class_names)
+    rows, cols = _grid(len(shapes), ncols)
+    fig = Figure(figsize=(1.9 * cols + 1.0, 1.55 * rows + 0.2))
+    lim = max(_sym_limit(np.asarray(s["contribution"], dtype=float)) for s in shapes)
+    handles: list[Any] = []
+    for i, s in enumerate(shapes):
+        x = np.asarray(s["x"], dtype=float).reshape(-1)
+        c = np.asarray(s["contribution"], dtype=float)
+        if c.shape != (x.size, K):
+            raise ValueError(f"shape {s.get('feature')!r} has contributions {c.shape} for {x.size} knots and {K} classes.")
+        ax = fig.add_subplot(rows, cols, i + 1)
+        ax.axhline(0.0, color="#999999", lw=0.6)
+        for k in range(K):
+            (line,) = ax.plot(x, c[:, k], lw=1.1, marker="o", ms=1.8, color=_PALETTE[k % len(_PALETTE)],
+                              label=_label(class_names[k], 16))
+            if i == 0:
+                handles.append(line)
+        ax.set_ylim(-1.08 * lim, 1.08 * lim)
+        ax.set_title(_label(s.get("feature", f"x{i}"), 24))
+        ax.tick_params(labelsize=6)
+        ax.grid(alpha=0.25)
+        if i % cols == 0:
+            ax.set_ylabel("logit", fontsize=7)
+    fig.supxlabel("feature value" + ("" if raw else " (scaled)"), fontsize=7)
+    _legend_outside(fig, handles, [h.get_label() for h in handles])
+    fig.subplots_adjust(hspace=0.6, wspace=0.35)
     return fig

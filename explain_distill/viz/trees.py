@@ -308,7 +308,9 @@ def rules_to_dot(
     for r, rule in enumerate(rules):
         val = np.asarray(rule["value"], dtype=float)
         k = int(np.argmax(val))
-        outcome = f"<B>{_e(view.class_names[k])}</B> ({val[k]:.2f})<BR/>coverage {float(rule.get('coverage', float('nan'))):.1%}"
+        fid = float(rule.get("fidelity", float("nan")))
+        outcome = (f"<B>{_e(view.class_names[k])}</B> ({val[k]:.2f})<BR/>coverage {float(rule.get('coverage', float('nan'))):.1%}"
+                   + (f", fidelity {fid:.1%}" if np.isfinite(fid) else ""))
         passed = fired is not None and r < fired  # the sample reaches this rule and it does not fire
         decides = fired is not None and r == fired
         if not rule["conditions"]:  # the else rule: its class directly

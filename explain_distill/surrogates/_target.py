@@ -1,0 +1,53 @@
+"""Soft or hard targets, and the validation split that chooses between them (``target="auto"``).
+
+A readable surrogate may be more faithful when fitted to the teacher's hard labels (its argmax)
+than to its soft distribution, or the other way round, depending on the family and the size.
+``target="auto"`` settles it on rows the fit does not see: a validation split carved from the
+training rows the estimator is given (stratified by the teacher's top class), never the test split.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["TARGETS", "hard_targets", "split_validation", "agreement"]
+
+TARGETS = ("soft", "hard", "auto")
+
+#: Fewest rows for which ``target="auto"`` carves a validation split; below it "auto" fits soft labels.
+MIN_ROWS_FOR_VALIDATION = 20
+
+
+def hard_targets(P: np.ndarray) -> np.ndarray:
+    """One-hot rows of the top class of each distribution (ties: the first)."""
+    H = np.zeros_like(P, dtype=np.float64)
+    H[np.arange(len(P)), np.argmax(P, axis=1)] = 1.0
+    return H
+
+
+def split_validation(P: np.ndarray, fraction: float, random_state: int | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """(train rows, validation rows), stratified by the top class; None when too few rows to split."""
+    n = len(P)
+    n_val = int(round(fraction * n))
+    if n < MIN_ROWS_FOR_VALIDATION or n_val < 1 or n - n_val < 2:
+        return None
+    rng = np.random.default_rng(random_state)
+    top = np.argmax(P, axis=1)
+    val = []
+    for k in np.unique(top):
+        rows = np.flatnonzero(top == k)
+        m = int(round(fraction * len(rows)))
+        if m and len(rows) > m:
+            val.append(rng.choice(rows, size=m, replace=False))
+    val_idx = np.sort(np.concatenate(val)) if val else np.sort(rng.choice(n, size=n_val, replace=False))
+    mask = np.ones(n, dtype=bool)
+    mask[val_idx] = False
+    return np.flatnonzero(mask), val_idx
+
+
+def agreement(proba: np.ndarray, P: np.ndarray, w: np.ndarray | None = None) -> float:
+    """Weighted share of rows whose top class agrees with the teacher's."""
+    same = (np.argmax(proba, axis=1) == np.argmax(P, axis=1)).astype(np.float64)
+    if w is None:
+        return float(same.mean())
+    return float(np.sum(w * same) / max(float(np.sum(w)), 1e-12))

@@ -1,0 +1,180 @@
+"""Best-first tree growth with node-local queries (TREPAN) for the ``tree`` surrogate.
+
+The tree grows one split at a time, the node with the largest weighted impurity decrease first (as
+scikit-learn's ``max_leaf_nodes``).  Each node's split is scikit-learn's own: a depth-1 tree of the
+same criterion fitted on the node's rows, so without queries this grows the tree scikit-learn would.
+A node that holds fewer than ``min_samples`` rows first asks the oracle to label new inputs drawn
+inside its region (:class:`~._queries.RegionSampler`), up to the fit's query budget; the new rows
+share the node's weight with the rows already there (the node keeps the share of the data that
+reaches it) and flow down to its children.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._queries import QueryBudget, RegionSampler, call_oracle
+from ._sktree import make_regressor
+
+__all__ = ["grow_with_queries"]
+
+
+@dataclass
+class _Node:
+    rows: np.ndarray
+    depth: int
+    lo: np.ndarray
+    hi: np.ndarray
+    feature: int = -2
+    threshold: float = -2.0
+    gain: float = 0.0
+    left: int = -1
+    right: int = -1
+    mass: float = 0.0  # weight of the rows in the node (kept when queries join)
+    n_rows: int = 0  # rows in the node when it was split (or at the end, for a leaf)
+    value: Any = None  # mean soft label of its rows, queries included
+
+
+def grow_with_queries(
+    X: np.ndarray,
+    P: np.ndarray,
+    w: np.ndarray,
+    *,
+    fit_stump: Callable[[np.ndarray, np.ndarray, np.ndarray], Any],
+    oracle: Callable[[np.ndarray], Any],
+    max_depth: int | None,
+    max_leaf_nodes: int | None,
+    min_samples_leaf: int,
+    min_samples: int,
+    budget: QueryBudget,
+    sampler: RegionSampler,
+    rng: np.random.Generator,
+    params: dict[str, Any],
+    criterion: str = "entropy",
+) -> tuple[Any, dict[str, int]]:
+    """Grow a tree; returns (a fitted ``DecisionTreeRegressor``, {"queries": labelled inputs, "nodes_queried": ...}).
+
+    ``fit_stump(X, P, w)`` fits the depth-1 regressor that picks a node's split (its criterion is
+    the tree's).  Node values are the weighted mean of the node's soft labels, queries included.
+    """
+    d = X.shape[1]
+    K = P.shape[1]
+    Xs, Ps, ws = [np.asarray(X, dtype=np.float32)], [np.asarray(P, dtype=np.float64)], [np.asarray(w, dtype=np.float64).copy()]
+    Xall, Pall, wall = Xs[0], Ps[0], ws[0]
+    nodes: list[_Node] = [_Node(np.arange(len(X)), 0, np.full(d, -np.inf), np.full(d, np.inf))]
+    nodes_queried = 0
+
+    def refresh() -> None:
+        nonlocal Xall, Pall, wall
+        if len(Xs) > 1:
+            Xall, Pall, wall = np.concatenate(Xs), np.concatenate(Ps), np.concatenate(ws)
+            Xs[:], Ps[:], ws[:] = [Xall], [Pall], [wall]
+
+    def add_queries(node: _Node) -> None:
+        nonlocal nodes_queried
+        m = budget.take(min_samples - len(node.rows))
+        if m <= 0:
+            return
+        Q = sampler.sample(Xall[node.rows], node.lo, node.hi, m, rng)
+        PQ = call_oracle(oracle, Q, K)
+        mass = float(wall[node.rows].sum())
+        share = len(node.rows) / (len(node.rows) + m)
+        wall[node.rows] *= share  # the node keeps its mass: the old rows and the new share it
+        start = len(Xall)
+        Xs.append(Q)
+        Ps.append(PQ)
+        ws.append(np.full(m, mass / (len(node.rows) + m)))
+        refresh()
+        node.rows = np.concatenate([node.rows, np.arange(start, start + m)])
+        nodes_queried += 1
+
+    def settle(node: _Node) -> None:
+        wr = wall[node.rows]
+        node.mass = float(wr.sum())
+        node.n_rows = len(node.rows)
+        node.value = (wr[:, None] * Pall[node.rows]).sum(axis=0) / max(node.mass, 1e-300)
+
+    def evaluate(i: int) -> None:
+        node = nodes[i]
+        if min_samples > len(node.rows) and budget.left > 0:
+            add_queries(node)
+        settle(node)
+        if (max_depth is not None and node.depth >= max_depth) or len(node.rows) < 2 * min_samples_leaf:
+            return
+        stump = fit_stump(Xall[node.rows], Pall[node.rows], wall[node.rows]).tree_
+        if stump.node_count < 3:
+            return
+        wn, imp = stump.weighted_n_node_samples, stump.impurity
+        gain = float(wn[0] * imp[0] - wn[1] * imp[1] - wn[2] * imp[2])
+        if gain <= 0:
+            return
+        node.feature, node.threshold, node.gain = int(stump.feature[0]), float(stump.threshold[0]), gain
+        heapq.heappush(heap, (-gain, i))
+
+    heap: list[tuple[float, int]] = []
+    evaluate(0)
+    leaves = 1
+    while heap and (max_leaf_nodes is None or leaves < max_leaf_nodes):
+        _, i = heapq.heappop(heap)
+        node = nodes[i]
+        go_left = Xall[node.rows, node.feature] <= node.threshold
+        kids = []
+        for side, rows in (("left", node.rows[go_left]), ("right", node.rows[~go_left])):
+            lo, hi = node.lo.copy(), node.hi.copy()
+            if side == "left":
+                hi[node.feature] = min(hi[node.feature], node.threshold)
+            else:
+                lo[node.feature] = max(lo[node.feature], node.threshold)
+            nodes.append(_Node(rows, node.depth + 1, lo, hi))
+            kids.append(len(nodes) - 1)
+        node.left, node.right = kids
+        leaves += 1
+        for k in kids:
+            evaluate(k)
+    # A split stays only where it was made; the nodes never split are leaves.
+    split = np.array([n.left >= 0 for n in nodes])
+    for n, s in zip(nodes, split):
+        if not s:
+            n.feature, n.threshold = -2, -2.0
+    for n in nodes:
+        if n.left < 0:
+            settle(n)  # leaves: every row that ended there (their weights no longer change)
+    values = np.stack([n.value for n in nodes])
+    # Pre-order numbering, as scikit-learn stores trees.
+    order: list[int] = []
+    stack = [0]
+    while stack:
+        i = stack.pop()
+        order.append(i)
+        if nodes[i].left >= 0:
+            stack.append(nodes[i].right)
+            stack.append(nodes[i].left)
+    new_id = {old: new for new, old in enumerate(order)}
+    fields = {
+        "left_child": np.array([new_id[nodes[i].left] if nodes[i].left >= 0 else -1 for i in order]),
+        "right_child": np.array([new_id[nodes[i].right] if nodes[i].right >= 0 else -1 for i in order]),
+        "feature": np.array([nodes[i].feature for i in order]),
+        "threshold": np.array([nodes[i].threshold for i in order], dtype=np.float64),
+        "impurity": np.array([_impurity(Pall[nodes[i].rows], wall[nodes[i].rows], values[i], criterion) for i in order]),
+        "n_node_samples": np.array([nodes[i].n_rows for i in order]),
+        "weighted_n_node_samples": np.array([nodes[i].mass for i in order]),
+        "missing_go_to_left": np.ones(len(order), dtype=np.uint8),
+    }
+    reg = make_regressor(d, fields, values[order], **params)
+    return reg, {"queries": budget.used, "nodes_queried": nodes_queried}
+
+
+def _impurity(P: np.ndarray, w: np.ndarray, mean: np.ndarray, criterion: str) -> float:
+    """The node impurity whose weighted decrease ranks splits: the entropy of the node's mean
+    distribution ("entropy": the soft cross-entropy up to a per-row constant) or the mean variance
+    of the probability columns ("squared_error")."""
+    if criterion == "entropy":
+        p = mean[mean > 0]
+        return float(-(p * np.log(p)).sum())
+    second = (w[:, None] * P * P).sum(axis=0) / max(float(w.sum()), 1e-300)
+    return float(np.mean(second - mean * mean))

@@ -1,0 +1,685 @@
+"""``figs``: a sum of small trees fitted greedily to the teacher's soft labels (FIGS-style).
+
+Fast Interpretable Greedy-tree Sums (Tan et al. 2022) grow several shallow trees at once: every
+step takes the single split, among all leaves of all trees and the root of a new tree, that lowers
+the loss most.  Here the trees add up to class logits (a multinomial link, as in gradient
+boosting): the prediction is ``softmax(bias + sum_t value_t[leaf_t(x)])`` and the loss is the soft
+cross-entropy to the teacher's distribution.  Splits are scored by the second-order (Newton) gain
+on binned inputs; a leaf's values are set by a Newton step when it is made, and once the structure
+is chosen all leaf values are refitted jointly (``refit=True``: the soft-label multinomial logistic
+regression on the leaf indicators, the same exact L-BFGS fit as the ``logistic`` surrogate).
+
+Each step's gain is computed from the gradients of the model as it stands; a leaf whose cached
+gain is older than the last step is re-scored only when it reaches the top of the queue (lazy
+greedy), so each step costs a few histograms rather than one per tree.
+
+Size: ``size_`` counts the leaves of all trees (``size_unit = "leaves"``), the budget is
+``max_leaves``.  The splits are recorded in the order they were made, so every smaller budget is a
+prefix of one fit: :meth:`SumOfTreesClassifier.ladder_` returns those smaller models, their leaf
+values refitted on the training rows.
+"""
+
+from __future__ import annotations
+
+import copy
+import heapq
+import logging
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+
+from .._validation import check_choice, check_fraction, check_int, check_positive
+from ._base import SoftTargetMixin, class_names_of, feature_names_of
+from ._hist import Binner, Histograms, Split, best_newton_split
+from ._target import TARGETS, agreement, hard_targets, split_validation
+from .shallow import _fit_soft_multinomial
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SumOfTreesClassifier"]
+
+#: L-BFGS iterations of the joint leaf-value refit, warm-started at the greedy Newton values.  On
+#: digits (256 leaves) the refit adds 0.5 point of fidelity at 30 iterations and nothing more at 300.
+_REFIT_ITER = 50
+
+#: Rows a stale candidate is re-scored on to rank it in the queue (it is scored on all its rows
+#: before it is taken).
+_SCORE_ROWS = 2048
+
+#: A re-scored candidate is taken at once when its fresh gain is within this fraction of the best
+#: queued (older, mostly optimistic) gain, instead of re-scoring the queue down to a fresh top.
+#: On digits (3 seeds) it cuts the fit by a quarter at the same fidelity (0.791 / 0.936 / 0.981 at
+#: 16 / 64 / 256 leaves vs 0.786 / 0.944 / 0.978 with exact lazy greedy).
+_SLACK = 0.2
+
+#: Floor on the diagonal Hessian q(1 - q) of each row and class.  Where a class the teacher gives
+#: mass has q near 0 the plain Newton step and gain blow up (a split of 7k digits rows asked for
+#: 8 logits and the loss exploded); the floor keeps both bounded by 1 / 0.05 = 20 per unit gradient.
+_MIN_HESSIAN = 0.05
+
+
+def _softmax(F: np.ndarray) -> np.ndarray:
+    Z = F - F.max(axis=1, keepdims=True)
+    np.exp(Z, out=Z)
+    Z /= Z.sum(axis=1, keepdims=True)
+    return Z
+
+
+@dataclass
+class _Tree:
+    """A tree under construction: parallel node lists (children -1 at leaves)."""
+
+    feature: list[int] = field(default_factory=list)
+    bin: list[int] = field(default_factory=list)
+    left: list[int] = field(default_factory=list)
+    right: list[int] = field(default_factory=list)
+    depth: list[int] = field(default_factory=list)
+    value: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, depth: int, value: np.ndarray) -> int:
+        self.feature.append(-1)
+        self.bin.append(-1)
+        self.left.append(-1)
+        self.right.append(-1)
+        self.depth.append(depth)
+        self.value.append(value)
+        return len(self.feature) - 1
+
+
+@dataclass
+class _Candidate:
+    rows: np.ndarray
+    tree: int  # -1: the root of a new tree
+    node: int
+    depth: int
+    split: Split
+    step: int  # the step whose gradients scored it
+    exact: bool = True  # scored on all its rows (not on a subset)
+
+
+@dataclass
+class _Growth:
+    """What one greedy run made: the trees (full) and the order of its splits."""
+
+    trees: list[_Tree]
+    steps: list[tuple[int, int]]  # (tree, node) split at each step, in order
+    bias: np.ndarray
+
+
+def _channels(F: np.ndarray, P: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """[gradient (K) | hessian diagonal (K) | weight] of the soft cross-entropy at logits F."""
+    Q = _softmax(F)
+    out = np.empty((len(F), 2 * P.shape[1] + 1))
+    K = P.shape[1]
+    out[:, :K] = (Q - P) * w[:, None]
+    out[:, K : 2 * K] = np.maximum(Q * (1.0 - Q), _MIN_HESSIAN) * w[:, None]
+    out[:, 2 * K] = w  # a leaf's size is its weight (integer weights act as repeated rows)
+    return out
+
+
+def _loss(F: np.ndarray, P: np.ndarray, w: np.ndarray) -> float:
+    """Weighted soft cross-entropy of logits F to targets P."""
+    Z = F - F.max(axis=1, keepdims=True)
+    log_q = Z - np.log(np.exp(Z).sum(axis=1, keepdims=True))
+    return float(-np.sum(w[:, None] * P * log_q))
+
+
+def _damped(F: np.ndarray, P: np.ndarray, w: np.ndarray, step: np.ndarray, G: np.ndarray) -> np.ndarray:
+    """The Newton ``step`` of a leaf, halved until the loss of its rows drops (Armijo, at most 10 halvings).
+
+    The diagonal Newton step ignores how the classes' probabilities pull on each other; where the
+    teacher gives mass to a class the model has all but ruled out it overshoots, and successive
+    leaves then swing back and forth.
+    """
+    base = _loss(F, P, w)
+    slope = float(G @ step)  # directional derivative (negative)
+    alpha = 1.0
+    for _ in range(10):
+        if _loss(F + alpha * step, P, w) <= base + 1e-4 * alpha * slope:
+            return alpha * step
+        alpha *= 0.5
+    return np.zeros_like(step)
+
+
+def _grow(
+    hist: Histograms,
+    P: np.ndarray,
+    w: np.ndarray,
+    *,
+    max_leaves: int,
+    max_depth: int | None,
+    max_trees: int | None,
+    min_leaf: int,
+    l2: float,
+) -> _Growth:
+    n, K = P.shape
+    mass = (w[:, None] * P).sum(axis=0) / max(float(w.sum()), 1e-12)
+    bias = np.log(np.clip(mass, 1e-6, None))
+    bias -= bias.mean()
+    F = np.tile(bias, (n, 1))
+    # The channels of every row at the current logits, and their sums over the bins of all rows
+    # (the root of a new tree): kept current by adding the change of the rows each step moves.
+    V = _channels(F, P, w)
+    root_sums = hist.sums(None, V)
+    trees: list[_Tree] = []
+    steps: list[tuple[int, int]] = []
+    cands: dict[tuple[int, int], _Candidate] = {}
+    heap: list[tuple[float, int, tuple[int, int]]] = []
+    counter = 0
+    step = 0
+    all_rows = np.arange(n)
+    moved_at = np.full(n, -1, dtype=np.int64)  # the last step that changed each row's logits
+
+    def split_of(S: np.ndarray) -> Split:
+        return best_newton_split(hist, S, K, l2=l2, min_leaf=min_leaf)
+
+    fresh_sums: dict[tuple[int, int], np.ndarray] = {}  # exact sums of candidates scored at this step
+
+    def score(key: tuple[int, int], rows: np.ndarray, exact: bool) -> tuple[Split, bool]:
+        """The best split of ``rows`` at the current gradients, and whether it used every row."""
+        if len(rows) == n:
+            return split_of(root_sums), True
+        if exact or len(rows) <= _SCORE_ROWS:
+            S = hist.sums(rows, V[rows])
+            fresh_sums[key] = S
+            return split_of(S), True
+        # An estimate from an evenly spread subset: enough to rank it in the queue; a candidate is
+        # scored on all its rows before it is taken.
+        sub = rows[:: int(np.ceil(len(rows) / _SCORE_ROWS))]
+        return split_of(hist.sums(sub, V[sub]) * (len(rows) / len(sub))), False
+
+    def push(key: tuple[int, int], cand: _Candidate) -> None:
+        nonlocal counter
+        cands[key] = cand
+        heapq.heappush(heap, (-cand.split.gain, counter, key))
+        counter += 1
+
+    def can_deepen(depth: int) -> bool:
+        return max_depth is None or depth < max_depth
+
+    push((-1, 0), _Candidate(all_rows, -1, 0, 0, score((-1, 0), all_rows, True)[0], step))
+    leaves = 0
+    while heap and leaves < max_leaves:
+        _, _, key = heapq.heappop(heap)
+        cand = cands.pop(key, None)
+        if cand is None:
+            continue
+        stale = cand.step < step and moved_at[cand.rows].max() >= cand.step
+        if stale or not cand.exact:
+            # its rows moved since it was scored (re-score at the current gradients), or it was
+            # ranked on a subset and is now on top (score it on every row)
+            cand.split, cand.exact = score(key, cand.rows, exact=not stale)
+            cand.step = step
+            # Take it at once when it is still within _SLACK of the best queued (stale, mostly
+            # optimistic) gain; else queue it again.
+            if not (cand.exact and heap and cand.split.gain >= (1.0 - _SLACK) * -heap[0][0]):
+                push(key, cand)
+                continue
+        if cand.split.gain <= 0:
+            break  # the best fresh candidate gains nothing: done
+        new_tree = cand.tree < 0
+        if new_tree and (leaves + 2 > max_leaves or (max_trees is not None and len(trees) >= max_trees)):
+            continue  # no room for another tree; the leaf candidates stay queued
+        f, b = cand.split.feature, cand.split.bin
+        rows = cand.rows
+        go_left = hist.codes[rows, f] <= b
+        rows_l, rows_r = rows[go_left], rows[~go_left]
+        if new_tree:
+            tree = _Tree()
+            node = tree.add(0, np.zeros(K))
+            trees.append(tree)
+            t = len(trees) - 1
+        else:
+            t, node = cand.tree, cand.node
+            tree = trees[t]
+        if len(rows) == n:
+            before = root_sums
+        else:
+            before = fresh_sums.get(key) if cand.step == step else None
+            if before is None:
+                before = hist.sums(rows, V[rows])
+        old_V = V[rows]
+        kids = []
+        for part in (rows_l, rows_r):
+            G, H = V[part, :K].sum(axis=0), V[part, K : 2 * K].sum(axis=0)
+            delta = _damped(F[part], P[part], w[part], -G / (H + l2), G)  # the Newton step of this side
+            F[part] += delta
+            V[part] = _channels(F[part], P[part], w[part])
+            kids.append((tree.add(tree.depth[node] + 1, tree.value[node] + delta), part))
+        # The bin sums of the moved rows, before and after: the parent's and the root's change by
+        # the same amount; the smaller child is summed, the larger one is the difference.
+        change = hist.sums(rows, V[rows] - old_V)
+        after = before + change
+        root_sums = after if len(rows) == n else root_sums + change
+        small = 0 if len(rows_l) <= len(rows_r) else 1
+        S_small = hist.sums(kids[small][1], V[kids[small][1]])
+        sums = [S_small, after - S_small] if small == 0 else [after - S_small, S_small]
+        (left, _), (right, _) = kids
+        tree.feature[node], tree.bin[node], tree.left[node], tree.right[node] = f, b, left, right
+        steps.append((t, node))
+        moved_at[rows] = step
+        leaves += 2 if new_tree else 1
+        step += 1
+        fresh_sums.clear()
+        for (child, part), S in zip(kids, sums):
+            if can_deepen(tree.depth[child]) and float(w[part].sum()) >= 2 * min_leaf:
+                fresh_sums[(t, child)] = S
+                push((t, child), _Candidate(part, t, child, tree.depth[child], split_of(S), step))
+        if new_tree and (max_trees is None or len(trees) < max_trees):
+            push((-1, len(trees)), _Candidate(all_rows, -1, 0, 0, cand.split, -1))
+    return _Growth(trees=trees, steps=steps, bias=bias)
+
+
+@dataclass
+class _Model:
+    """A sum of trees as flat node arrays (all trees' nodes one after the other, children global ids)."""
+
+    roots: np.ndarray  # (T,)
+    feature: np.ndarray  # (N,) -1 at leaves
+    bin: np.ndarray  # (N,)
+    left: np.ndarray  # (N,) -1 at leaves
+    right: np.ndarray  # (N,)
+    value: np.ndarray  # (N, K) leaf values (zeros at internal nodes)
+    bias: np.ndarray  # (K,)
+
+    @property
+    def leaves(self) -> np.ndarray:
+        return np.flatnonzero(self.left < 0)
+
+
+def _prefix(growth: _Growth, n_steps: int) -> _Model:
+    """The model after the first ``n_steps`` splits, with the values its leaves had then."""
+    made: dict[tuple[int, int], int] = {key: s for s, key in enumerate(growth.steps[:n_steps])}
+    roots, feature, bins, left, right, value = [], [], [], [], [], []
+    for t, tree in enumerate(growth.trees):
+        if (t, 0) not in made:
+            continue
+        ids: dict[int, int] = {}
+        stack = [0]
+        order = []
+        while stack:  # pre-order over the nodes that exist after n_steps
+            node = stack.pop()
+            ids[node] = len(feature) + len(order)
+            order.append(node)
+            if (t, node) in made:
+                stack.append(tree.right[node])
+                stack.append(tree.left[node])
+        roots.append(ids[0])
+        for node in order:
+            split = (t, node) in made
+            feature.append(tree.feature[node] if split else -1)
+            bins.append(tree.bin[node] if split else -1)
+            left.append(ids[tree.left[node]] if split else -1)
+            right.append(ids[tree.right[node]] if split else -1)
+            value.append(np.zeros_like(tree.value[node]) if split else tree.value[node])
+    K = len(growth.bias)
+    return _Model(
+        roots=np.asarray(roots, dtype=np.int64),
+        feature=np.asarray(feature, dtype=np.int64),
+        bin=np.asarray(bins, dtype=np.int64),
+        left=np.asarray(left, dtype=np.int64),
+        right=np.asarray(right, dtype=np.int64),
+        value=np.asarray(value, dtype=np.float64).reshape(-1, K),
+        bias=growth.bias.copy(),
+    )
+
+
+def _steps_for(growth: _Growth, max_leaves: int) -> int:
+    """The longest prefix of the growth whose trees have at most ``max_leaves`` leaves in all."""
+    leaves, started = 0, set()
+    for s, (t, node) in enumerate(growth.steps):
+        add = 2 if t not in started else 1
+        if leaves + add > max_leaves:
+            return s
+        started.add(t)
+        leaves += add
+    return len(growth.steps)
+
+
+def _route(model: _Model, Xs: np.ndarray, thresholds: np.ndarray | None) -> np.ndarray:
+    """Leaf (global node id) of every row in every tree, (n, T).
+
+    ``thresholds`` None: ``Xs`` are bin codes compared with ``bin``; else raw inputs compared with
+    ``thresholds`` (one per node).
+    """
+    n, T = len(Xs), len(model.roots)
+    node = np.broadcast_to(model.roots, (n, T)).copy()
+    cut = model.bin if thresholds is None else thresholds
+    while True:
+        inner = model.left[node] >= 0
+        if not inner.any():
+            return node
+        r, c = np.nonzero(inner)
+        at = node[r, c]
+        go_left = Xs[r, model.feature[at]] <= cut[at]
+        node[r, c] = np.where(go_left, model.left[at], model.right[at])
+
+
+def _indicators(model: _Model, leaf_of: np.ndarray) -> sp.csr_matrix:
+    """Sparse (n, n_leaves) matrix: 1 where a row falls in a leaf."""
+    col = np.full(len(model.left), -1, dtype=np.int64)
+    leaves = model.leaves
+    col[leaves] = np.arange(len(leaves))
+    n, T = leaf_of.shape
+    return sp.csr_matrix(
+        (np.ones(n * T), col[leaf_of].ravel(), np.arange(0, n * T + 1, T, dtype=np.int64)), shape=(n, len(leaves))
+    )
+
+
+def _refit(model: _Model, leaf_of: np.ndarray, P: np.ndarray, w: np.ndarray, *, l2: float, max_iter: int) -> _Model:
+    """All leaf values and the bias refitted jointly: the soft-label multinomial logistic on leaf indicators."""
+    if not len(model.roots):
+        return model
+    A = _indicators(model, leaf_of)
+    leaves = model.leaves
+    with warnings.catch_warnings():  # a capped polish from the greedy values, not a fit to convergence
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        W, b, _ = _fit_soft_multinomial(
+            A, P, C=1.0 / l2, max_iter=max_iter, tol=1e-5, sample_weight=w, init=(model.value[leaves].T, model.bias)
+        )
+    out = copy.copy(model)
+    out.value = model.value.copy()
+    out.value[leaves] = W.T
+    out.bias = np.asarray(b, dtype=np.float64)
+    return out
+
+
+def _decision(model: _Model, leaf_of: np.ndarray) -> np.ndarray:
+    return model.bias[None, :] + model.value[leaf_of].sum(axis=1)
+
+
+class SumOfTreesClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
+    """A sum of small trees whose leaves add up to class logits (FIGS-style, greedy, soft labels).
+
+    Parameters
+    ----------
+    max_leaves : int, default=32
+        Budget of leaves over all trees (the size on the fidelity frontier).
+    max_depth : int or None, default=3
+        Deepest a single tree may grow.
+    max_trees : int or None, default=None
+        Most trees in the sum (None: as many as the budget allows).
+    min_samples_leaf : int, default=5
+    l2 : float, default=1.0
+        Ridge penalty on leaf values (in units of summed rows: a leaf of m rows barely feels 1.0).
+    max_bins : int, default=64
+        Bins per feature the splits are searched over (thresholds are midpoints between values).
+    refit : bool, default=True
+        Refit all leaf values jointly (exact soft-label multinomial fit) once the splits are chosen.
+    target : {"soft", "hard", "auto"}, default="soft"
+        Fit the teacher's distribution, its top class, or whichever is more faithful on a
+        validation split of the training rows (``validation_fraction`` of them; with "auto" the
+        model is fitted on the other rows).
+    validation_fraction : float, default=0.2
+    random_state : int or None
+
+    Attributes
+    ----------
+    trees_ : list of dict
+        One table per tree: ``feature``, ``threshold`` (go left when ``x[feature] <= threshold``),
+        ``left``, ``right`` (-1 at leaves, indices within the tree) and ``value`` (n_nodes, K): each
+        leaf's contribution to the class logits (zeros at inner nodes).
+    bias_ : ndarray (K,)
+    size_ : int
+        Leaves over all trees.
+    target_ : str
+        "soft" or "hard": the target the model was fitted to.
+    validation_ : dict or None
+        With ``target="auto"``: fidelity on the validation split per target and size.
+    """
+
+    size_unit = "leaves"
+    size_param = "max_leaves"
+    #: Up to 128 leaves by default (digits: 0.96 there; 256 leaves double the fit for 1-2 points).
+    size_ladder = (4, 8, 16, 32, 64, 128)
+    #: A rung of :meth:`ladder_` is the model a fit at that size gives, so ``distill`` fits the family
+    #: once, at the top of its ladder, and reads the configured size off it too.
+    ladder_prefix = True
+
+    def __init__(
+        self,
+        *,
+        max_leaves: int = 32,
+        max_depth: int | None = 3,
+        max_trees: int | None = None,
+        min_samples_leaf: int = 5,
+        l2: float = 1.0,
+        max_bins: int = 64,
+        refit: bool = True,
+        target: Literal["soft", "hard", "auto"] = "soft",
+        validation_fraction: float = 0.2,
+        random_state: int | None = None,
+    ) -> None:
+        self.max_leaves = max_leaves
+        self.max_depth = max_depth
+        self.max_trees = max_trees
+        self.min_samples_leaf = min_samples_leaf
+        self.l2 = l2
+        self.max_bins = max_bins
+        self.refit = refit
+        self.target = target
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ fitting
+    def _check_params(self) -> None:
+        check_int(self.max_leaves, "max_leaves", low=2, high=100_000)
+        if self.max_depth is not None:
+            check_int(self.max_depth, "max_depth", low=1, high=32)
+        if self.max_trees is not None:
+            check_int(self.max_trees, "max_trees", low=1)
+        check_int(self.min_samples_leaf, "min_samples_leaf", low=1)
+        check_positive(self.l2, "l2")
+        check_int(self.max_bins, "max_bins", low=2, high=256)
+        if not isinstance(self.refit, (bool, np.bool_)):
+            raise TypeError(f"refit must be True or False; received {self.refit!r}.")
+        check_choice(self.target, "target", TARGETS)
+        check_fraction(self.validation_fraction, "validation_fraction", inclusive=False)
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "SumOfTreesClassifier":
+        """Fit on hard labels (n,) or soft labels (n, K); returns self."""
+        self._check_params()
+        X, P = self._validate_fit(X, y)
+        w = np.ones(len(X)) if sample_weight is None else _check_sample_weight(sample_weight, X, dtype=np.float64)
+        binner = Binner(self.max_bins, random_state=self.random_state).fit(X, w)
+        self.binner_thresholds_ = binner.thresholds_
+        codes = binner.transform(X)
+        self.validation_ = None
+        split = split_validation(P, self.validation_fraction, self.random_state) if self.target == "auto" else None
+        if split is None:
+            target = "hard" if self.target == "hard" else "soft"
+            T = hard_targets(P) if target == "hard" else P
+            growth = self._grow(codes, T, w)
+            self._growths = {target: (growth, codes, T, w)}
+            self.target_ = target
+        else:
+            tr, va = split
+            growths = {}
+            for target in ("soft", "hard"):
+                T = hard_targets(P[tr]) if target == "hard" else P[tr]
+                growths[target] = (self._grow(codes[tr], T, w[tr]), codes[tr], T, w[tr])
+            self._growths = growths
+            self.validation_ = self._validate(codes[va], P[va], w[va])
+            top = self.validation_["sizes"].index(self._size_cap())
+            self.target_ = "hard" if self.validation_["hard"][top] > self.validation_["soft"][top] else "soft"
+        self._set_model(self._model_at(self.target_, self.max_leaves))
+        return self
+
+    def _size_cap(self) -> int:
+        return int(self.max_leaves)
+
+    def _grow(self, codes: np.ndarray, P: np.ndarray, w: np.ndarray) -> _Growth:
+        hist = Histograms(codes, np.array([len(t) + 1 for t in self.binner_thresholds_]))
+        return _grow(hist, P, w, max_leaves=int(self.max_leaves), max_depth=self.max_depth, max_trees=self.max_trees,
+                     min_leaf=int(self.min_samples_leaf), l2=float(self.l2))
+
+    def _model_at(self, target: str, max_leaves: int) -> _Model:
+        growth, codes, P, w = self._growths[target]
+        model = _prefix(growth, _steps_for(growth, max_leaves))
+        if self.refit and len(model.roots):
+            model = _refit(model, _route(model, codes, None), P, w, l2=float(self.l2), max_iter=_REFIT_ITER)
+        return model
+
+    def _validate(self, codes: np.ndarray, P: np.ndarray, w: np.ndarray) -> dict[str, Any]:
+        sizes = sorted({s for s in self.size_ladder if s < self.max_leaves} | {int(self.max_leaves)})
+        out: dict[str, Any] = {"sizes": sizes, "soft": [], "hard": []}
+        for target in ("soft", "hard"):
+            for s in sizes:
+                m = self._model_at(target, s)
+                out[target].append(agreement(_decision(m, _route(m, codes, None)), P, w) if len(m.roots) else
+                                   agreement(np.tile(m.bias, (len(P), 1)), P, w))
+        return out
+
+    def _set_model(self, model: _Model) -> None:
+        self.model_ = model
+        thr = np.full(len(model.feature), np.nan)
+        inner = model.feature >= 0
+        thr[inner] = [self.binner_thresholds_[f][b] for f, b in zip(model.feature[inner], model.bin[inner])]
+        self.thresholds_ = thr
+        self.bias_ = model.bias
+
+    # ------------------------------------------------------------------ the ladder
+    def ladder_(self, sizes: Any = None) -> list["SumOfTreesClassifier"]:
+        """The models of every budget in ``sizes`` (default ``size_ladder`` up to ``max_leaves``), from this one fit.
+
+        Each is the greedy growth stopped at that many leaves, its leaf values refitted on the
+        training rows (``refit=True``), fitted to the target that validated best at that size when
+        ``target="auto"``.  Sizes above ``max_leaves`` give this model.
+        """
+        check_is_fitted(self)
+        if not hasattr(self, "_growths"):
+            raise ValueError(
+                "ladder_ needs the growth record of a fit in this session; a loaded model has none. Refit it "
+                "(or fit with the size you want)."
+            )
+        sizes = [s for s in self.size_ladder if s <= self.max_leaves] if sizes is None else list(sizes)
+        out = []
+        for s in sizes:
+            check_int(s, "size", low=2)
+            target = self.target_
+            if self.validation_ is not None:
+                vs = self.validation_["sizes"]
+                i = min(range(len(vs)), key=lambda j: abs(vs[j] - s))
+                target = "hard" if self.validation_["hard"][i] > self.validation_["soft"][i] else "soft"
+            est = copy.copy(self)
+            est.max_leaves = int(min(s, self.max_leaves))
+            est.target_ = target
+            est._set_model(self._model_at(target, est.max_leaves))
+            out.append(est)
+        return out
+
+    # ------------------------------------------------------------------ reading it
+    @property
+    def size_(self) -> int:
+        """Leaves over all trees."""
+        check_is_fitted(self)
+        return int(np.sum(self.model_.left < 0)) if len(self.model_.roots) else 0
+
+    @property
+    def n_params_(self) -> int:
+        """Model size: nodes over all trees (plus one for the bias when there are none)."""
+        check_is_fitted(self)
+        return max(int(len(self.model_.feature)), 1)
+
+    @property
+    def n_trees_(self) -> int:
+        check_is_fitted(self)
+        return int(len(self.model_.roots))
+
+    @property
+    def trees_(self) -> list[dict[str, np.ndarray]]:
+        check_is_fitted(self)
+        m = self.model_
+        out = []
+        ends = list(m.roots[1:]) + [len(m.feature)]
+        for start, end in zip(m.roots, ends):
+            sl = slice(int(start), int(end))
+            left, right = m.left[sl], m.right[sl]
+            out.append({
+                "feature": m.feature[sl].copy(),
+                "threshold": self.thresholds_[sl].copy(),
+                "left": np.where(left >= 0, left - start, -1),
+                "right": np.where(right >= 0, right - start, -1),
+                "value": m.value[sl].copy(),
+            })
+        return out
+
+    def _logits(self, X: Any) -> np.ndarray:
+        X = self._validate_predict(X)
+        m = self.model_
+        if not len(m.roots):
+            return np.tile(m.bias, (len(X), 1))
+        return _decision(m, _route(m, X, self.thresholds_))
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Class logits (n, K): the bias plus each tree's leaf value; with two classes the logit of
+        class 1 minus that of class 0 (n,), as scikit-learn's binary classifiers."""
+        Z = self._logits(X)
+        return Z[:, 1] - Z[:, 0] if Z.shape[1] == 2 else Z
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return _softmax(self._logits(X))
+
+    def to_text(self, feature_names: list[str] | None = None, class_names: list[str] | None = None, decimals: int = 3) -> str:
+        """Each tree as indented if/else text; a leaf shows its top class and its logit contributions.
+
+        Names default to the fitted ``feature_names_in_`` / ``class_names_`` (``distill`` sets them);
+        thresholds are printed in the data's raw units when the model carries them (``input_units_``).
+        """
+        check_is_fitted(self)
+        check_int(decimals, "decimals", low=0, high=17)
+        fn = feature_names_of(self, feature_names)
+        cn = class_names_of(self, class_names)
+        units = getattr(self, "input_units_", None)
+
+        def raw(f: int, t: float) -> float:
+            return float(t) * float(units["scale"][f]) + float(units["mean"][f]) if units else float(t)
+
+        lines = ["bias: " + ", ".join(f"{c} {v:+.2f}" for c, v in zip(cn, self.bias_))]
+        for t, tree in enumerate(self.trees_):
+            lines.append(f"tree {t + 1}:")
+
+            def walk(node: int, indent: int) -> None:
+                pad = "|   " * indent
+                if tree["left"][node] < 0:
+                    v = tree["value"][node]
+                    k = int(np.argmax(v))
+                    lines.append(f"{pad}|--- +{cn[k]} ({', '.join(f'{c} {x:+.2f}' for c, x in zip(cn, v))})")
+                    return
+                f, thr = int(tree["feature"][node]), raw(int(tree["feature"][node]), float(tree["threshold"][node]))
+                lines.append(f"{pad}|--- {fn[f]} <= {thr:.{decimals}f}")
+                walk(int(tree["left"][node]), indent + 1)
+                lines.append(f"{pad}|--- {fn[f]} >  {thr:.{decimals}f}")
+                walk(int(tree["right"][node]), indent + 1)
+
+            walk(0, 0)
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        try:
+            check_is_fitted(self)
+        except Exception:
+            return repr(self)
+        return self.to_text()
+
+    # ------------------------------------------------------------------ persistence
+    def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        m = self.model_
+        arrays = {"roots": m.roots, "feature": m.feature, "bin": m.bin, "left": m.left, "right": m.right,
+                  "value": m.value, "bias": m.bias, "thresholds": self.thresholds_}
+        return arrays, {"target": self.target_, "validation": self.validation_}
+
+    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        self.model_ = _Model(roots=arrays["roots"], feature=arrays["feature"], bin=arrays["bin"], left=arrays["left"],
+                             right=arrays["right"], value=arrays["value"], bias=arrays["bias"])
+        self.thresholds_ = arrays["thresholds"]
+        self.bias_ = self.model_.bias
+        self.target_ = str(meta.get("target", "soft"))
+        self.validation_ = meta.get("validation")
+        self.soft_fit_ = True
