@@ -92,6 +92,16 @@ EPOCHS_WITH_QUERIES: dict[str, int] = {"soft_tree": 10, "soft_tree_sparse": 10, 
 _CONTEXT_PARAMS = ("random_state", "input_shape", "temperature")
 
 
+#: Families that train with torch: fitted one after the other, never beside the student (global RNG, threads).
+_TORCH_FAMILIES = ("soft_tree", "soft_tree_sparse", "student")
+
+
+def _on_gpu(est: Any) -> bool:
+    """Whether a torch surrogate will train on a GPU (then it is not trained beside the CPU fits)."""
+    device = str(est.get_params().get("device", "cpu"))
+    return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+
+
 def split_name(name: str) -> tuple[str, str | None]:
     """``"tree@patterns"`` -> ``("tree", "patterns")``; ``"tree"`` -> ``("tree", None)``."""
     family, sep, label = name.partition("@")
@@ -606,7 +616,8 @@ def distill(
         return est
 
     shared: dict[str, Any] = {}  # family -> the one fit its ladder and its configured model are read from
-    for name in names:
+
+    def fit_one(name: str) -> None:
         family, label = split_name(name)
         t1 = time.perf_counter()
         est = None
@@ -624,6 +635,28 @@ def distill(
         fitted[name] = est if label is None else FeatureSurrogate(maps[label], est, family=family)
         timings[f"fit_{name}_s"] = time.perf_counter() - t1
         logger.info("fitted %s in %.2fs", name, timings[f"fit_{name}_s"])
+
+    # On a CPU with two cores or more, the neural student (torch on one thread) trains beside the
+    # scikit-learn and numpy families (one core each; the tree builders release the GIL).  It starts
+    # once the torch-based soft trees are fitted, so nothing else touches torch's global RNG or
+    # thread count while it trains; every fit is seeded on its own, so the models are the same.
+    beside = "student" if "student" in names and (os.cpu_count() or 1) >= 2 and not _on_gpu(configured("student")) else None
+    first = [n for n in names if split_name(n)[0] in _TORCH_FAMILIES and n != beside]
+    order = first + [n for n in names if n not in first and n != beside]
+    if beside is None:
+        for name in order:
+            fit_one(name)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1, thread_name_prefix="explain_distill-student") as pool:
+            pending = None
+            for name in order:
+                if pending is None and name not in first:
+                    pending = pool.submit(fit_one, beside)
+                fit_one(name)
+            (pending or pool.submit(fit_one, beside)).result()
+    fitted = {name: fitted[name] for name in names}  # the order asked for
 
     fitted_ladders: dict[str, list[Any]] = {}
     choice: dict[str, Any] = {}
