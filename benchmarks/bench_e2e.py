@@ -131,7 +131,7 @@ def summarize(res: dict[str, Any], floor: dict[str, Any], *, dataset: str, devic
             "|---|---:|",
             *stage_rows,
             "",
-            "Surrogate fits are part of the distillation stage. On a shared 2-core machine wall times vary "
+            "Surrogate fits are part of the distillation stage; on two cores or more the student trains beside the other fits, so the fits add up to more than the stage. On a shared 2-core machine wall times vary "
             "with the neighbours' load (see the load average above)." + (f" {note}" if note else ""),
         ]
     )
