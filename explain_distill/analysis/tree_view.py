@@ -49,6 +49,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._validation import check_array_2d, check_int, check_n_features, check_names
 from ..surrogates._base import register_viewer
+from ..surrogates.rules import first_firing_rule
 
 __all__ = ["Inverse", "RuleListView", "TreeNode", "TreeView"]
 
@@ -896,16 +897,7 @@ class RuleListView:
         """Index of the first rule that fires for each row of ``X`` (float32 comparisons, as the model)."""
         X = check_array_2d(X, name="X", dtype=None)
         check_n_features(X, len(self.feature_names), what="this rule list")
-        X = X.astype(np.float32)
-        out = np.full(len(X), len(self.rules) - 1, dtype=np.int64)
-        undecided = np.ones(len(X), dtype=bool)
-        for r, rule in enumerate(self.rules[:-1]):
-            fires = undecided.copy()
-            for f, op, thr in rule["conditions"]:
-                fires &= (X[:, f] <= thr) if op == "<=" else (X[:, f] > thr)
-            out[fires] = r
-            undecided &= ~fires
-        return out
+        return first_firing_rule(self.rules, X.astype(np.float32))
 
     def highlight(self, x: Any) -> "RuleListView":
         """This view with the rule that decides one sample ``x`` highlighted when drawn."""

@@ -26,6 +26,7 @@ smaller list.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -37,7 +38,7 @@ from ._base import SoftTargetMixin, TreeDisplayMixin
 from ._hist import Binner, Histograms
 from ._target import TARGETS, agreement, hard_targets, split_validation
 
-__all__ = ["RuleListClassifier"]
+__all__ = ["RuleListClassifier", "first_firing_rule"]
 
 #: A growing rule stops once this share of the rows it covers belongs to its class.
 _PURE = 0.995
@@ -183,6 +184,21 @@ class _Learner:
         self.dec[cov] = r
         return True
 
+
+
+def first_firing_rule(rules: Sequence[Mapping[str, Any]], X: np.ndarray) -> np.ndarray:
+    """Index of the first rule whose ``conditions`` ((feature, "<=" | ">", threshold) each) all hold, per
+    row of ``X``; the last rule is the default (``else``) and decides every row no earlier rule takes.
+    Compares in ``X``'s dtype (the classifier and its view pass float32, as the model was fitted)."""
+    out = np.full(len(X), len(rules) - 1, dtype=np.int64)
+    undecided = np.ones(len(X), dtype=bool)
+    for r, rule in enumerate(rules[:-1]):
+        fires = undecided.copy()
+        for f, op, thr in rule["conditions"]:
+            fires &= (X[:, f] <= thr) if op == "<=" else (X[:, f] > thr)
+        out[fires] = r
+        undecided &= ~fires
+    return out
 
 class RuleListClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, BaseEstimator):
     """An ordered multiclass rule list (first matching rule decides, then ``else``).
@@ -373,16 +389,7 @@ class RuleListClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, Bas
 
     def rule_of(self, X: Any) -> np.ndarray:
         """Index into ``rules_`` of the first rule that fires for each sample (float32 comparisons)."""
-        X = self._validate_predict(X, dtype=np.float32)
-        out = np.full(len(X), len(self.rules_) - 1, dtype=np.int64)
-        undecided = np.ones(len(X), dtype=bool)
-        for r, rule in enumerate(self.rules_[:-1]):
-            fires = undecided.copy()
-            for f, op, thr in rule["conditions"]:
-                fires &= (X[:, f] <= thr) if op == "<=" else (X[:, f] > thr)
-            out[fires] = r
-            undecided &= ~fires
-        return out
+        return first_firing_rule(self.rules_, self._validate_predict(X, dtype=np.float32))
 
     def predict_proba(self, X: Any) -> np.ndarray:
         which = self.rule_of(X)
