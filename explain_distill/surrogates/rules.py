@@ -389,7 +389,8 @@ class RuleListClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, Bas
 
     def rule_of(self, X: Any) -> np.ndarray:
         """Index into ``rules_`` of the first rule that fires for each sample (float32 comparisons)."""
-        return first_firing_rule(self.rules_, self._validate_predict(X, dtype=np.float32))
+        X = self._validate_predict(X, dtype=np.float32)  # first: an unfitted list raises NotFittedError
+        return first_firing_rule(self.rules_, X)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         which = self.rule_of(X)
