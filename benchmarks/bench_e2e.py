@@ -29,11 +29,12 @@ _FITTED = re.compile(r"fitted (?P<name>\S+) in (?P<t>\d+(?:\.\d+)?)s")
 _DONE = re.compile(r"done in (?P<t>\d+(?:\.\d+)?)s")
 
 
-def _run_child(cmd: list[str], *, timeout: float, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run ``cmd``; wall seconds, exit code, the child's peak RSS in MiB, and its stderr."""
+def _run_child(cmd: list[str], *, timeout: float, env: dict[str, str] | None = None, source: Path = ROOT) -> dict[str, Any]:
+    """Run ``cmd`` in ``source`` with it first on the import path; wall and CPU seconds, exit code, the
+    child's peak RSS in MiB, and its stdout and stderr."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=err, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+        proc = subprocess.Popen(cmd, cwd=source, stdout=out, stderr=err, env={**os.environ, "PYTHONPATH": str(source), **(env or {})})
         deadline = t0 + timeout
         timed_out = False
         while True:
@@ -51,7 +52,8 @@ def _run_child(cmd: list[str], *, timeout: float, env: dict[str, str] | None = N
         out.seek(0)
         err.seek(0)
         rss = usage.ru_maxrss / (1024 * 1024) if sys.platform == "darwin" else usage.ru_maxrss / 1024
-        return {"wall_s": wall, "timed_out": timed_out, "returncode": proc.returncode, "peak_rss_mib": rss, "stdout": out.read(), "stderr": err.read()}
+        return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "timed_out": timed_out, "returncode": proc.returncode,
+                "peak_rss_mib": rss, "stdout": out.read(), "stderr": err.read()}
 
 
 def parse_stages(stderr: str) -> dict[str, float]:

@@ -15,12 +15,12 @@ load; the section then reports the ratio.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
+
+from benchmarks.bench_e2e import _run_child
 
 TITLE = "End-to-end run with pattern surrogates (CLI, mnist1d and digits)"
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,30 +29,12 @@ TIMEOUT_S = 1200.0
 
 
 def _run(cmd: list[str], *, source: Path, timeout: float) -> dict[str, Any]:
-    """Run ``cmd`` with ``source`` first on the import path: wall and CPU seconds, peak RSS, exit code."""
-    with tempfile.TemporaryFile("w+") as err:
-        load = os.getloadavg()[0]
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=source, stdout=subprocess.DEVNULL, stderr=err,
-                                env={**os.environ, "PYTHONPATH": str(source)})
-        deadline, timed_out = t0 + timeout, False
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() > deadline:
-                proc.kill()
-                pid, status, usage = os.wait4(proc.pid, 0)
-                timed_out = True
-                break
-            time.sleep(0.05)
-        wall = time.perf_counter() - t0
-        err.seek(0)
-        stderr = err.read()
-    rss = usage.ru_maxrss / (1024 * 1024) if sys.platform == "darwin" else usage.ru_maxrss / 1024
-    return {"wall_s": round(wall, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime, 1), "peak_rss_mib": round(rss),
-            "returncode": os.waitstatus_to_exitcode(status), "timed_out": timed_out, "load_before": round(load, 2),
-            "load_after": round(os.getloadavg()[0], 2), "stderr": stderr}
+    """Run ``cmd`` with ``source`` first on the import path: wall and CPU seconds, peak RSS, exit code, load."""
+    load = os.getloadavg()[0]
+    r = _run_child(cmd, timeout=timeout, source=source)
+    return {"wall_s": round(r["wall_s"], 1), "cpu_s": round(r["cpu_s"], 1), "peak_rss_mib": round(r["peak_rss_mib"]),
+            "returncode": r["returncode"], "timed_out": r["timed_out"], "load_before": round(load, 2),
+            "load_after": round(os.getloadavg()[0], 2), "stderr": r["stderr"]}
 
 
 def _command(name: str, out: Path, device: str, quick: bool) -> list[str]:
