@@ -13,10 +13,20 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["array_summary", "distillation_html", "distillation_text", "names_preview", "number"]
+__all__ = ["array_summary", "attr_or_key", "distillation_html", "distillation_text", "names_preview", "number"]
 
 #: The bar ``Distillation``'s notebook display audits against: ``explain_distill.audit``'s default.
 DEFAULT_MIN_AGREEMENT = 0.95
+
+
+def attr_or_key(obj: Any, name: str, default: Any = None) -> Any:
+    """Attribute or key ``name`` of a dataclass or a dict (analyses arrive as either: fresh, or read
+    back from metrics.json); ``default`` when ``obj`` is None or lacks it."""
+    if obj is None:
+        return default
+    if isinstance(obj, Mapping):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
 
 
 def array_summary(a: Any) -> str:

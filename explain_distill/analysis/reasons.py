@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .._display import attr_or_key as _get
+
 __all__ = ["reasons_report", "HIGH_FIDELITY", "MIN_SPEARMAN", "MAX_NOISE_DROP"]
 
 #: Label fidelity at or above which a surrogate "gives the same answers".
@@ -20,14 +22,6 @@ HIGH_FIDELITY = 0.90
 MIN_SPEARMAN = 0.30
 #: A drop in fidelity at the smallest noise level larger than this makes it fragile.
 MAX_NOISE_DROP = 0.10
-
-
-def _get(obj: Any, name: str, default: Any = None) -> Any:
-    if obj is None:
-        return default
-    if isinstance(obj, Mapping):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
 
 
 def reasons_report(fidelity: Mapping[str, float], attribution: Any = None, robustness: Any = None) -> dict[str, dict[str, Any]]:

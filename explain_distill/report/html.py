@@ -23,6 +23,7 @@ from typing import Any
 import jinja2
 import numpy as np
 
+from .._display import attr_or_key as _get
 from .._io import check_output_dir, record_written
 from .._validation import check_fraction
 from .._version import __version__
@@ -90,15 +91,6 @@ def render_html(context: dict[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------------------ small helpers
-def _get(obj: Any, name: str, default: Any = None) -> Any:
-    """Attribute or key ``name`` of a dataclass or a dict (analyses may arrive as either)."""
-    if obj is None:
-        return default
-    if isinstance(obj, Mapping):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
-
-
 def _uri(fig: Any) -> str:
     from ..viz.plots import figure_to_data_uri
 
