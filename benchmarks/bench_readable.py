@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.bench_fidelity import _jsonable  # numpy scalars to Python, NaN kept (the cache revives it)
+
 TITLE = "Readable surrogates: tree, sums of trees, rule lists, additive models against peers"
 SEEDS = (0, 1, 2)
 TREE_SIZES = (16, 64, 256)  # the sizes of the targets (a 2-core machine: the run stays under an hour)
@@ -357,16 +359,6 @@ def _revive(obj: Any) -> Any:
         return {(int(k) if isinstance(k, str) and k.lstrip("-").isdigit() else k): _revive(v) for k, v in obj.items()}
     if isinstance(obj, list):
         return [_revive(v) for v in obj]
-    return obj
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.floating, np.integer)):
-        return obj.item()
     return obj
 
 
