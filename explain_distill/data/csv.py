@@ -1,0 +1,269 @@
+"""Reading a CSV file into raw arrays: header, cells, missing markers, one-hot encoding, ids refused.
+
+:func:`read_csv` returns a :class:`CsvTable` (raw feature matrix, labels, CSV line numbers, names,
+one-hot groups, the missing-value report); ``Dataset.from_csv`` splits and scales it.  Every error
+names the file, the line and the column, and says what to pass instead.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .missing import MISSING_MARKERS, counts_text
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["CsvTable", "read_csv"]
+
+
+@dataclass
+class CsvTable:
+    """A CSV file read into raw arrays (before the split).
+
+    Attributes
+    ----------
+    X : ndarray (n, d), float64
+        Feature values; NaN where a cell is missing; one-hot levels as 0/1 columns.
+    y : ndarray (n,)
+        Labels (int64 when every label is a whole number, else strings).
+    lines : ndarray (n,), int64
+        The CSV line of each row (the header is line 1).
+    feature_names : list of str
+    onehot : list of dict
+        ``{"column", "levels", "features"}`` per one-hot encoded text column.
+    onehot_columns : ndarray (d,), bool
+        Which features are one-hot levels.
+    notes : list of str
+    missing : dict
+        Cell and row counts of missing values, per column and per marker (empty when none).
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    lines: np.ndarray
+    feature_names: list[str]
+    onehot: list[dict[str, Any]] = field(default_factory=list)
+    onehot_columns: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
+    missing: dict[str, Any] = field(default_factory=dict)
+
+
+def _parse_floats(col: np.ndarray, miss: np.ndarray) -> np.ndarray:
+    """Float value of each cell; NaN where missing or not a number."""
+    out = np.full(len(col), np.nan)
+    for i, v in enumerate(col):
+        if miss[i]:
+            continue
+        try:
+            f = float(v)
+        except ValueError:
+            continue
+        if f != f:  # a spelling of NaN we do not list ("nAn"): treat as not a number
+            continue
+        out[i] = f
+    return out
+
+
+def _all_numeric(col: np.ndarray) -> bool:
+    for v in col:
+        if v == "":
+            continue
+        try:
+            float(v)
+        except ValueError:
+            return False
+    return True
+
+
+def _read_rows(path: Path, delimiter: str) -> tuple[list[str], np.ndarray, list[list[str]]]:
+    """(header, CSV line of each data row, the rows' cells); blank lines are skipped."""
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh, delimiter=delimiter)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            raise ValueError(f"CSV file {str(path)!r} is empty; expected a header row and data rows.") from None
+        numbered = [(reader.line_num, r) for r in reader if any(cell.strip() for cell in r)]
+    if not numbered:
+        raise ValueError(f"CSV file {str(path)!r} has a header but no data rows.")
+    lines = np.array([ln for ln, _ in numbered], dtype=np.int64)
+    rows = [r for _, r in numbered]
+    bad_len = [int(lines[i]) for i, r in enumerate(rows) if len(r) != len(header)]
+    if bad_len:
+        raise ValueError(
+            f"{path.name}: lines {bad_len[:5]} have a different number of fields than the header "
+            f"({len(header)}); fix the file or the delimiter."
+        )
+    return header, lines, rows
+
+
+class _Encoder:
+    """Turns the feature columns into numbers: numeric as is, text one-hot (or refused), missing cells counted."""
+
+    def __init__(self, path: Path, lines: np.ndarray, categorical: str, max_categories: int) -> None:
+        self.path, self.lines = path, lines
+        self.categorical, self.max_categories = categorical, max_categories
+        self.features: list[np.ndarray] = []
+        self.names: list[str] = []
+        self.onehot: list[bool] = []
+        self.groups: list[dict[str, Any]] = []
+        self.non_numeric: list[str] = []
+        self.missing_cells: list[tuple[int, str, str]] = []  # (row, column, marker)
+
+    def add(self, h: str, col: np.ndarray) -> None:
+        miss = np.array([v in MISSING_MARKERS for v in col])
+        present = col[~miss]
+        if len(present) == 0:
+            raise ValueError(
+                f"{self.path.name}: column {h!r} holds no values (all {len(col)} rows are empty or missing markers "
+                f"such as {col[0]!r}); drop the column."
+            )
+        parsed = _parse_floats(col, miss)
+        numbers = ~np.isnan(parsed) | miss
+        self.missing_cells.extend((int(i), h, str(col[i])) for i in np.nonzero(miss)[0])
+        if numbers.all():
+            self.features.append(parsed[:, None])
+            self.names.append(h)
+            self.onehot.append(False)
+            return
+        self._check_text(h, col, numbers, miss, present)
+        self.non_numeric.append(h)
+        if self.categorical == "onehot":
+            levels = sorted(set(present.tolist()))
+            block = np.stack([(col == lv).astype(np.float64) for lv in levels], axis=1)
+            block[miss] = np.nan
+            self.groups.append({"column": h, "levels": levels,
+                                "features": list(range(len(self.names), len(self.names) + len(levels)))})
+            self.features.append(block)
+            self.names.extend(f"{h}={lv}" for lv in levels)
+            self.onehot.extend([True] * len(levels))
+
+    def _check_text(self, h: str, col: np.ndarray, numbers: np.ndarray, miss: np.ndarray, present: np.ndarray) -> None:
+        """Refuse a numeric column with stray words, and a text column with too many levels (an id, free text)."""
+        n_num = int((numbers & ~miss).sum())
+        junk = np.nonzero(~numbers)[0]
+        if n_num >= 0.9 * len(present):
+            shown = ", ".join(f"{col[i]!r} on line {self.lines[i]}" for i in junk[:5])
+            raise ValueError(
+                f"{self.path.name}: column {h!r} is numeric in {n_num} of {len(present)} filled rows but holds "
+                f"{len(junk)} non-numeric value{'s' if len(junk) > 1 else ''}: {shown}. Fix those cells, or write "
+                f"them as NA if they mean 'missing' (then choose --missing error|drop|impute)."
+            )
+        levels = sorted(set(present.tolist()))
+        if len(levels) > self.max_categories:
+            examples = ", ".join(repr(v) for v in levels[:3])
+            raise ValueError(
+                f"{self.path.name}: column {h!r} has {len(levels)} distinct text values in {len(col)} rows "
+                f"(e.g. {examples}); one-hot encoding it would add {len(levels)} features. It looks like an "
+                f"identifier or free text: drop the column, or raise max_categories (CLI: --max-categories) "
+                f"above {len(levels)} if it really is a category."
+            )
+
+    def matrix(self, target: str) -> np.ndarray:
+        if self.non_numeric and self.categorical == "error":
+            raise ValueError(
+                f"{self.path.name}: columns {self.non_numeric} are not numeric. Encode them as numbers, "
+                f"or pass categorical='onehot' to one-hot encode them."
+            )
+        if not self.features:
+            raise ValueError(f"{self.path.name}: no feature columns besides the target {target!r}.")
+        X = np.concatenate(self.features, axis=1)
+        inf_rows, inf_cols = np.nonzero(np.isinf(X))
+        if len(inf_rows):
+            cells = [f"line {self.lines[r]}, column {self.names[c]!r}" for r, c in list(zip(inf_rows, inf_cols))[:5]]
+            raise ValueError(
+                f"{self.path.name} has infinite values: {'; '.join(cells)}. Replace them with finite numbers or NA."
+            )
+        return X
+
+
+def _missing_report(missing_cells: list[tuple[int, str, str]], y_missing: np.ndarray, target: str) -> dict[str, Any]:
+    if not missing_cells and not y_missing.any():
+        return {}
+    by_col: dict[str, int] = {}
+    markers: dict[str, int] = {}
+    for _, h, marker in missing_cells:
+        by_col[h] = by_col.get(h, 0) + 1
+        key = marker if marker else "(empty)"
+        markers[key] = markers.get(key, 0) + 1
+    miss_rows = {r for r, _, _ in missing_cells}
+    if y_missing.any():
+        by_col[target] = int(y_missing.sum())
+    return {
+        "cells": len(missing_cells),
+        "rows": len(miss_rows | set(np.nonzero(y_missing)[0].tolist())),
+        "by_column": by_col,
+        "markers": markers,
+    }
+
+
+def _refuse_missing(path: Path, lines: np.ndarray, missing_cells: list[tuple[int, str, str]], report: dict) -> None:
+    shown = "; ".join(
+        f"line {lines[r]}, column {h!r} = {marker!r}" if marker else f"line {lines[r]}, column {h!r} is empty"
+        for r, h, marker in missing_cells[:5]
+    )
+    more = f" (and {len(missing_cells) - 5} more)" if len(missing_cells) > 5 else ""
+    raise ValueError(
+        f"{path.name} has missing values: {shown}{more} (line 1 is the header; {report['cells']} cells in "
+        f"{report['rows']} rows: {counts_text(report['by_column'])}). Pass missing='drop' to drop those rows "
+        f"or missing='impute' to fill them from the training split (CLI: --missing drop|impute), or fill the file."
+    )
+
+
+def _labels(y_vals: np.ndarray) -> np.ndarray:
+    """Labels as strings, or int64 when every one is a whole number."""
+    y_vals = np.array([str(v) for v in y_vals])
+    if _all_numeric(y_vals):
+        yf = y_vals.astype(np.float64)
+        if np.all(yf == np.round(yf)):
+            return yf.astype(np.int64)
+    return y_vals
+
+
+def read_csv(
+    path: Path, target: str, *, categorical: str, missing: str, max_categories: int, delimiter: str = ","
+) -> CsvTable:
+    """Read ``path`` (a header row, then data rows) into a :class:`CsvTable`; ``target`` names the label column.
+
+    Arguments are checked by the caller (``Dataset.from_csv``); see its docstring for the rules.
+    """
+    header, lines, rows = _read_rows(path, delimiter)
+    if target not in header:
+        raise ValueError(
+            f"Target column {target!r} is not in {path.name}. Its columns are: {', '.join(map(repr, header))}."
+        )
+    cols = [np.array([c.strip() for c in col], dtype=object) for col in zip(*rows)]
+    t = header.index(target)
+    y_raw = cols[t]
+    y_missing = np.array([v in MISSING_MARKERS for v in y_raw])
+    if y_missing.any() and missing != "drop":
+        where = ", ".join(f"line {lines[i]} ({y_raw[i]!r})" for i in np.nonzero(y_missing)[0][:5])
+        raise ValueError(
+            f"{path.name}: the target column {target!r} has missing labels on {int(y_missing.sum())} rows: {where}. "
+            f"Labels cannot be imputed; fix them, or pass missing='drop' (CLI: --missing drop) to drop those rows."
+        )
+    enc = _Encoder(path, lines, categorical, max_categories)
+    for j, h in enumerate(header):
+        if j != t:
+            enc.add(h, cols[j])
+    X = enc.matrix(target)
+    notes = [f"one-hot encoded non-numeric columns: {', '.join(enc.non_numeric)}"] if enc.non_numeric else []
+    report = _missing_report(enc.missing_cells, y_missing, target)
+    if missing == "error" and enc.missing_cells:
+        _refuse_missing(path, lines, enc.missing_cells, report)
+    y_vals = y_raw
+    if y_missing.any():  # missing == "drop": rows without a label go first
+        keep = ~y_missing
+        X, y_vals, lines = X[keep], y_raw[keep], lines[keep]
+        notes.append(f"dropped {int(y_missing.sum())} rows without a label in {target!r}")
+        report["dropped_unlabelled"] = int(y_missing.sum())
+    return CsvTable(
+        X=X, y=_labels(y_vals), lines=lines, feature_names=enc.names, onehot=enc.groups,
+        onehot_columns=np.asarray(enc.onehot, dtype=bool), notes=notes, missing=report,
+    )

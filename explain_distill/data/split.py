@@ -1,0 +1,194 @@
+"""From raw arrays to a split, scaled data set: missing rows, labels, the split, imputation, scaling.
+
+:func:`split_and_scale` is what both constructors (``Dataset.from_arrays`` and ``from_csv``) run
+after reading: it drops or keeps rows with missing values, maps labels to class indices, splits
+(stratified, seeded), imputes from the training split, fits the scaling on the training split
+only, and infers the column schema from the raw training values.  It returns the Dataset's
+fields as a dict.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from .._validation import (
+    check_choice,
+    check_consistent_length,
+    check_fraction,
+    check_labels,
+    check_min_classes,
+    check_names,
+)
+from .missing import counts_text, impute
+from .schema import infer_schema
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["split_and_scale", "encode_labels", "SCALE_MODES"]
+
+SCALE_MODES = ("feature", "global", "none")
+
+
+def encode_labels(y: np.ndarray, class_names: list[str] | None) -> tuple[np.ndarray, list[str]]:
+    """Class indices and class names: labels sorted (``np.unique``), or looked up in ``class_names``."""
+    if class_names is not None:
+        class_names = check_names(class_names, len(class_names), what="class_names")
+        if y.dtype.kind in "iu":
+            if y.min() < 0 or y.max() >= len(class_names):
+                raise ValueError(
+                    f"y holds indices in [{y.min()}, {y.max()}] but only {len(class_names)} class_names were given."
+                )
+            return y.astype(np.int64), class_names
+        lookup = {c: i for i, c in enumerate(class_names)}
+        unknown = sorted({str(v) for v in y} - set(lookup))
+        if unknown:
+            raise ValueError(f"y holds labels {unknown[:5]} that are not in class_names {class_names}.")
+        return np.array([lookup[str(v)] for v in y], dtype=np.int64), class_names
+    classes, y_idx = np.unique(y, return_inverse=True)
+    return y_idx.astype(np.int64), [str(c) for c in classes]
+
+
+def _missing_rows(
+    X: np.ndarray, y: np.ndarray, rows: np.ndarray, *, missing: str, report: dict[str, Any],
+    feature_names: list[str], notes: list[str],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Count the rows with NaN cells into ``report`` and drop them when ``missing == "drop"``."""
+    nan_rows = np.isnan(X).any(axis=1) if missing != "error" else np.zeros(len(X), dtype=bool)
+    if nan_rows.any() and not report:
+        cols = np.isnan(X).sum(axis=0)
+        report.update({
+            "cells": int(cols.sum()),
+            "rows": int(nan_rows.sum()),
+            "by_column": {feature_names[j]: int(c) for j, c in enumerate(cols) if c},
+        })
+    if report:
+        report["policy"] = missing
+    if missing == "drop" and nan_rows.any():
+        keep = ~nan_rows
+        if keep.sum() == 0:
+            raise ValueError(
+                f"Every one of the {len(X)} rows has a missing value, so missing='drop' leaves nothing; "
+                f"use missing='impute' or fill the data."
+            )
+        X, y, rows = X[keep], y[keep], rows[keep]
+        report["dropped_rows"] = int(nan_rows.sum())
+        notes.append(
+            f"dropped {int(nan_rows.sum())} of {len(nan_rows)} rows with missing values "
+            f"({counts_text(report.get('by_column', {}))})"
+        )
+    return X, y, rows, nan_rows
+
+
+def _stratify(y_idx: np.ndarray, class_names: list[str]) -> np.ndarray | None:
+    """The labels to stratify on, or None (with a warning) when a class has a single row."""
+    counts = np.bincount(y_idx, minlength=len(class_names))
+    singles = [class_names[k] for k in np.nonzero(counts == 1)[0]]
+    if singles:
+        one = len(singles) == 1
+        logger.warning(
+            "%s a single row (of %d rows), so the split cannot be stratified and %s only in the training or "
+            "the test split; add rows of %s or drop %s",
+            ", ".join(f"class {c!r}" for c in singles[:5]) + (" has" if one else " each have"),
+            len(y_idx), "that row lands" if one else "those rows land",
+            "that class" if one else "those classes", "it" if one else "them",
+        )
+        return None
+    return y_idx if counts[counts > 0].min() >= 2 else None
+
+
+def _scaling(X_tr: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, scale) per feature fitted on the training split; constant features keep scale 1."""
+    d = X_tr.shape[1]
+    if mode == "feature":
+        mean, sd = X_tr.mean(axis=0), X_tr.std(axis=0)
+    elif mode == "global":
+        mean, sd = np.full(d, X_tr.mean()), np.full(d, X_tr.std())
+    else:
+        mean, sd = np.zeros(d), np.ones(d)
+    return mean, np.where(sd > 1e-12, sd, 1.0)  # constant features stay constant (zero), never NaN
+
+
+def split_and_scale(
+    X: np.ndarray,
+    y: Any,
+    rows: np.ndarray,
+    *,
+    row_kind: str,
+    feature_names: list[str] | None,
+    class_names: list[str] | None,
+    kind: str,
+    input_shape: tuple[int, ...] | None,
+    name: str,
+    test_size: float,
+    seed: int,
+    scale: str | None,
+    missing: str,
+    notes: list[str] | None,
+    missing_report: dict[str, Any] | None,
+    encoding: dict[str, Any] | None,
+    onehot_columns: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """The fields of a :class:`~explain_distill.data.Dataset` built from raw ``X`` (n, d) and labels ``y``.
+
+    ``rows`` is each row's place in the user's input (array index or CSV line, ``row_kind``).
+    """
+    from sklearn.model_selection import train_test_split
+
+    check_choice(kind, "kind", ("tabular", "image", "signal"))
+    y = check_labels(y, name="y")
+    check_consistent_length(X=X, y=y)
+    test_size = check_fraction(test_size, "test_size", inclusive=False)
+    mode = scale or ("feature" if kind == "tabular" else "global")
+    check_choice(mode, "scale", SCALE_MODES)
+    if feature_names is None:
+        feature_names = [f"x{j}" for j in range(X.shape[1])]
+    feature_names = check_names(feature_names, X.shape[1], what="feature_names")
+    notes = list(notes or [])
+    report = dict(missing_report or {})
+    X, y, rows, nan_rows = _missing_rows(X, y, rows, missing=missing, report=report, feature_names=feature_names,
+                                         notes=notes)
+    y_idx, class_names = encode_labels(y, class_names)
+    check_min_classes(y_idx, name="y")
+    try:
+        X_tr, X_te, y_tr, y_te, r_tr, r_te = train_test_split(
+            X, y_idx, rows, test_size=test_size, random_state=seed, stratify=_stratify(y_idx, class_names)
+        )
+    except ValueError as exc:
+        raise ValueError(
+            f"Could not split {len(X)} samples of {len(class_names)} classes with test_size={test_size} "
+            f"({exc}). Provide more samples per class or change test_size."
+        ) from exc
+    check_min_classes(y_tr, name="y (training split)")
+    if missing == "impute" and nan_rows.any():
+        X_tr, X_te = impute(X_tr, X_te, onehot_columns)
+        report["imputed"] = {
+            "strategy": "median" + (" (most frequent level for one-hot columns)"
+                                    if onehot_columns is not None and onehot_columns.any() else ""),
+            "fitted_on": "training split",
+        }
+        notes.append(
+            f"imputed {report['cells']} missing cells in {report['rows']} rows with the training split's "
+            f"median ({counts_text(report.get('by_column', {}))})"
+        )
+    mean, sd = _scaling(X_tr, mode)
+    encoding = dict(encoding or {})
+    return {
+        "X_train": ((X_tr - mean) / sd).astype(np.float32),
+        "y_train": y_tr,
+        "X_test": ((X_te - mean) / sd).astype(np.float32),
+        "y_test": y_te,
+        "feature_names": feature_names,
+        "class_names": class_names,
+        "kind": kind,
+        "input_shape": tuple(input_shape) if input_shape else (X.shape[1],),
+        "name": name,
+        "scaling": {"mode": mode, "mean": mean.tolist(), "scale": sd.tolist()},
+        "notes": notes,
+        "missing": report,
+        "encoding": encoding,
+        "source_rows": {"kind": row_kind, "train": r_tr.tolist(), "test": r_te.tolist()},
+        "schema": infer_schema(X_tr, feature_names, encoding.get("onehot")),
+    }
