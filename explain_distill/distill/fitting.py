@@ -1,0 +1,208 @@
+"""Stage 4 of ``distill``: fit every requested surrogate on the transfer set, the student beside the rest.
+
+:class:`Fitter` configures a surrogate (the user's parameters, the run's seed, input shape and
+temperature, fewer epochs when queries enlarge the set), fits it on the transfer set's inputs or
+on a feature set's columns, and names it (feature and class names, the data's raw units).
+:func:`fit_families` fits them all: the torch soft trees first, then the scikit-learn and numpy
+families with the neural student training beside them on a second core.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data import Dataset
+from ..features import FeatureSurrogate
+from ..surrogates import SURROGATES
+from ..surrogates._base import set_names, set_units
+from ..teacher import Teacher
+from ..transfer import TransferSet, soft_labels
+from .plan import EPOCHS_WITH_QUERIES, FEATURE_PARAMS, Plan, split_name
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Fitter", "fit_families"]
+
+# Parameters distill fills in from the run when a surrogate has them and the user did not set them.
+_CONTEXT_PARAMS = ("random_state", "input_shape", "temperature")
+
+#: Families that train with torch: fitted one after the other, never beside the student (global RNG, threads).
+_TORCH_FAMILIES = ("soft_tree", "soft_tree_sparse", "student")
+
+
+def _on_gpu(est: Any) -> bool:
+    """Whether a torch surrogate will train on a GPU (then it is not trained beside the CPU fits)."""
+    device = str(est.get_params().get("device", "cpu"))
+    return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+
+
+def _attention(teachers: list[Teacher], w: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """The teachers' attention maps on X, weighted like their soft labels."""
+    maps = [t.attention_maps(X) for t in teachers]
+    if any(m.shape != maps[0].shape for m in maps):
+        raise ValueError(f"The teachers' attention maps differ in shape ({[m.shape for m in maps]}); use one teacher.")
+    return np.sum([wi * m for wi, m in zip(w, maps)], axis=0).astype(np.float32)
+
+
+def _oracle(teachers: list[Teacher], w: np.ndarray, temperature: float) -> Any:
+    """The teachers as a plain labelling function X -> soft labels (n, K) at the run's temperature,
+    for surrogates that draw node-local queries (they see this callable, never a Teacher)."""
+
+    def oracle(X: Any) -> np.ndarray:
+        return soft_labels(teachers, X, temperature=temperature, weights=w)
+
+    return oracle
+
+
+def _read_off_ladder_fit(est: Any, sizes: Sequence[int], at_size: Any, fit: Any) -> tuple[Any, Any]:
+    """(the configured model, the ladder's fit) from one fit, for a family whose ``ladder_`` rungs are
+    the models a fit at that size gives (``ladder_prefix``: a greedy growth stopped at the budget).
+
+    The family is fitted once at the top of its ladder (or the configured size, if larger) and the
+    configured model is read off it; ``(None, None)`` when the family cannot share (no
+    ``ladder_prefix``, no configured size, or settings its ladder overrides).
+    """
+    cls = type(est)
+    if not getattr(cls, "ladder_prefix", False) or not hasattr(est, "ladder_"):
+        return None, None
+    params = est.get_params()
+    want = params.get(cls.size_param)
+    overrides = dict(getattr(cls, "ladder_params", {}) or {})
+    if want is None or any(params.get(k) != v for k, v in overrides.items()):
+        return None, None
+    top = max(max(sizes), int(want))
+    big = fit(at_size(top))
+    if int(want) >= top:
+        return big, big
+    small = big.ladder_([int(want)])[0]
+    return small, big
+
+
+class Fitter:
+    """Configures, fits and names the surrogates of one run (see the module docstring).
+
+    Attributes
+    ----------
+    fitted : dict of name -> estimator
+        Each surrogate as fitted (``FeatureSurrogate`` for ``NAME@label``).
+    shared : dict of name -> estimator
+        For a family whose ladder and configured model come from one fit: that fit.
+    timings : dict of str -> float
+    """
+
+    def __init__(self, plan: Plan, dataset: Dataset, transfer: TransferSet, columns: Mapping[str, np.ndarray],
+                 timings: dict[str, float]) -> None:
+        self.plan, self.dataset, self.transfer, self.columns = plan, dataset, transfer, columns
+        self.context = {"random_state": plan.seed, "input_shape": tuple(dataset.input_shape),
+                        "temperature": plan.temperature}
+        self.units = dataset.units()
+        self.fitted: dict[str, Any] = {}
+        self.shared: dict[str, Any] = {}
+        self.timings = timings
+
+    def configured(self, name: str, overrides: Mapping[str, Any] | None = None) -> Any:
+        """A new, unfitted estimator for ``name`` with the run's and the user's parameters (then ``overrides``)."""
+        family, label = split_name(name)
+        est = SURROGATES[family]()
+        accepted = est.get_params(deep=False)
+        user = dict(self.plan.params.get(name, {}))
+        for key in _CONTEXT_PARAMS:
+            if key in accepted and key not in user:
+                user[key] = None if (key == "input_shape" and label is not None) else self.context[key]
+        if label is not None:
+            user = {**FEATURE_PARAMS.get(family, {}), **user}
+        queries = len(self.transfer) > self.transfer.n_real
+        if family in EPOCHS_WITH_QUERIES and "epochs" in accepted and "epochs" not in user and queries:
+            user["epochs"] = EPOCHS_WITH_QUERIES[family]
+        return est.set_params(**{**user, **dict(overrides or {})})
+
+    def _fit_kwargs(self, est: Any, label: str | None) -> dict[str, Any]:
+        """What a family's ``fit`` takes beyond (X, P): true labels, the teacher's attention, an oracle."""
+        plan, kwargs = self.plan, {}
+        extra = getattr(est, "_fit_extra", ())
+        if "y_true" in extra:
+            kwargs["y_true"] = self.transfer.y
+        if "teacher_attention" in extra and float(est.get_params().get("attention_weight", 0.0) or 0.0) > 0:
+            if label is not None:
+                raise ValueError(f"attention transfer needs raw image/signal inputs; set attention_weight=0 over {label}.")
+            kwargs["teacher_attention"] = _attention(plan.teachers, plan.weights, self.transfer.X)
+        if "oracle" in extra and label is None:
+            kwargs["oracle"] = _oracle(plan.teachers, plan.weights, plan.temperature)
+        return kwargs
+
+    def name(self, est: Any, label: str | None) -> Any:
+        """Attach the names the model prints with (and, over raw inputs, the data's raw units)."""
+        if label is None:
+            set_names(est, feature_names=self.dataset.feature_names, class_names=self.dataset.class_names)
+            set_units(est, self.units)
+        else:
+            set_names(est, feature_names=list(self.plan.maps[label].names), class_names=self.dataset.class_names)
+        return est
+
+    def fit(self, est: Any, label: str | None = None) -> Any:
+        """Fit ``est`` on the transfer set (or feature set ``label``'s columns) and name it."""
+        X = self.transfer.X if label is None else self.columns[label]
+        est.fit(X, self.transfer.P, **self._fit_kwargs(est, label))
+        return self.name(est, label)
+
+    def wrap(self, est: Any, name: str) -> Any:
+        """The estimator as the run's surrogate ``name``: over features it answers on raw inputs."""
+        family, label = split_name(name)
+        return est if label is None else FeatureSurrogate(self.plan.maps[label], est, family=family)
+
+    def fit_one(self, name: str) -> None:
+        """Fit surrogate ``name``; a readable family that can read its configured size off its ladder's fit does."""
+        family, label = split_name(name)
+        t1 = time.perf_counter()
+        est = None
+        if name in self.plan.families:
+            cls = SURROGATES[family]
+            ladder_params = dict(getattr(cls, "ladder_params", {}) or {})
+            est, big = _read_off_ladder_fit(
+                self.configured(name), self.plan.sizes(name),
+                lambda size: self.configured(name, {**ladder_params, cls.size_param: size}),
+                lambda e: self.fit(e, label),
+            )
+            if big is not None:
+                self.shared[name] = big
+        if est is None:
+            est = self.fit(self.configured(name), label)
+        self.fitted[name] = self.wrap(est, name)
+        self.timings[f"fit_{name}_s"] = time.perf_counter() - t1
+        logger.info("fitted %s in %.2fs", name, self.timings[f"fit_{name}_s"])
+
+
+def fit_families(fitter: Fitter) -> dict[str, Any]:
+    """Fit every surrogate of the plan; returns them in the order asked for.
+
+    On a CPU with two cores or more, the neural student (torch on one thread) trains beside the
+    scikit-learn and numpy families (one core each; the tree builders release the GIL).  It starts
+    once the torch-based soft trees are fitted, so nothing else touches torch's global RNG or
+    thread count while it trains; every fit is seeded on its own, so the models are the same.
+    """
+    names = fitter.plan.names
+    beside = ("student" if "student" in names and (os.cpu_count() or 1) >= 2
+              and not _on_gpu(fitter.configured("student")) else None)
+    first = [n for n in names if split_name(n)[0] in _TORCH_FAMILIES and n != beside]
+    order = first + [n for n in names if n not in first and n != beside]
+    if beside is None:
+        for name in order:
+            fitter.fit_one(name)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1, thread_name_prefix="explain_distill-student") as pool:
+            pending = None
+            for name in order:
+                if pending is None and name not in first:
+                    pending = pool.submit(fitter.fit_one, beside)
+                fitter.fit_one(name)
+            (pending or pool.submit(fitter.fit_one, beside)).result()
+    return {name: fitter.fitted[name] for name in names}

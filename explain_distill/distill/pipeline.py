@@ -1,0 +1,150 @@
+"""``distill()``: the one place where the teacher and the surrogates meet, read as its stages.
+
+plan (every argument checked) -> transfer set (validation rows held out, soft labels at T) ->
+feature columns -> fit the families (the student beside them) -> ladders and the smallest
+faithful size -> the result, scored on the test split.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import sklearn
+import torch
+
+from .._version import __version__ as _version
+from ..data import Dataset
+from ..features import FeatureMap
+from ..teacher import Teacher
+from ..transfer import QuerySpec, TransferSet
+from .fitting import Fitter, fit_families
+from .ladders import fit_ladders
+from .plan import DEFAULT_QUERIES, Plan, make_plan
+from .result import Distillation
+from .transfer_set import TransferStage, feature_columns, transfer_stage
+
+__all__ = ["distill"]
+
+
+def _info(plan: Plan, dataset: Dataset, stage: TransferStage, timings: dict[str, float]) -> dict[str, Any]:
+    """The run's provenance: versions, teachers, the transfer set's composition, timings, fingerprints."""
+    counts = stage.transfer.counts()
+    if plan.families:
+        counts["validation (held out)"] = int(len(stage.X_val))
+    info: dict[str, Any] = {
+        "versions": {"explain_distill": _version, "python": platform.python_version(), "torch": torch.__version__,
+                     "numpy": np.__version__, "sklearn": sklearn.__version__},
+        "n_teachers": len(plan.teachers),
+        "teacher_weights": plan.weights.tolist(),
+        "transfer_set": counts,
+        "timings": {k: round(v, 4) for k, v in timings.items()},
+        "data_sha256": dataset.fingerprint(),
+        "teacher_sha256": plan.teacher.fingerprint(),
+    }
+    if plan.maps:
+        info["features"] = {label: {**fm.spec(), "n_columns": fm.n_features} for label, fm in plan.maps.items()}
+    return info
+
+
+def _frontier(plan: Plan, stage: TransferStage, choice: dict[str, Any]) -> dict[str, Any]:
+    if not plan.families:
+        return {}
+    return {
+        "min_agreement": plan.min_agreement,
+        "validation": {"n": int(len(stage.X_val)), "rows": stage.val_rows.tolist(), "source": stage.source},
+        "families": choice,
+    }
+
+
+def distill(
+    teacher: Teacher | Sequence[Teacher],
+    dataset: Dataset,
+    *,
+    surrogates: Sequence[str] | str | None = None,
+    temperature: float = 4.0,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    weights: Sequence[float] | None = None,
+    seed: int = 0,
+    queries: QuerySpec | Mapping[str, Any] | None = DEFAULT_QUERIES,
+    transfer: TransferSet | None = None,
+    min_agreement: float | None = None,
+    frontier: bool | None = None,
+    ladders: Mapping[str, Sequence[int]] | None = None,
+    features: Literal["auto", "patterns"] | Callable[[np.ndarray], Any] | FeatureMap | None = "auto",
+    feature_layer: str | None = None,
+) -> Distillation:
+    """Distill ``teacher`` into explainable surrogates and score them on the test split.
+
+    Parameters
+    ----------
+    teacher : Teacher or list of Teacher
+        Several teachers have their soft labels averaged (``weights`` to weigh them); the first
+        one is the reference the surrogates' fidelity is measured against.
+    dataset : Dataset
+    surrogates : list of str, optional
+        Registry names (``explain_distill.SURROGATES``); defaults to every registered one of
+        ``DEFAULT_SURROGATES``.
+    temperature : float, default=4.0
+        Softmax temperature of the soft labels (Hinton et al. 2015).
+    params : dict of name -> dict, optional
+        Hyper-parameters per surrogate, e.g. ``{"tree": {"max_depth": 8}}``.
+    weights : list of float, optional
+        One weight per teacher for averaging their soft labels (normalised; equal by default).
+    seed : int
+        Passed to every surrogate with a ``random_state``, and seeds the query synthesis.
+    queries : dict or QuerySpec or None, default=DEFAULT_QUERIES
+        Synthesized inputs the teacher labels on top of the training split, e.g.
+        ``{"jitter": 2000, "mixup": 2000, "class": 2000, "boundary": 2000}``
+        (see :class:`explain_distill.transfer.QuerySpec`); ``None`` or ``{}`` for none.
+    transfer : TransferSet, optional
+        A precomputed transfer set (``build_transfer_set``) to fit on instead of building one;
+        its temperature must equal ``temperature``.
+    min_agreement : float in [0, 1], optional
+        The bar for the smallest faithful model: per readable family (``readable_families``:
+        tree, rules, soft_tree, ...), the smallest size on its ladder whose 95% Wilson interval on
+        the validation split has a lower end at or above the bar becomes that family's surrogate
+        (logged; a family whose size you set in ``params`` keeps it).  When none clears it the
+        configured model stays and the log says so.
+    frontier : bool, optional
+        Fit every readable family's ladder of sizes and hold out ``VALIDATION_FRACTION`` of the
+        training rows (stratified, never the test split) to choose among them.  Default: on when
+        ``distill`` builds the transfer set, off with a precomputed ``transfer`` (True then carves
+        the validation rows out of the transfer set's training rows).
+    ladders : dict of name -> list of int, optional
+        Sizes (values of the family's ``size_param``) to sweep instead of its ``size_ladder``.
+    features : {"auto", "patterns"}, callable, FeatureMap or None, default="auto"
+        Surrogates over features instead of raw inputs.  A surrogate name ``NAME@patterns`` fits
+        the registry family ``NAME`` on the teacher's pattern features (each channel of a
+        convolutional layer: its strongest response over positions, and where;
+        :class:`~explain_distill.features.PatternFeatures`); ``NAME@features`` on the columns of
+        a user function passed here (inputs (n, d) -> a dict name -> (n,) array, or an (n, m)
+        array).  When ``surrogates`` names none over the requested set, the
+        ``DEFAULT_FEATURE_SURROGATES`` are added: with ``"patterns"`` or a function always, with
+        ``"auto"`` when ``surrogates`` is not given and the teacher is convolutional.  ``None``
+        adds none.  The fitted object answers on raw inputs (:class:`FeatureSurrogate`).
+    feature_layer : str, optional
+        Module name of the teacher layer the patterns are read from (default: the last
+        convolution, after its activation).
+    """
+    plan = make_plan(
+        teacher, dataset, surrogates=surrogates, temperature=temperature, params=params, weights=weights, seed=seed,
+        min_agreement=min_agreement, frontier=transfer is None if frontier is None else frontier, ladders=ladders,
+        features=features, feature_layer=feature_layer,
+    )
+    stage = transfer_stage(plan, dataset, transfer=transfer, queries=queries)
+    timings = {"soft_labels_s": stage.seconds}
+    columns = feature_columns(plan, dataset, stage.transfer, timings)
+    fitter = Fitter(plan, dataset, stage.transfer, columns, timings)
+    fitted = fit_families(fitter)
+    ladders_, choice = fit_ladders(fitter, fitted, stage.X_val)
+    result = Distillation(
+        teacher=plan.teacher, dataset=dataset, surrogates=fitted, temperature=plan.temperature, seed=seed,
+        transfer=stage.transfer, info=_info(plan, dataset, stage, timings), features=plan.maps, ladders=ladders_,
+        frontier=_frontier(plan, stage, choice),
+    )
+    result.evaluate()
+    return result

@@ -1,0 +1,298 @@
+"""Stage 1 of ``distill``: check every argument and decide what will be fitted, before any work.
+
+:func:`make_plan` returns a :class:`Plan`: the teachers and their weights, the surrogate names
+(with the ``NAME@patterns`` defaults a convolutional teacher adds), the feature maps those names
+read, the hyper-parameters per surrogate, the readable families whose ladders are swept and their
+sizes, and the bar.  Everything the later stages need is decided here, so a bad argument fails in
+milliseconds, not after the teacher has labelled a transfer set.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .._validation import check_fraction, check_positive
+from ..data import Dataset
+from ..features import FEATURE_SETS, FeatureMap, FunctionFeatures, PatternFeatures, conv_layer_names
+from ..surrogates import SURROGATES
+from ..teacher import Teacher
+from ..transfer import check_teachers
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_FEATURE_SURROGATES",
+    "DEFAULT_QUERIES",
+    "DEFAULT_SURROGATES",
+    "EPOCHS_WITH_QUERIES",
+    "FEATURE_PARAMS",
+    "Plan",
+    "VALIDATION_FRACTION",
+    "make_plan",
+    "readable_families",
+    "resolve_surrogates",
+    "split_name",
+]
+
+#: Share of the training rows held out (stratified) to choose sizes on the frontier; never the test split.
+VALIDATION_FRACTION = 0.2
+
+#: What ``distill`` fits when ``surrogates`` is not given (those registered).  ``gam`` is registered
+#: but not a default: on digits its fit and term ladder take ~7 s raw and ~40 s over the 192 pattern
+#: columns, where ``explain-distill run`` has 60 s in all on 2 cores (name it to fit it).
+DEFAULT_SURROGATES: tuple[str, ...] = (
+    "soft_tree", "soft_tree_sparse", "tree", "logistic", "naive_bayes", "rules", "figs", "student",
+)
+
+#: Families fitted over a feature set (``"tree@patterns"``, ...) when ``features`` asks for one and
+#: ``surrogates`` names none over it.  ``figs@patterns`` and ``gam@patterns`` are left to be named:
+#: on digits (192 pattern columns) they cost ~10 s and ~40 s of a 60 s run, where logistic@patterns
+#: already follows the teacher (0.998) and tree@patterns reaches 0.96 at 32 leaves.
+DEFAULT_FEATURE_SURROGATES: tuple[str, ...] = ("tree", "rules", "logistic")
+
+#: Defaults of a family over features that differ from its raw-input defaults (user ``params`` win):
+#: a rule list over pattern detectors needs about three rules per class (mnist1d, 10 classes:
+#: 0.85 fidelity with 12 rules, 0.92 with 29 plus the else rule); a tree over them grows best-first
+#: to 64 leaves (mnist1d, 3 seeds: 0.936 mean fidelity, against 0.905 for depth 6 level by level).
+FEATURE_PARAMS: dict[str, dict[str, Any]] = {"rules": {"max_rules": 29}, "tree": {"max_leaf_nodes": 64, "max_depth": None}}
+
+#: Queries the teacher labels on top of the training split when ``queries`` is not given: Gaussian
+#: jitter (0.5 std) and mixup.  Chosen on digits: with the "entropy" tree they lift the depth-8
+#: tree's fidelity from ~0.83 (hard labels) to ~0.90 (benchmarks/RESULTS.md, bench_fidelity).
+DEFAULT_QUERIES: dict[str, int] = {"jitter": 10000, "mixup": 10000}
+
+#: Epochs of the network surrogates when the transfer set carries synthesized queries and the
+#: user set none: the set is then ~16x the training split (digits, default queries), so fewer
+#: passes already see far more samples than the estimators' defaults (tuned on a training split
+#: alone) assume.  Measured on digits: soft_tree 0.976 fidelity at 10 epochs (3.9 s) vs 0.969 at
+#: 40 (14.7 s); student 0.989 at 10 epochs vs 0.993 at 30 (21 s).
+EPOCHS_WITH_QUERIES: dict[str, int] = {"soft_tree": 10, "soft_tree_sparse": 10, "student": 12}
+
+
+def split_name(name: str) -> tuple[str, str | None]:
+    """``"tree@patterns"`` -> ``("tree", "patterns")``; ``"tree"`` -> ``("tree", None)``."""
+    family, sep, label = name.partition("@")
+    return family, (label if sep else None)
+
+
+def resolve_surrogates(surrogates: Sequence[str] | str | None, *, what: str = "surrogates") -> list[str]:
+    """Registry names from a list or a comma-separated string (every registered default when None).
+
+    Checked before any work: unknown or repeated names raise ValueError listing what is available.
+    """
+    if surrogates is None:
+        return [s for s in DEFAULT_SURROGATES if s in SURROGATES]
+    if isinstance(surrogates, str):
+        surrogates = [s.strip() for s in surrogates.split(",") if s.strip()]
+    names = list(surrogates)
+    if not names:
+        raise ValueError(f"No surrogates requested in {what}; choose from: {', '.join(SURROGATES)}.")
+    bad = [s for s in names if not isinstance(s, str)]
+    if bad:
+        raise TypeError(f"Surrogate names must be strings; received {bad[:3]!r} in {what}.")
+    unknown = [s for s in names if split_name(s)[0] not in SURROGATES]
+    if unknown:
+        raise ValueError(
+            f"Unknown surrogate(s) {unknown} in {what}. Available: {', '.join(SURROGATES)}, each also over the "
+            f"teacher's pattern features as NAME@patterns (or over features=your_function as NAME@features)."
+        )
+    sets = [s for s in names if split_name(s)[1] is not None and split_name(s)[1] not in FEATURE_SETS]
+    if sets:
+        raise ValueError(
+            f"Unknown feature set in {sets}: after '@' write one of {', '.join(FEATURE_SETS)} "
+            f"('patterns': the teacher's convolutional channels; 'features': the function passed as features=)."
+        )
+    if len(set(names)) != len(names):
+        raise ValueError(f"Surrogate names repeat in {what} {names}; list each once.")
+    return names
+
+
+def readable_families(names: Sequence[str]) -> list[str]:
+    """The surrogate names among ``names`` whose class has a size to sweep (the frontier protocol:
+    class attributes ``size_unit``, ``size_param``, ``size_ladder`` and a fitted ``size_``), raw
+    (``tree``) or over features (``tree@patterns``)."""
+    out = []
+    for n in names:
+        family = split_name(n)[0]
+        if family in SURROGATES and getattr(SURROGATES[family], "size_param", None):
+            out.append(n)
+    return out
+
+
+def _is_convolutional(teacher: Teacher) -> bool:
+    return teacher.input_shape is not None and len(teacher.input_shape) in (2, 3) and bool(conv_layer_names(teacher.module))
+
+
+def _check_features_arg(features: Any, feature_layer: str | None) -> None:
+    if isinstance(features, str) and features not in ("auto", "patterns"):
+        raise ValueError(
+            f"features must be 'auto', 'patterns', None, a function from inputs to named features, or a FeatureMap; "
+            f"received {features!r}."
+        )
+    if features is not None and not isinstance(features, (str, FeatureMap)) and not callable(features):
+        raise TypeError(
+            f"features must be 'auto', 'patterns', None, a function from inputs to named features, or a FeatureMap; "
+            f"received {type(features).__name__}."
+        )
+    if feature_layer is not None and not isinstance(feature_layer, str):
+        raise TypeError(f"feature_layer must be a module name (str); received {type(feature_layer).__name__}.")
+
+
+def _feature_label(surrogates: Any, features: Any, teacher: Teacher) -> str | None:
+    """The feature set whose default surrogates ``features`` asks for (None: add none)."""
+    auto = isinstance(features, str) and features == "auto"
+    if features == "patterns" or (auto and surrogates is None and _is_convolutional(teacher)):
+        return "patterns"
+    if isinstance(features, FeatureMap):
+        return features.label
+    if features is not None and not isinstance(features, str):
+        return "features"
+    return None
+
+
+def _feature_plan(
+    names: list[str], surrogates: Any, features: Any, feature_layer: str | None, teacher: Teacher
+) -> tuple[list[str], dict[str, FeatureMap]]:
+    """Add the default feature surrogates ``features`` asks for and build the maps the names need."""
+    _check_features_arg(features, feature_layer)
+    label = _feature_label(surrogates, features, teacher)
+    if label is not None and not any(split_name(n)[1] == label for n in names):
+        names = names + [f"{f}@{label}" for f in DEFAULT_FEATURE_SURROGATES if f in SURROGATES]
+    maps: dict[str, FeatureMap] = {}
+    for lab in dict.fromkeys(split_name(n)[1] for n in names):
+        if lab is None:
+            continue
+        if isinstance(features, FeatureMap) and features.label == lab:
+            maps[lab] = features
+        elif lab == "patterns":
+            maps[lab] = PatternFeatures(teacher, layer=feature_layer)
+        elif features is None or isinstance(features, str):
+            raise ValueError(
+                f"Surrogates over '@features' ({[n for n in names if n.endswith('@features')]}) need features=a function "
+                f"from inputs (n, d) to named features (a dict name -> (n,) array, or an (n, m) array)."
+            )
+        else:
+            maps[lab] = FunctionFeatures(features, n_features_in=teacher.n_features)
+    if feature_layer is not None and "patterns" not in maps:
+        raise ValueError(f"feature_layer={feature_layer!r} was given but no surrogate is fitted over 'patterns'.")
+    return names, maps
+
+
+def _check_params(params: Mapping[str, Mapping[str, Any]] | None, names: list[str]) -> dict[str, dict[str, Any]]:
+    params = {k: dict(v) for k, v in dict(params or {}).items()}
+    unknown = [k for k in params if k not in names]
+    if unknown:
+        raise ValueError(f"params given for {unknown}, which are not among the requested surrogates {names}.")
+    for name, user in params.items():
+        accepted = SURROGATES[split_name(name)[0]]().get_params(deep=False)
+        bad = [k for k in user if k not in accepted]
+        if bad:
+            raise ValueError(f"{name}: unknown parameter(s) {bad}; it accepts {sorted(accepted)}.")
+    return params
+
+
+def _check_ladders(ladders: Mapping[str, Sequence[int]] | None, families: list[str]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for name, sizes in dict(ladders or {}).items():
+        if name not in families:
+            raise ValueError(
+                f"ladders given for {name!r}, which is not a readable family among the requested surrogates "
+                f"({', '.join(families) or 'none'}); the frontier sweeps only those."
+            )
+        try:
+            values = sorted({int(v) for v in sizes})
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"ladders[{name!r}] must be a list of integers; received {sizes!r}.") from exc
+        if not values or values[0] < 1:
+            raise ValueError(f"ladders[{name!r}] must hold positive integers; received {sizes!r}.")
+        out[name] = values
+    return out
+
+
+@dataclass
+class Plan:
+    """What one ``distill`` call will do, decided before any work.
+
+    Attributes
+    ----------
+    teachers : list of Teacher
+        The first is the reference fidelity is measured against.
+    weights : ndarray
+        One normalised weight per teacher for averaging their soft labels.
+    names : list of str
+        The surrogates to fit, in the order asked for (``NAME@label`` over feature set ``label``).
+    maps : dict of str -> FeatureMap
+        The feature maps the ``NAME@label`` surrogates read.
+    params : dict of name -> dict
+        The user's hyper-parameters per surrogate.
+    families : list of str
+        Readable families whose ladder of sizes is fitted (empty without a frontier).
+    ladder_sizes : dict of name -> list of int
+        Sizes the user asked for instead of a family's ``size_ladder``.
+    temperature : float
+    seed : int
+    min_agreement : float or None
+    """
+
+    teachers: list[Teacher]
+    weights: np.ndarray
+    names: list[str]
+    maps: dict[str, FeatureMap]
+    params: dict[str, dict[str, Any]]
+    families: list[str]
+    ladder_sizes: dict[str, list[int]] = field(default_factory=dict)
+    temperature: float = 4.0
+    seed: int = 0
+    min_agreement: float | None = None
+
+    @property
+    def teacher(self) -> Teacher:
+        return self.teachers[0]
+
+    def sizes(self, name: str) -> list[int]:
+        """The ladder of ``name``: the user's sizes or its family's ``size_ladder``."""
+        return self.ladder_sizes.get(name) or list(SURROGATES[split_name(name)[0]].size_ladder)
+
+
+def make_plan(
+    teacher: Teacher | Sequence[Teacher],
+    dataset: Dataset,
+    *,
+    surrogates: Sequence[str] | str | None,
+    temperature: float,
+    params: Mapping[str, Mapping[str, Any]] | None,
+    weights: Sequence[float] | None,
+    seed: int,
+    min_agreement: float | None,
+    frontier: bool,
+    ladders: Mapping[str, Sequence[int]] | None,
+    features: str | Callable[[np.ndarray], Any] | FeatureMap | None,
+    feature_layer: str | None,
+) -> Plan:
+    """Check every argument of ``distill`` and decide what it fits (see :class:`Plan`)."""
+    if not isinstance(dataset, Dataset):
+        raise TypeError(f"dataset must be an explain_distill Dataset; received {type(dataset).__name__}.")
+    temperature = check_positive(temperature, "temperature", upper=1e4)
+    teachers, w = check_teachers(teacher, weights)
+    ref = teachers[0]
+    if ref.n_classes != dataset.n_classes:
+        raise ValueError(
+            f"The teacher has {ref.n_classes} classes ({ref.class_names}) but the data set has "
+            f"{dataset.n_classes} ({dataset.class_names}); distill a teacher trained on this data."
+        )
+    names, maps = _feature_plan(resolve_surrogates(surrogates), surrogates, features, feature_layer, ref)
+    params = _check_params(params, names)
+    if min_agreement is not None:
+        min_agreement = check_fraction(min_agreement, "min_agreement")
+    families = readable_families(names) if frontier else []
+    ladder_sizes = _check_ladders(ladders, families)
+    if min_agreement is not None and not families:
+        logger.warning("min_agreement=%s: no readable family (%s) among the surrogates %s, nothing to choose",
+                       min_agreement, ", ".join(readable_families(list(SURROGATES))), names)
+    return Plan(teachers=teachers, weights=w, names=names, maps=maps, params=params, families=families,
+                ladder_sizes=ladder_sizes, temperature=temperature, seed=seed, min_agreement=min_agreement)
