@@ -52,6 +52,21 @@ def _build_parser() -> argparse.ArgumentParser:
         "--max-categories", type=int, default=50,
         help="refuse a text column of --csv with more distinct values than this (an id or free text; default 50)",
     )
+    run.add_argument("--delimiter", help="the field delimiter of --csv (default: sniffed among , ; tab |)")
+    run.add_argument("--encoding", help="the encoding of --csv (default: UTF-8, with or without BOM, then cp1252)")
+    run.add_argument("--decimal", choices=(".", ","),
+                     help="the decimal mark of --csv (default: ',' when the delimiter is not a comma and a column holds "
+                     "numbers such as 3,14; else '.')")
+    run.add_argument(
+        "--max-classes", type=int,
+        help="the most classes --target may have (default: refuse a numeric target that looks continuous: many "
+        "distinct values for the rows, or not whole numbers)",
+    )
+    run.add_argument(
+        "--keep-column", action="append", default=[], metavar="NAME",
+        help="keep this numeric column of --csv although it looks like a row id (different on every row and "
+        "ordered like the file); repeatable",
+    )
     run.add_argument(
         "--out", type=Path,
         help="output directory (default: reports/<dataset>); must be new, empty, or an earlier run's output",
@@ -71,6 +86,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="the fidelity bar (default 0.9): per readable family (tree, rules, soft_tree, ...) pick the smallest "
         "size whose 95%% interval on a validation split clears it, lead the report with it, and show pass/fail",
     )
+    _gate_args(run)
     run.add_argument("--tree-depth", type=int, help="depth of the tree surrogate (same as --param tree.max_depth=N)")
     run.add_argument("--max-rules", type=int, help="rules in the rule list (same as --param rules.max_rules=N)")
     run.add_argument(
@@ -88,7 +104,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "Exit 0 when every audited surrogate passes, 1 when one fails, 2 on a usage error.",
     )
     aud.add_argument("run_dir", type=Path, help="a directory written by `explain-distill run`")
-    aud.add_argument("--min-agreement", type=float, required=True, help="the bar, in [0, 1]")
+    aud.add_argument("--min-agreement", type=float,
+                     help="the bar, in [0, 1] (default: the bar the run recorded, else 0.95)")
+    _gate_args(aud)
     aud.add_argument("--surrogate", action="append", help="audit only this surrogate (repeatable)")
     aud.add_argument("--json", action="store_true", help="print JSON instead of a table")
     aud.add_argument(
@@ -136,6 +154,18 @@ def _build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--backend", default="auto", choices=("auto", "gloo", "nccl"), help="default: nccl on CUDA, gloo on the CPU")
     lab.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, help="rows labelled at once (bounds memory)")
     return parser
+
+
+def _gate_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--gate", choices=("per_class", "agreement"), default=None,
+        help="how the bar is held: 'per_class' (default) passes when the lower end of the 95%% interval of agreement "
+        "reaches it AND every class the teacher predicts on at least 5%% of the rows is reproduced (the lower end of "
+        "its agreement interval reaches --min-class-agreement), so a surrogate that ignores a class fails; "
+        "'agreement' checks agreement alone",
+    )
+    parser.add_argument("--min-class-agreement", type=float, default=0.5,
+                        help="the per-class floor of the per_class gate (default 0.5)")
 
 
 def _setup_logging(quiet: bool) -> None:
@@ -206,6 +236,34 @@ def _surrogate_params(args: argparse.Namespace, names: list[str]) -> dict[str, d
     return params
 
 
+#: The built-in data sets whose teacher is convolutional (images and signals): patterns need one.
+_CONVOLUTIONAL = {"digits", "mnist1d"}
+
+
+def _check_patterns_args(args: argparse.Namespace, names: list[str]) -> None:
+    """Surrogates over the teacher's pattern detectors need a convolutional teacher: on tabular data
+    (a CSV, breast_cancer, wine, iris) the teacher is an MLP and has none; refuse before training."""
+    tabular = args.csv is not None or (args.dataset or "digits") not in _CONVOLUTIONAL
+    asked = [n for n in names if n.endswith("@patterns")]
+    if tabular and (asked or args.features == "patterns" or args.feature_layer):
+        what = (f"--surrogates {','.join(asked)}" if asked else "--features patterns" if args.features == "patterns"
+                else f"--feature-layer {args.feature_layer}")
+        source = f"--csv {args.csv}" if args.csv is not None else f"--dataset {args.dataset}"
+        raise ValueError(
+            f"{what} needs a convolutional teacher (its channels are the patterns), but {source} is tabular and its "
+            f"teacher is a multilayer perceptron with no convolution. Drop the NAME@patterns surrogates (or use "
+            f"NAME@features with your own features in Python), or use image or signal data."
+        )
+
+
+def _delimiter(text: str | None) -> str | None:
+    """--delimiter as one character: ``tab`` and ``\\t`` for a tab, ``semicolon`` for ``;``."""
+    if text is None:
+        return None
+    named = {"tab": "\t", "\\t": "\t", "semicolon": ";", "comma": ",", "pipe": "|"}
+    return named.get(text.lower(), text)
+
+
 def _check_positive_arg(value: float, flag: str) -> float:
     from ._validation import check_positive
 
@@ -230,22 +288,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"--csv {str(args.csv)!r} does not exist or is not a file; check the path.")
     elif args.target:
         raise ValueError("--target only applies with --csv.")
-    elif args.missing != "error" or args.max_categories != 50:
-        raise ValueError("--missing and --max-categories only apply with --csv.")
+    elif (args.missing != "error" or args.max_categories != 50 or args.max_classes is not None or args.keep_column
+          or args.delimiter or args.encoding or args.decimal):
+        raise ValueError("--missing, --max-categories, --max-classes, --keep-column, --delimiter, --encoding and "
+                         "--decimal only apply with --csv.")
+    if args.max_classes is not None:
+        check_int(args.max_classes, "--max-classes", low=2)
     check_int(args.max_categories, "--max-categories", low=2)
     _check_positive_arg(args.temperature, "--temperature")
     if args.min_agreement is not None:
         check_fraction(args.min_agreement, "--min-agreement")
+    check_fraction(args.min_class_agreement, "--min-class-agreement")
     names = resolve_surrogates(args.surrogates, what="--surrogates")
     params = _surrogate_params(args, names)
     resolve_device(args.device)
+    _check_patterns_args(args, names)
     name = args.csv.stem if args.csv is not None else (args.dataset or "digits")
     out = args.out or Path("reports") / name
     check_output_dir(out, what="--out directory", inputs=(args.csv,))
 
     if args.csv is not None:
         data = Dataset.from_csv(
-            args.csv, target=args.target, seed=args.seed, missing=args.missing, max_categories=args.max_categories
+            args.csv, target=args.target, seed=args.seed, missing=args.missing, max_categories=args.max_categories,
+            max_classes=args.max_classes, keep_columns=args.keep_column, delimiter=_delimiter(args.delimiter),
+            encoding=args.encoding, decimal=args.decimal,
         )
     else:
         data = load_dataset(args.dataset or "digits", seed=args.seed)
@@ -259,7 +325,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 teacher.history.get("arch"), teacher.n_params, acc, time.perf_counter() - t0)
     # --surrogates not given: None lets distill add the pattern surrogates for a convolutional teacher (--features auto)
     result = distill(teacher, data, surrogates=names if args.surrogates is not None else None, temperature=args.temperature,
-                     seed=args.seed, params=params, min_agreement=args.min_agreement,
+                     seed=args.seed, params=params, min_agreement=args.min_agreement, gate=args.gate or "per_class",
+                     min_class_agreement=args.min_class_agreement,
                      features=None if args.features == "none" else args.features, feature_layer=args.feature_layer)
     for row in result.fidelity():
         logger.info("  %-12s fidelity %.3f [%.3f, %.3f]  accuracy %.3f  size %d",
@@ -407,62 +474,85 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     from .analysis import audit, teacher_check
     from .distill import load
 
-    check_fraction(args.min_agreement, "--min-agreement")
+    if args.min_agreement is not None:
+        check_fraction(args.min_agreement, "--min-agreement")
+    check_fraction(args.min_class_agreement, "--min-class-agreement")
     result = load(args.run_dir, device="cpu")
     names = args.surrogate or list(result.surrogates)
     unknown = [n for n in names if n not in result.surrogates]
     if unknown:
         raise ValueError(f"--surrogate {unknown} not in this run; it has: {', '.join(result.surrogates)}.")
-    check = teacher_check(result.teacher, result.dataset, seed=result.seed)
+    bar = args.min_agreement
+    if bar is None:
+        bar = result.min_agreement if result.min_agreement is not None else 0.95
+        logger.info("bar %.3f (%s)", bar, "the run's own" if result.min_agreement is not None else "the default")
+    gate = args.gate or result.gate
+    check = result.teacher_check or teacher_check(result.teacher, result.dataset, seed=result.seed)
     saved = (_saved_metrics(Path(args.run_dir)).get("analysis") or {}).get("reasons") or {}
     outcomes = [
-        audit(result.teacher, result.surrogates[n], result.dataset.X_test, min_agreement=args.min_agreement, name=n,
-              teacher_baseline=check, require_teacher_better_than_baseline=args.require_teacher_better_than_baseline)
+        audit(result, n, min_agreement=bar, name=n, teacher_baseline=check, gate=gate,
+              min_class_agreement=args.min_class_agreement,
+              require_teacher_better_than_baseline=args.require_teacher_better_than_baseline)
         for n in names
     ]
     passed = all(o.passed for o in outcomes)
-    # With surrogates over the teacher's pattern detectors, say in words what the audit found.
-    verdict = None
-    if any("@" in o.surrogate for o in outcomes):
-        from .analysis.patterns import pattern_verdict
-
-        verdict = pattern_verdict({o.surrogate: o for o in outcomes}, bar=args.min_agreement)
+    verdict = _audit_verdict(result, outcomes, bar)
     if args.json:
         doc = {
             "passed": passed,
-            "min_agreement": args.min_agreement,
+            "min_agreement": bar,
+            "gate": gate,
             "teacher_warning": check.warning,
             "teacher_check": check.to_json(),
-            "results": [{**o.to_dict(), "reasons": saved.get(o.surrogate)} for o in outcomes],
+            "results": [{**o.to_dict(), "readable": _readable(result, o.surrogate), "reasons": saved.get(o.surrogate)}
+                        for o in outcomes],
+            "verdict": verdict.to_json(),
         }
-        if verdict is not None:
-            doc["verdict"] = verdict.to_json()
         print(json.dumps(doc, indent=2))
     else:
-        w = max([14] + [len(o.surrogate) + 2 for o in outcomes])
-        print(
-            f"teacher: test accuracy {check.teacher_accuracy:.4f}; baselines: majority class {check.majority:.4f}, "
-            f"logistic regression {'n/a' if check.logistic is None else format(check.logistic, '.4f')}"
-        )
-        if check.warning:
-            print(f"WARNING: {check.warning}")
-        print(
-            f"{'surrogate':<{w}}{'agreement':>10}{'95% low':>10}{'95% high':>10}{'KL':>8}{'TV':>8}{'n':>7}"
-            f"  verdict (bar {args.min_agreement:.3f} on the lower bound)"
-        )
-        for o in outcomes:
-            lo, hi = o.intervals["agreement"]
-            kl, tv = o.metrics.get("kl", float("nan")), o.metrics.get("tv", float("nan"))
-            print(
-                f"{o.surrogate:<{w}}{o.metrics['agreement']:>10.4f}{lo:>10.4f}{hi:>10.4f}{kl:>8.3f}{tv:>8.3f}{o.n:>7}"
-                f"  {'PASS' if o.passed else 'FAIL'}: {o.reason}"
-            )
-            flag = (saved.get(o.surrogate) or {}).get("flag")
-            if flag:
-                print(f"{'':<{w}}note: {flag}")
-        if verdict is not None:
-            print(f"\nverdict: {verdict.text}")
+        _print_audit(check, outcomes, bar, gate, saved, verdict, result)
     return EXIT_OK if passed else EXIT_FAILED
+
+
+def _readable(result: Any, name: str) -> bool:
+    from .distill.plan import readable_at
+
+    return readable_at(name, result.surrogates.get(name))
+
+
+def _audit_verdict(result: Any, outcomes: list[Any], bar: float) -> Any:
+    """The verdict in words over the audited surrogates: which readable model, if any, explains the network."""
+    from .analysis.patterns import pattern_verdict
+
+    return pattern_verdict({o.surrogate: o for o in outcomes}, bar=bar,
+                           readable={o.surrogate: _readable(result, o.surrogate) for o in outcomes})
+
+
+def _print_audit(check: Any, outcomes: list[Any], bar: float, gate: str, saved: dict, verdict: Any, result: Any) -> None:
+    w = max([14] + [len(o.surrogate) + 2 for o in outcomes])
+    print(
+        f"teacher: test accuracy {check.teacher_accuracy:.4f}; baselines: majority class {check.majority:.4f}, "
+        f"logistic regression {'n/a' if check.logistic is None else format(check.logistic, '.4f')}"
+    )
+    if check.warning:
+        print(f"WARNING: {check.warning}")
+    rule = "the lower bound" + (" and every class" if gate == "per_class" else "")
+    print(
+        f"{'surrogate':<{w}}{'agreement':>10}{'95% low':>10}{'95% high':>10}{'kappa':>8}{'balanced':>10}{'KL':>8}"
+        f"{'TV':>8}{'n':>7}  readable  verdict (bar {bar:.3f} on {rule})"
+    )
+    for o in outcomes:
+        lo, hi = o.intervals["agreement"]
+        kl, tv = o.metrics.get("kl", float("nan")), o.metrics.get("tv", float("nan"))
+        print(
+            f"{o.surrogate:<{w}}{o.metrics['agreement']:>10.4f}{lo:>10.4f}{hi:>10.4f}{o.metrics['kappa']:>8.3f}"
+            f"{o.metrics['balanced']:>10.3f}{kl:>8.3f}{tv:>8.3f}{o.n:>7}  {'yes' if _readable(result, o.surrogate) else 'no ':<8}"
+            f"  {'PASS' if o.passed else 'FAIL'}: {o.reason}"
+        )
+        flag = (saved.get(o.surrogate) or {}).get("flag")
+        if flag:
+            print(f"{'':<{w}}note: {flag}")
+    print(f"\nverdict: {verdict.text}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

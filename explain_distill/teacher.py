@@ -8,6 +8,11 @@ Inputs cross this boundary flat, as (n_samples, n_features) arrays; the wrapper 
 ``input_shape`` for the module.  Inference is batched, under ``torch.no_grad`` and in eval mode,
 and the module's previous mode is restored afterwards.  Weights are saved with safetensors next
 to a JSON config; nothing is ever unpickled.
+
+:func:`teacher_check` asks whether the teacher is worth explaining: fidelity to a broken model says
+nothing (a teacher fed wrongly scaled inputs can score below a majority-class guess while a
+surrogate copies it perfectly), so its held-out accuracy is compared with a majority-class and a
+logistic baseline fitted on the same split.  ``distill`` runs it and the result carries it.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,6 +35,7 @@ import torch
 from torch import nn
 
 from ._io import read_json, write_json
+from ._stats import wilson_interval
 from ._device import resolve_device
 from ._validation import (
     check_array_2d,
@@ -44,7 +51,8 @@ from .data import Dataset
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Teacher", "train_teacher", "resolve_device", "build_module", "MLP", "CNN"]
+__all__ = ["Teacher", "train_teacher", "resolve_device", "build_module", "MLP", "CNN", "TeacherCheck", "teacher_check",
+           "LOGISTIC_MARGIN"]
 
 Device = Literal["auto", "cpu", "cuda"]
 
@@ -659,3 +667,124 @@ def train_teacher(
     }
     logger.info("teacher trained on %s in %.1fs (%d epochs)", dev, teacher.history["seconds"], epoch + 1)
     return teacher
+
+
+# ---------------------------------------------------------------------------- is it worth explaining?
+#: "Far below the logistic baseline": the teacher's test accuracy is more than this many points
+#: (as a fraction) under a plain logistic regression's on the same split.
+LOGISTIC_MARGIN = 0.10
+
+
+@dataclass
+class TeacherCheck:
+    """The teacher's held-out accuracy beside two baselines fitted on the same split.
+
+    Attributes
+    ----------
+    teacher_accuracy : float
+        On the test split.
+    teacher_interval : (float, float)
+        Its 95% Wilson interval.
+    majority : float
+        Test accuracy of always predicting the training split's most frequent class.
+    majority_class : str
+    logistic : float or None
+        Test accuracy of scikit-learn's LogisticRegression fitted on the training split (None when
+        it could not be fitted).
+    n_test : int
+    warning : str or None
+        Why the teacher should not be trusted, in words; None when it beats both baselines.
+    """
+
+    teacher_accuracy: float
+    teacher_interval: tuple[float, float]
+    majority: float
+    majority_class: str
+    logistic: float | None
+    n_test: int
+    margin: float = LOGISTIC_MARGIN
+    warning: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.warning is None
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["teacher_interval"] = list(self.teacher_interval)
+        return d
+
+
+def teacher_check(
+    teacher: Any,
+    dataset: Any,
+    *,
+    margin: float = LOGISTIC_MARGIN,
+    max_train_rows: int = 20000,
+    seed: int = 0,
+    teacher_pred: np.ndarray | None = None,
+) -> TeacherCheck:
+    """Compare the teacher's test accuracy with the majority class and a logistic regression.
+
+    Parameters
+    ----------
+    teacher : Teacher
+    dataset : Dataset
+        Its training split fits the baselines, its test split scores all three.
+    margin : float, default=LOGISTIC_MARGIN
+        How far (a fraction) under the logistic baseline counts as "far below".
+    max_train_rows : int, default=20000
+        The logistic baseline is fitted on at most this many training rows (a random subset), so
+        the check stays cheap on large data.
+    teacher_pred : array, optional
+        The teacher's predictions on the test split, when already computed.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    margin = check_fraction(margin, "margin")
+    max_train_rows = check_int(max_train_rows, "max_train_rows", low=10)
+    X_tr, y_tr, X_te, y_te = dataset.X_train, dataset.y_train, dataset.X_test, dataset.y_test
+    names = list(dataset.class_names)
+    pred = np.asarray(teacher.predict(X_te) if teacher_pred is None else teacher_pred)
+    n = len(y_te)
+    hits = int(np.sum(pred == y_te))
+    acc = hits / n
+    counts = np.bincount(y_tr, minlength=len(names))
+    major = int(np.argmax(counts))
+    majority = float(np.mean(y_te == major))
+    logistic: float | None
+    try:
+        idx = np.arange(len(X_tr))
+        if len(idx) > max_train_rows:
+            idx = np.sort(np.random.default_rng(seed).choice(len(idx), max_train_rows, replace=False))
+        clf = LogisticRegression(max_iter=300).fit(X_tr[idx], y_tr[idx])
+        logistic = float(np.mean(clf.predict(X_te) == y_te))
+    except ValueError as exc:  # e.g. a single class left in a tiny training split
+        logger.info("logistic baseline not fitted: %s", exc)
+        logistic = None
+    warning = None
+    if acc <= majority:
+        warning = (
+            f"The teacher's test accuracy {acc:.3f} is at or below the majority-class baseline {majority:.3f} "
+            f"(always predicting {names[major]!r}): it has learned nothing usable, and fidelity to it says nothing. "
+            f"Check that its inputs are scaled as it expects (a wrapped module receives inputs already "
+            f"standardised by the Dataset unless scale='none') and that it was trained."
+        )
+    elif logistic is not None and acc < logistic - margin:
+        warning = (
+            f"The teacher's test accuracy {acc:.3f} is far below a plain logistic regression's {logistic:.3f} on "
+            f"the same split (more than {margin:.2f} under it): explanations of this network describe a weak model. "
+            f"Check its inputs' scaling and its training before trusting the fidelity figures."
+        )
+    if warning:
+        logger.warning("teacher check: %s", warning)
+    return TeacherCheck(
+        teacher_accuracy=acc,
+        teacher_interval=wilson_interval(hits, n),
+        majority=majority,
+        majority_class=names[major],
+        logistic=logistic,
+        n_test=n,
+        margin=margin,
+        warning=warning,
+    )

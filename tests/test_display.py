@@ -23,7 +23,11 @@ def run(iris, iris_teacher):
 def test_reprs_are_short_and_never_print_arrays(run, digits, digits_teacher):
     for obj in (digits, digits_teacher, run.dataset, run.teacher, run.transfer, run):
         text = repr(obj)
-        assert len(text) < 700, f"{type(obj).__name__}: {len(text)} characters"
+        if obj is run:  # a header, the teacher check, a line per surrogate and the bar: each line one screen wide
+            assert len(text.splitlines()) == len(run.surrogates) + 3
+            assert max(len(line) for line in text.splitlines()) < 300, text
+        else:
+            assert len(text) < 700, f"{type(obj).__name__}: {len(text)} characters"
         assert "array(" not in text and "tensor(" not in text and "0x" not in text, text
     assert repr(digits).startswith("Dataset('digits', kind='image', train (1347, 64) float32, test (450, 64) float32")
     assert "input_shape=(1, 8, 8)" in repr(digits) and "+60 more" in repr(digits)
@@ -37,9 +41,13 @@ def test_reprs_are_short_and_never_print_arrays(run, digits, digits_teacher):
 def test_distillation_repr_has_one_line_per_surrogate(run):
     lines = repr(run).splitlines()
     assert lines[0].startswith("Distillation(data iris (3 classes, 4 features, test n = 38)")
-    for line, row in zip(lines[1:], run.fidelity()):
+    assert lines[1].strip().startswith("teacher check: test accuracy")  # the teacher first
+    rows = run.fidelity()
+    for line, row in zip(lines[2:], rows):
         assert line.split()[0] == row["surrogate"]
         assert f"fidelity {row['fidelity']:.3f} [{row['low']:.3f}, {row['high']:.3f}]" in line
+        assert f"kappa {row['kappa']:.3f}" in line and line.rstrip().split()[-1] in ("PASS", "FAIL") or "FAIL:" in line
+    assert "bar 0.95" in lines[-1] and "always predicting the teacher's most frequent class" in lines[-1]
 
 
 def test_html_table_verdicts_equal_ed_audit(run):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from explain_distill import SURROGATES
+from explain_distill._gate import Gate
 from explain_distill.distill.fitting import Fitter, fit_families
 from explain_distill.distill.ladders import choose_size, fit_ladder, fit_ladders, score_rungs
 from explain_distill.distill.plan import VALIDATION_FRACTION, make_plan
@@ -47,11 +48,32 @@ def test_transfer_stage_holds_validation_rows_out_of_the_transfer_set(iris, iris
     assert feature_columns(plan, iris, stage.transfer, {}) == {}
 
 
-def test_choose_size_takes_the_smallest_rung_clearing_the_bar():
-    rungs = [{"validation_interval": [lo, 1.0]} for lo in (0.5, 0.91, 0.89, 0.95)]
-    assert choose_size(rungs, 0.9) == 1
-    assert choose_size(rungs, 0.96) is None
-    assert choose_size(rungs, None) is None
+def test_choose_size_takes_the_smallest_rung_that_passes():
+    assert choose_size([{"passed": p} for p in (False, True, False, True)]) == 1
+    assert choose_size([{"passed": False}, {"passed": None}]) is None  # None: no bar was set
+
+
+def test_rungs_are_held_to_the_gate_and_a_constant_rung_fails_on_an_imbalanced_split():
+    class Const:
+        size_ = 1
+
+        def __init__(self, c):
+            self.c = c
+
+        def predict(self, X):
+            return np.full(len(X), self.c)
+
+        def get_params(self):
+            return {"max_leaf_nodes": 2}
+
+    t_val = np.r_[np.zeros(93, int), np.ones(7 * 3, int)]  # 93 : 21
+    X_val = np.zeros((len(t_val), 2))
+    rungs = score_rungs([Const(0)], [Const(0)], "max_leaf_nodes", X_val, t_val, Gate(0.7), ["no", "yes"])
+    assert rungs[0]["validation"] > 0.8 and rungs[0]["validation_interval"][0] > 0.7  # agreement alone would pass
+    assert rungs[0]["passed"] is False and "class 'yes'" in rungs[0]["reason"] and rungs[0]["validation_kappa"] == 0
+    loose = score_rungs([Const(0)], [Const(0)], "max_leaf_nodes", X_val, t_val, Gate(0.7, gate="agreement"), ["no", "yes"])
+    assert loose[0]["passed"] is True
+    assert choose_size(rungs) is None
 
 
 def test_fitting_and_ladders_choose_and_replace_the_family_model(iris, iris_teacher):
@@ -66,9 +88,9 @@ def test_fitting_and_ladders_choose_and_replace_the_family_model(iris, iris_teac
     sizes = [m.size_ for m in models]
     assert sizes == sorted(set(sizes)) and sizes[0] == 2  # smallest first, unreachable sizes collapse
     t_val = iris_teacher.predict(stage.X_val)
-    rungs = score_rungs(models, models, "max_leaf_nodes", stage.X_val, t_val)
+    rungs = score_rungs(models, models, "max_leaf_nodes", stage.X_val, t_val, Gate(0.5), iris.class_names)
     assert all(0 <= r["validation_interval"][0] <= r["validation"] <= r["validation_interval"][1] for r in rungs)
     ladders, choice = fit_ladders(fitter, fitted, stage.X_val)
     chosen = choice["tree"]["chosen"]
-    assert chosen == choose_size(choice["tree"]["rungs"], 0.5) and chosen is not None
+    assert chosen == choose_size(choice["tree"]["rungs"]) and chosen is not None
     assert fitted["tree"] is ladders["tree"][chosen]  # the family's surrogate is its chosen rung

@@ -280,11 +280,13 @@ def test_verdict_in_words():
     v = pattern_verdict({**raw_low, "tree@patterns": _m(0.93, 0.91, 0.94), "rules@patterns": _m(0.86, 0.84, 0.88)})
     assert v.outcome == "patterns" and v.bar == 0.9 and v.bar_source == "default"
     assert "explained in terms of its own detectors, not its inputs" in v.text and "tree@patterns at 93.0%" in v.text
-    assert "soft_tree at 45.0%" in v.text and "student" not in v.text  # networks are not explanations
+    assert "the most faithful is tree at 30.0%" in v.text  # the soft tree is not read as an explanation
+    assert [r["name"] for r in v.others] == ["student", "soft_tree"]  # networks and oblique trees: the others
+    assert "student at 97.0% (a network, not an explanation)" in v.text
     assert [r["name"] for r in v.features] == ["tree@patterns", "rules@patterns"] and v.features[0]["cleared"]
     v = pattern_verdict({**raw_low, "tree@patterns": _m(0.93, 0.91, 0.94)}, bar=0.92)  # the lower bound decides
     assert v.outcome == "neither" and v.bar_source == "min_agreement"
-    assert v.text.startswith("No surrogate over the raw inputs") and "nor over the teacher's own pattern detectors" in v.text
+    assert v.text.startswith("No readable surrogate over the raw inputs") and "nor over the teacher's own pattern detectors" in v.text
     v = pattern_verdict({"tree": _m(0.97, 0.95, 0.98), "tree@patterns": _m(0.96, 0.94, 0.97)})
     assert v.outcome == "inputs" and "in terms of its inputs" in v.text and "does too" in v.text
     with pytest.raises(ValueError, match="bar"):
@@ -355,7 +357,7 @@ def test_report_section_and_audit_verdict(pattern_run, tmp_path, capsys):
     a = run_analyses(pattern_run, robustness=False, attributions=False)
     assert a.patterns is not None and a.to_json()["patterns"]["verdict"]["outcome"] in ("inputs", "patterns", "neither")
     html = ed.build_report(pattern_run, tmp_path / "rep", analyses=a, min_agreement=0.5).read_text()
-    assert 'id="patterns"' in html and 'id="verdict"' in html and "Over the raw inputs, " in html
+    assert 'id="patterns"' in html and 'id="verdict"' in html and "Over the raw inputs, the readable " in html
     assert html.count('class="pt pt-') > 5 and 'id="pattern-' in html and ".pt-" in html
     assert 'class="pattern-rules"' in html and 'class="pattern-weights"' in html
     text = ed.build_report(pattern_run, tmp_path / "bare").read_text()  # no analyses: the verdict, no pictures
@@ -363,7 +365,7 @@ def test_report_section_and_audit_verdict(pattern_run, tmp_path, capsys):
     pattern_run.save(tmp_path / "run")
     assert main(["audit", str(tmp_path / "run"), "--min-agreement", "0.999"]) == 1
     out = capsys.readouterr().out
-    assert "logistic@patterns" in out and "verdict: No surrogate over the raw inputs" in out
+    assert "logistic@patterns" in out and "verdict: No readable surrogate over the raw inputs" in out
     assert main(["audit", str(tmp_path / "run"), "--min-agreement", "0.5", "--json"]) in (0, 1)
     doc = json.loads(capsys.readouterr().out)
     assert doc["verdict"]["bar"] == 0.5 and doc["verdict"]["outcome"] == "inputs"

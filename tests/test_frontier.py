@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import explain_distill as ed
+from explain_distill._gate import Gate, agreement_stats, decide
 from explain_distill._stats import wilson_interval
 from explain_distill.analysis import frontier_report, frontier_verdict, reasons_report
 from explain_distill.surrogates import SoftDecisionTree, SoftLabelTreeClassifier
@@ -18,7 +19,7 @@ LADDERS = {"tree": [4, 8, 16, 32, 64], "rules": [3, 10, 30]}
 @pytest.fixture(scope="module")
 def front_run(digits, digits_teacher):
     return ed.distill(digits_teacher, digits, surrogates=["tree", "rules", "logistic"], queries={"jitter": 2000},
-                      min_agreement=0.7, ladders=LADDERS, seed=0)
+                      min_agreement=0.7, ladders=LADDERS, seed=0, gate="agreement")  # per-class: tests/test_certify.py
 
 
 def test_validation_rows_are_held_out_of_the_transfer_set_and_the_test_split(front_run, digits):
@@ -38,12 +39,16 @@ def test_the_choice_is_the_smallest_size_clearing_the_bar_on_validation(front_ru
         info = front_run.frontier["families"][name]
         sizes = [m.size_ for m in models]
         assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes)
-        lows = []
+        verdicts = []
         for m, rung in zip(models, info["rungs"]):
-            k = int(np.sum(m.predict(digits.X_train[val]) == t_val))
+            pred = m.predict(digits.X_train[val])
+            k = int(np.sum(pred == t_val))
             assert rung["validation"] == pytest.approx(k / len(val))
-            lows.append(wilson_interval(k, len(val))[0])
-        passing = [i for i, lo in enumerate(lows) if lo >= 0.7]
+            assert rung["validation_interval"][0] == pytest.approx(wilson_interval(k, len(val))[0])
+            verdict = decide(agreement_stats(t_val, pred, digits.n_classes), Gate(0.7, gate="agreement"), digits.class_names)
+            assert rung["passed"] == verdict.passed and rung["reason"] == verdict.reason  # the one gate decides
+            verdicts.append(verdict.passed)
+        passing = [i for i, ok in enumerate(verdicts) if ok]
         assert info["chosen"] == (passing[0] if passing else None)
         if passing:
             assert front_run.surrogates[name] is models[passing[0]]  # the family's surrogate is the chosen size

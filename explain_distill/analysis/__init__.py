@@ -179,7 +179,9 @@ def run_analyses(
 
     t0 = time.perf_counter()
     P = teacher.predict_proba(X)
-    check = teacher_check(teacher, d, teacher_pred=P.argmax(axis=1), seed=seed)
+    check = getattr(distillation, "teacher_check", None)  # distill ran it; a run saved before it did has none
+    if check is None:
+        check = teacher_check(teacher, d, teacher_pred=P.argmax(axis=1), seed=seed)
     timings["teacher_check"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     front = frontier_report(distillation, teacher_pred=P.argmax(axis=1))

@@ -453,7 +453,7 @@ def attribution_agreement(
     if A.shape != B.shape or A.ndim != 2:
         raise ValueError(f"Attribution maps must both be (m, d) and the same shape; received {A.shape} and {B.shape}.")
     m, d = A.shape
-    k = max(1, min(int(top_k), d))
+    k = max(1, min(int(top_k), d // 2))  # at most half the features: with k = d every overlap is trivially 1
     bad = ~(np.isfinite(A).all(axis=1) & np.isfinite(B).all(axis=1))
     rho = np.full(m, np.nan)
     topk = np.full(m, np.nan)
@@ -521,6 +521,13 @@ class AttributionReport:
         The class explained for each example (the teacher's prediction).
     methods : dict of model name -> method used
     nan_count : dict of model name -> number of NaN attribution values (0 when clean)
+    reference : dict of reference map name -> dict
+        What agreement with each reference (``"teacher"``, ``"teacher:FeatureAblation"``) means:
+        ``ceiling``, the mean Spearman between the teacher's map and its own map under small input
+        noise (``noise_sigma``; a surrogate cannot be expected to agree better than the teacher does
+        with itself), and ``floor``, the mean Spearman of random linear models' maps with it (what
+        agreement by chance looks like: on images a map follows the input's intensities, so the
+        floor is rarely 0).
     """
 
     method: str
@@ -534,6 +541,7 @@ class AttributionReport:
     methods: dict[str, str] = field(default_factory=dict)
     nan_count: dict[str, int] = field(default_factory=dict)
     input_shape: tuple[int, ...] | None = None
+    reference: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         sp = {n: a.get("spearman") for n, a in self.agreement.items()}
@@ -551,6 +559,7 @@ class AttributionReport:
                 "sign": sg,
                 "agreement": self.agreement,
                 "nan_count": self.nan_count,
+                "reference": self.reference,
                 "gradcam": self.gradcam,
                 "attention": self.attention,
             }
@@ -625,6 +634,8 @@ def attribution_report(
         agreement[name] = attribution_agreement(maps[ref_name], maps[name], top_k=top_k, classes=targets, class_names=names)
         agreement[name]["against"] = ref_name
 
+    reference = {ref: _reference(teacher, X, targets, maps[ref], methods[ref], kw, top_k)
+                 for ref in ("teacher", "teacher:FeatureAblation") if ref in maps and len(X) > 1}
     shape = teacher.input_shape
     cams: dict[str, np.ndarray] = {}
     atts: dict[str, np.ndarray] = {}
@@ -648,4 +659,52 @@ def attribution_report(
         methods=methods,
         nan_count=nan_count,
         input_shape=tuple(shape) if shape is not None else None,
+        reference=reference,
     )
+
+
+#: The noise (in the scaled units models see) under which the teacher's own attributions are compared.
+REFERENCE_NOISE = 0.1
+#: Random linear models averaged for the chance floor.
+REFERENCE_RANDOM_MODELS = 3
+
+
+class _RandomLinear:
+    """A random linear classifier with ``predict_proba`` and a torch module: the chance reference."""
+
+    def __init__(self, d: int, k: int, seed: int) -> None:
+        import torch
+
+        gen = torch.Generator().manual_seed(seed)
+        self.module = torch.nn.Linear(d, k)
+        with torch.no_grad():
+            self.module.weight.copy_(torch.randn(k, d, generator=gen) / math.sqrt(d))
+            self.module.bias.zero_()
+        self.n_features_in_ = d
+
+    def torch_module(self) -> Any:
+        return self.module
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            return torch.softmax(self.module(torch.as_tensor(np.asarray(X, dtype=np.float32))), dim=1).numpy()
+
+
+def _reference(teacher: Teacher, X: np.ndarray, targets: np.ndarray, ref_map: np.ndarray, method: str,
+               kw: dict[str, Any], top_k: int) -> dict[str, float]:
+    """The ceiling and floor of agreement with ``ref_map`` (see :attr:`AttributionReport.reference`)."""
+    rng = np.random.default_rng(int(kw.get("seed", 0)) + 7)
+    noisy = (X + REFERENCE_NOISE * rng.standard_normal(X.shape)).astype(np.float32)
+    if method == "FeatureAblation":
+        again = feature_ablation(teacher, noisy, targets)
+        chance = [feature_ablation(_RandomLinear(X.shape[1], teacher.n_classes, s), X, targets)
+                  for s in range(REFERENCE_RANDOM_MODELS)]
+    else:
+        again = attribute(teacher, noisy, targets, **kw)
+        chance = [attribute(_RandomLinear(X.shape[1], teacher.n_classes, s).module, X, targets, **kw)
+                  for s in range(REFERENCE_RANDOM_MODELS)]
+    ceiling = attribution_agreement(ref_map, again, top_k=top_k)["spearman"]
+    floor = float(np.nanmean([attribution_agreement(ref_map, c, top_k=top_k)["spearman"] for c in chance]))
+    return {"ceiling": float(ceiling), "floor": floor, "noise_sigma": REFERENCE_NOISE}

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .._gate import Gate, agreement_stats, decide
 from .._stats import wilson_interval
 from .._validation import (
     check_array_2d,
@@ -137,6 +138,12 @@ class FidelityReport:
         Top-1 agreement with the teacher.
     interval : tuple of float
         Its 95% Wilson interval.
+    constant_baseline : float
+        Agreement of always predicting the teacher's most frequent class on the same samples.
+    kappa, kappa_interval : float, (float, float)
+        Cohen's kappa of surrogate against teacher predictions (0 for a constant) and its 95% interval.
+    balanced, balanced_interval : float, (float, float)
+        Mean over the teacher's classes of the share of each class reproduced, and its 95% interval.
     kl, jensen_shannon, total_variation, brier : float
         Means over samples, from the teacher's distribution (T=1) to the surrogate's (nats).
     per_class : list of dict
@@ -159,6 +166,11 @@ class FidelityReport:
     n: int
     agreement: float
     interval: tuple[float, float]
+    constant_baseline: float
+    kappa: float
+    kappa_interval: tuple[float, float]
+    balanced: float
+    balanced_interval: tuple[float, float]
     kl: float
     jensen_shannon: float
     total_variation: float
@@ -245,18 +257,9 @@ def fidelity_report(
     t = P.argmax(axis=1)
     s = Q.argmax(axis=1)
     same = t == s
-    k = int(same.sum())
-    interval = wilson_interval(k, n)
+    stats = agreement_stats(t, s, K)
     div = divergences(P, Q)
-
-    per_class = []
-    for c in range(K):
-        mask = t == c
-        nc = int(mask.sum())
-        kc = int(same[mask].sum())
-        per_class.append(
-            {"class": class_names[c], "n": nc, "agreement": kc / nc if nc else math.nan, "interval": list(wilson_interval(kc, nc))}
-        )
+    per_class = [{**r, "class": class_names[r["class"]]} for r in stats.per_class]
 
     leaves = None
     if view is not None and X is not None:
@@ -282,8 +285,13 @@ def fidelity_report(
     return FidelityReport(
         surrogate=str(name),
         n=n,
-        agreement=k / n if n else math.nan,
-        interval=interval,
+        agreement=stats.agreement,
+        interval=stats.interval,
+        constant_baseline=stats.constant_baseline,
+        kappa=stats.kappa,
+        kappa_interval=stats.kappa_interval,
+        balanced=stats.balanced,
+        balanced_interval=stats.balanced_interval,
         kl=float(div["kl"].mean()),
         jensen_shannon=float(div["jensen_shannon"].mean()),
         total_variation=float(div["total_variation"].mean()),
@@ -360,15 +368,24 @@ def _where_tree(X: np.ndarray, wrong: np.ndarray, feature_names: Sequence[str] |
 
 
 # ---------------------------------------------------------------------------- the gate
+#: ``ed.audit``'s bar when neither the call nor the audited run sets one.
+DEFAULT_AUDIT_BAR = 0.95
+
+
 @dataclass
 class AuditResult:
     """Outcome of :func:`audit`.
 
-    ``passed`` is true when the *lower* end of the 95% Wilson interval of top-1 agreement clears
-    ``min_agreement``, so a small sample cannot pass by luck.  ``metrics`` holds ``agreement`` and,
-    when the surrogate has ``predict_proba``, ``kl``, ``js``, ``tv`` and ``brier`` (means, nats).
-    ``reason`` says in words why it passed or failed; ``teacher_warning`` carries the teacher
-    check's warning (the teacher does not beat trivial baselines) when one was asked for.
+    ``passed`` follows :func:`explain_distill._gate.decide`: the *lower* end of the 95% Wilson
+    interval of top-1 agreement must reach ``min_agreement`` (so a small sample cannot pass by
+    luck) and, with ``gate="per_class"`` (the default), every class the teacher predicts on at
+    least 5% of the rows must be reproduced (so a surrogate that ignores a class cannot pass on an
+    imbalanced table).  ``metrics`` holds ``agreement``, ``constant_baseline``, ``kappa``,
+    ``balanced`` and, when the surrogate has ``predict_proba``, ``kl``, ``js``, ``tv`` and
+    ``brier`` (means, nats); ``intervals`` the 95% intervals of agreement, kappa and balanced
+    agreement.  ``reason`` says in words why it passed or failed (naming a class that failed);
+    ``teacher_warning`` carries the teacher check's warning when the teacher was checked, and
+    ``teacher_checked`` says whether it was (audit a Distillation, or pass ``teacher_baseline``).
     """
 
     passed: bool
@@ -380,11 +397,21 @@ class AuditResult:
     details: dict[str, Any] = field(default_factory=dict)
     reason: str = ""
     teacher_warning: str | None = None
+    gate: str = "per_class"
+    failed_classes: list[str] = field(default_factory=list)
+    teacher_checked: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["intervals"] = {k: list(v) for k, v in self.intervals.items()}
         return to_jsonable(d)
+
+    def __str__(self) -> str:
+        verdict = "PASS" if self.passed else "FAIL"
+        teacher = (f" WARNING: {self.teacher_warning}" if self.teacher_warning else
+                   "" if self.teacher_checked else " (The teacher was not checked against trivial baselines: audit the "
+                   "Distillation, ed.audit(result, name), or pass teacher_baseline=dataset.)")
+        return f"{self.surrogate or 'surrogate'}: {verdict}: {self.reason}.{teacher}"
 
 
 def check_model_features(X: np.ndarray, teacher: Teacher, surrogates: Mapping[str, Any]) -> None:
@@ -397,41 +424,107 @@ def check_model_features(X: np.ndarray, teacher: Teacher, surrogates: Mapping[st
             check_n_features(X, int(n_in), what=f"the surrogate {name!r}")
 
 
+def _from_run(run: Any, surrogate: Any, X: Any, min_agreement: float | None, teacher_baseline: Any,
+              name: str) -> tuple[Teacher, Any, Any, float, Any, str, list[str] | None]:
+    """(teacher, surrogate, X, bar, baseline, name, class names) when ``audit`` is handed a Distillation."""
+    if isinstance(surrogate, str):
+        if surrogate not in run.surrogates:
+            raise ValueError(f"{surrogate!r} is not a surrogate of this run; it has: {', '.join(run.surrogates)}.")
+        name, surrogate = name or surrogate, run.surrogates[surrogate]
+    X = run.dataset.X_test if X is None else X
+    bar = getattr(run, "bar", DEFAULT_AUDIT_BAR) if min_agreement is None else min_agreement
+    baseline = teacher_baseline if teacher_baseline is not None else getattr(run, "teacher_check", None)
+    if baseline is None:
+        baseline = run.dataset
+    return run.teacher, surrogate, X, bar, baseline, name, list(run.dataset.class_names)
+
+
+def _predictions(teacher: Teacher, surrogate: Any, X: Any, batch_size: int) -> tuple[np.ndarray, np.ndarray, dict[str, float], bool]:
+    """Teacher and surrogate predictions on ``X``, batch by batch, and the summed divergences."""
+    sums = {"kl": 0.0, "js": 0.0, "tv": 0.0, "brier": 0.0}
+    soft = hasattr(surrogate, "predict_proba")
+    t_all, s_all = [], []
+    for start in range(0, len(X), batch_size):
+        xb = np.asarray(X[start : start + batch_size], dtype=np.float32)
+        P = teacher.predict_proba(xb).astype(np.float64)
+        t_all.append(P.argmax(axis=1))
+        s_all.append(np.asarray(surrogate.predict(xb)))
+        if soft:
+            Q = np.asarray(surrogate.predict_proba(xb), dtype=np.float64)
+            if Q.shape != P.shape:
+                soft = False
+                continue
+            d = divergences(P, Q)
+            for key, src in (("kl", "kl"), ("js", "jensen_shannon"), ("tv", "total_variation"), ("brier", "brier")):
+                sums[key] += float(d[src].sum())
+    return np.concatenate(t_all), np.concatenate(s_all), sums, soft
+
+
+def _class_indices(s_pred: np.ndarray, surrogate: Any, n_classes: int) -> np.ndarray:
+    """The surrogate's predictions as class indices (its ``classes_`` may be labels, or indices)."""
+    classes = getattr(surrogate, "classes_", None)
+    if classes is not None and np.asarray(classes).dtype.kind not in "iu":
+        lookup = {c: i for i, c in enumerate(np.asarray(classes).tolist())}
+        return np.array([lookup.get(v, -1) for v in s_pred.tolist()], dtype=np.int64)
+    out = np.asarray(s_pred, dtype=np.int64)
+    return np.where((out >= 0) & (out < n_classes), out, -1)
+
+
 def audit(
-    teacher: Teacher,
+    teacher: Any,
     surrogate: Any,
-    X: Any,
+    X: Any = None,
     *,
-    min_agreement: float = 0.95,
+    min_agreement: float | None = None,
     name: str = "",
     batch_size: int = 65536,
     teacher_baseline: Any = None,
     require_teacher_better_than_baseline: bool = False,
+    gate: str = "per_class",
+    min_class_agreement: float = 0.5,
 ) -> AuditResult:
-    """Gate: does ``surrogate`` agree with ``teacher`` on ``X`` often enough, with confidence?
+    """Gate: does ``surrogate`` agree with ``teacher`` on ``X`` often enough, with confidence, on every class?
 
-    Passed when the lower end of the 95% Wilson interval of top-1 agreement is >= ``min_agreement``.
-    ``X`` is processed ``batch_size`` rows at a time (it may be a memory-mapped array), so memory is
-    bounded by the batch whatever the number of samples; the divergences are means over samples.
+    ``ed.audit(result, "tree")`` audits a surrogate of a :class:`~explain_distill.distill.Distillation`
+    on its test split, at the run's bar, with the teacher check ``distill`` ran;
+    ``ed.audit(teacher, surrogate, X)`` audits any fitted surrogate against a teacher on ``X``.
+
+    Passed per :func:`explain_distill._gate.decide`: the lower end of the 95% Wilson interval of
+    top-1 agreement is >= ``min_agreement`` (default: the run's bar, else 0.95) and, with
+    ``gate="per_class"``, every teacher class holding at least 5% of the rows (and 10 rows) is
+    reproduced: the lower end of its agreement interval reaches ``min_class_agreement``.
+    ``gate="agreement"`` checks agreement alone (the rule before kappa and classes were measured).
+    ``X`` is processed ``batch_size`` rows at a time (it may be a memory-mapped array).
 
     ``teacher_baseline`` (a :class:`~explain_distill.data.Dataset`, whose splits fit and score the
-    baselines, or a ready :class:`~explain_distill.analysis.baseline.TeacherCheck`) compares the
-    teacher with a majority-class and a logistic baseline: fidelity to a teacher that does not beat
-    them says nothing.  Its warning lands in ``teacher_warning``; with
-    ``require_teacher_better_than_baseline=True`` a warning also fails the gate.
+    baselines, or a ready :class:`~explain_distill.teacher.TeacherCheck`) compares the teacher with
+    a majority-class and a logistic baseline: fidelity to a teacher that does not beat them says
+    nothing.  Its warning lands in ``teacher_warning``; with ``require_teacher_better_than_baseline``
+    a warning also fails the gate.  Without one (auditing a bare teacher), the result says the
+    teacher was not checked.
     """
-    from .baseline import TeacherCheck, teacher_check
+    from ..teacher import TeacherCheck, teacher_check
 
+    class_names = None
+    if not isinstance(teacher, Teacher) and all(hasattr(teacher, a) for a in ("teacher", "surrogates", "dataset")):
+        teacher, surrogate, X, min_agreement, teacher_baseline, name, class_names = _from_run(
+            teacher, surrogate, X, min_agreement, teacher_baseline, name)
     if not isinstance(teacher, Teacher):
-        raise TypeError(f"teacher must be an explain_distill Teacher; received {type(teacher).__name__}.")
+        raise TypeError(
+            f"audit takes a Distillation (ed.audit(result, 'tree')) or an explain_distill Teacher with a surrogate and "
+            f"inputs (ed.audit(teacher, surrogate, X)); received {type(teacher).__name__}."
+        )
     if not hasattr(surrogate, "predict"):
         raise TypeError(f"surrogate must be a fitted estimator with predict(); received {type(surrogate).__name__}.")
-    min_agreement = check_fraction(min_agreement, "min_agreement")
+    if X is None:
+        raise ValueError("audit(teacher, surrogate, X) needs the inputs X to compare them on; received none.")
+    bar = check_fraction(DEFAULT_AUDIT_BAR if min_agreement is None else min_agreement, "min_agreement")
+    rule = Gate(bar, gate=gate, min_class_agreement=check_fraction(min_class_agreement, "min_class_agreement"))  # type: ignore[arg-type]
     batch_size = check_int(batch_size, "batch_size", low=1)
     if require_teacher_better_than_baseline and teacher_baseline is None:
         raise ValueError(
             "require_teacher_better_than_baseline=True needs teacher_baseline= (the Dataset whose splits fit "
-            "and score the baselines, or a TeacherCheck); received none."
+            "and score the baselines, or a TeacherCheck), or a Distillation to audit; received none."
         )
     if teacher_baseline is not None and not isinstance(teacher_baseline, TeacherCheck):
         if not all(hasattr(teacher_baseline, a) for a in ("X_train", "y_train", "X_test", "y_test", "class_names")):
@@ -443,45 +536,30 @@ def audit(
     n_in = getattr(surrogate, "n_features_in_", None)
     if n_in is not None:
         check_n_features(X, int(n_in), what=f"the surrogate {name or type(surrogate).__name__}")
-    k = 0
-    sums = {"kl": 0.0, "js": 0.0, "tv": 0.0, "brier": 0.0}
-    soft = hasattr(surrogate, "predict_proba")
-    for start in range(0, len(X), batch_size):
-        xb = np.asarray(X[start : start + batch_size], dtype=np.float32)
-        P = teacher.predict_proba(xb).astype(np.float64)
-        t = P.argmax(axis=1)
-        s_pred = np.asarray(surrogate.predict(xb))
-        k += int(np.sum(t == s_pred))
-        if soft:
-            Q = np.asarray(surrogate.predict_proba(xb), dtype=np.float64)
-            if Q.shape != P.shape:
-                soft = False
-                continue
-            d = divergences(P, Q)
-            for key, src in (("kl", "kl"), ("js", "jensen_shannon"), ("tv", "total_variation"), ("brier", "brier")):
-                sums[key] += float(d[src].sum())
-    lo, hi = wilson_interval(k, len(X))
-    metrics: dict[str, float] = {"agreement": k / len(X)}
+    t, s_raw, sums, soft = _predictions(teacher, surrogate, X, batch_size)
+    K = teacher.n_classes
+    s_idx = _class_indices(s_raw, surrogate, K)
+    unknown = bool((s_idx < 0).any())  # a label the teacher does not have: a disagreement, in a column of its own
+    stats = agreement_stats(t, np.where(s_idx < 0, K, s_idx), K + 1 if unknown else K)
+    verdict = decide(stats, rule, (class_names or list(teacher.class_names)) + ["(not a teacher class)"])
+    n = len(X)
+    metrics: dict[str, float] = {"agreement": stats.agreement, "constant_baseline": stats.constant_baseline,
+                                 "kappa": stats.kappa, "balanced": stats.balanced}
     if soft:
-        metrics.update({key: v / len(X) for key, v in sums.items()})
-    passed = bool(lo >= min_agreement)
-    reason = (
-        f"lower end {lo:.3f} of the 95% interval {'clears' if passed else 'is below'} the bar {min_agreement:.3f} "
-        f"(agreement {k / len(X):.3f} on {len(X)} samples)"
-    )
+        metrics.update({key: v / n for key, v in sums.items()})
+    passed, reason = verdict.passed, verdict.reason
     warning = teacher_baseline.warning if teacher_baseline is not None else None
     if warning and require_teacher_better_than_baseline:
         passed = False
         reason += "; the teacher does not beat its baselines, and the gate requires it to"
-    details = {"teacher_check": teacher_baseline.to_json()} if teacher_baseline is not None else {}
+    names = class_names or list(teacher.class_names)
+    details: dict[str, Any] = {"per_class": [{**r, "class": names[r["class"]]} for r in stats.to_json()["per_class"][:K]],
+                               "gate": rule.to_json()}
+    if teacher_baseline is not None:
+        details["teacher_check"] = teacher_baseline.to_json()
     return AuditResult(
-        passed=passed,
-        min_agreement=min_agreement,
-        metrics=metrics,
-        intervals={"agreement": (lo, hi)},
-        n=int(len(X)),
-        surrogate=name,
-        details=details,
-        reason=reason,
-        teacher_warning=warning,
+        passed=passed, min_agreement=bar, metrics=metrics,
+        intervals={"agreement": stats.interval, "kappa": stats.kappa_interval, "balanced": stats.balanced_interval},
+        n=int(n), surrogate=name, details=details, reason=reason, teacher_warning=warning, gate=gate,
+        failed_classes=list(verdict.failed_classes), teacher_checked=teacher_baseline is not None,
     )

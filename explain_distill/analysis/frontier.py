@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .._stats import wilson_interval
+from ..distill.plan import readable_at
 
 __all__ = ["frontier_report", "frontier_verdict"]
 
@@ -60,6 +61,9 @@ def frontier_report(distillation: Any, *, teacher_pred: np.ndarray | None = None
                 "accuracy": float(np.mean(pred == y)),
                 "validation": rung["validation"],
                 "validation_interval": list(rung["validation_interval"]),
+                "validation_passed": rung.get("passed"),
+                "validation_reason": rung.get("reason"),
+                "readable": readable_at(name, size=int(rung["size"])),
                 "chosen": i == info["chosen"],
             })
         families[name] = rows
@@ -84,16 +88,17 @@ def frontier_verdict(frontier: dict[str, Any]) -> str:
         best = {n: max(rows, key=lambda r: r["fidelity"]) for n, rows in families.items() if rows}
         parts = [f"{n} {r['fidelity']:.3f} at {r['size']} {_unit(r)}" for n, r in best.items()]
         return "No bar set (--min-agreement); the most faithful size of each readable family: " + "; ".join(parts) + "."
-    picks = []
+    picks, unreadable = [], []
     for name, rows in families.items():
         idx = (frontier.get("chosen") or {}).get(name)
         if idx is not None:
             r = rows[idx]
-            picks.append((r["size"], name, r))
+            (picks if readable_at(name, size=r["size"]) else unreadable).append((r["size"], name, r))
     if not picks:
         text = (
-            f"No readable model clears {bar:.3f}: at every size on its ladder, each family's validation interval "
-            f"falls below the bar. Use a non-readable surrogate (logistic, student) with care, or lower the bar."
+            f"No readable model clears {bar:.3f}: at every readable size (at most 64 leaves or terms, 30 rules), each "
+            f"readable family's validation interval falls below the bar or leaves a class unreproduced. Use a "
+            f"non-readable surrogate (logistic, student) with care, or lower the bar."
         )
         n_val = (frontier.get("validation") or {}).get("n")
         if n_val:
@@ -103,7 +108,7 @@ def frontier_verdict(frontier: dict[str, Any]) -> str:
                     f" With {n_val} validation rows even perfect agreement has a lower end of {ceiling:.3f}: "
                     f"more data is needed to certify {bar:.3f}."
                 )
-        return text
+        return text + _unreadable_words(unreadable)
     picks.sort(key=lambda t: (t[0], -t[2]["fidelity"]))
     size, name, r = picks[0]
     lo, hi = r["interval"]
@@ -117,7 +122,14 @@ def frontier_verdict(frontier: dict[str, Any]) -> str:
     missing = [n for n in families if (frontier.get("chosen") or {}).get(n) is None]
     if missing:
         text += f" No size of {', '.join(missing)} clears it."
-    return text
+    return text + _unreadable_words(unreadable)
+
+
+def _unreadable_words(rows: list[tuple[int, str, dict[str, Any]]]) -> str:
+    if not rows:
+        return ""
+    return (" Clearing it but not read as an explanation: "
+            + ", ".join(f"{n} at {p['size']} {_unit(p)}" for _, n, p in sorted(rows, key=lambda t: t[0])) + ".")
 
 
 def _unit(row: dict[str, Any]) -> str:

@@ -2,9 +2,12 @@
 
 - :func:`pattern_verdict` answers, in words and as data, the question a low fidelity table raises:
   can the network be explained in terms of its inputs, in terms of its own detectors (the
-  ``NAME@patterns`` surrogates), or neither?  A surrogate "clears the bar" by the audit's rule:
-  the lower end of the 95% Wilson interval of its agreement with the teacher reaches the bar.
-  Neural students are not explanations and take no part (``OPAQUE_FAMILIES``).
+  ``NAME@patterns`` surrogates), or neither?  A surrogate "clears the bar" by the audit's rule
+  (:func:`explain_distill._gate.decide`: the lower end of the 95% Wilson interval of its agreement
+  with the teacher reaches the bar, and every sizeable teacher class is reproduced).  Only readable
+  families at readable sizes (``surrogates.READABLE_SIZES``: trees, rule lists, sums of trees,
+  additive models) can make the verdict; the others are named for what they are (a linear model
+  over the teacher's own features is near the network's own head; a student is a network).
 - :func:`describe_condition` phrases one split on a pattern feature for a person:
   ``pattern 7 present (response > 0.80)``, ``pattern 3 absent (response ≤ 0.41)``,
   ``pattern 5 at position ≤ 12.4 of 40``.
@@ -23,9 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from .._gate import Gate, agreement_from, decide
 from .._stats import wilson_interval
 from .._validation import check_fraction, check_int
 from ..features import FeatureSurrogate, PatternFeatures, PatternPrototypes
+from ..surrogates import readable_size
 from .fidelity import to_jsonable
 
 logger = logging.getLogger(__name__)
@@ -42,8 +47,11 @@ __all__ = [
 
 #: The bar of the verdict when the user set none (``--min-agreement`` sets it).
 DEFAULT_BAR = 0.90
-#: Families that are networks, not explanations: they take no part in the verdict.
+#: Families that are networks, not explanations: they never make the verdict.
 OPAQUE_FAMILIES: tuple[str, ...] = ("student",)
+#: Linear families: a weight per input (or per feature) and class.
+_LINEAR: tuple[str, ...] = ("logistic", "naive_bayes")
+_UNITS = {"tree": "leaves", "figs": "leaves", "rules": "rules", "gam": "terms"}
 
 
 def _family(name: str) -> tuple[str, str | None]:
@@ -54,19 +62,23 @@ def _family(name: str) -> tuple[str, str | None]:
 # ---------------------------------------------------------------------------- the verdict
 @dataclass
 class PatternVerdict:
-    """Whether the network is explained by its inputs, by its own detectors, or neither.
+    """Whether the network is explained by a readable model over its inputs, over its own detectors, or neither.
 
     Attributes
     ----------
     outcome : {"inputs", "patterns", "neither"}
-        ``"inputs"``: a surrogate over the raw inputs clears the bar; ``"patterns"``: none does
-        but one over the teacher's features does; ``"neither"``: none of either kind does.
+        ``"inputs"``: a readable surrogate over the raw inputs passes the gate; ``"patterns"``: none
+        does but a readable one over the teacher's features does; ``"neither"``: no readable one does.
     bar : float
-        Agreement the lower end of the 95% interval must reach.
+        Agreement the lower end of the 95% interval must reach (with every sizeable class reproduced).
     bar_source : {"min_agreement", "default"}
     raw, features : list of dict
-        Every explainable surrogate of each kind: ``{"name", "agreement", "low", "high", "cleared"}``,
-        most faithful first.
+        The readable surrogates (``surrogates.READABLE_SIZES``) of each kind: ``{"name", "agreement",
+        "low", "high", "cleared"}``, most faithful first.
+    others : list of dict
+        The surrogates that are faithful or not but not read as explanations (logistic regression,
+        naive Bayes, soft trees, the student, readable families above a readable size), with ``what``
+        saying what they are.
     text : str
         The verdict in words.
     """
@@ -77,6 +89,7 @@ class PatternVerdict:
     raw: list[dict[str, Any]]
     features: list[dict[str, Any]]
     text: str
+    others: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def best_raw(self) -> dict[str, Any] | None:
@@ -89,13 +102,17 @@ class PatternVerdict:
     def to_json(self) -> dict[str, Any]:
         return to_jsonable({
             "outcome": self.outcome, "bar": self.bar, "bar_source": self.bar_source,
-            "raw": self.raw, "features": self.features, "text": self.text,
+            "raw": self.raw, "features": self.features, "others": self.others, "text": self.text,
         })
+
+
+def _getter(m: Any) -> Any:
+    return (lambda k: m.get(k)) if isinstance(m, Mapping) else (lambda k: getattr(m, k, None))
 
 
 def _row(name: str, m: Any) -> dict[str, Any] | None:
     """``{"name", "agreement", "low", "high"}`` from a metrics row, a FidelityReport or an AuditResult."""
-    get = (lambda k: m.get(k)) if isinstance(m, Mapping) else (lambda k: getattr(m, k, None))
+    get = _getter(m)
     agreement = get("agreement")
     if agreement is None:
         agreement = get("fidelity")
@@ -112,8 +129,83 @@ def _row(name: str, m: Any) -> dict[str, Any] | None:
     return {"name": str(name), "agreement": float(agreement), "low": lo, "high": hi}
 
 
+def _cleared(m: Any, row: dict[str, Any], gate: Gate) -> bool:
+    """Whether a result passes ``gate``: its own verdict when it was taken at this bar and gate, else
+    :func:`~explain_distill._gate.decide` over its per-class figures, else its lower end alone."""
+    get = _getter(m)
+    if isinstance(get("passed"), bool) and get("min_agreement") == gate.bar and get("gate") in (None, gate.gate):
+        return bool(get("passed"))  # an AuditResult at this bar
+    saved = get("gate")
+    if isinstance(saved, Mapping) and saved.get("bar") == gate.bar and saved.get("gate") == gate.gate:
+        return bool(saved.get("passed"))  # a metrics row judged at this bar
+    stats = agreement_from(m)
+    if stats is None:
+        return bool(row["low"] >= gate.bar)
+    names = [str(r["class"]) for r in (get("per_class") or (get("details") or {}).get("per_class") or [])]
+    return decide(stats, gate, names or None).passed
+
+
+def _what(name: str) -> str:
+    """What a surrogate that is not read as an explanation is, in words."""
+    family, label = _family(name)
+    if label is not None and family in _LINEAR:
+        return ("a linear model over the teacher's own features: near the network's own head, it says the head is "
+                "near-linear, not why the network decides")
+    if family in OPAQUE_FAMILIES:
+        return "a network, not an explanation"
+    if family in _LINEAR:
+        return "a weight for every input and class: faithful or not, not read as an explanation"
+    if readable_size(family) is not None:
+        return f"a {family} larger than a person reads (more than {readable_size(family)} {_UNITS.get(family, 'parts')})"
+    return "oblique splits over every input: faithful or not, not read as an explanation"
+
+
 def _pct(v: float) -> str:
     return f"{100 * v:.1f}%"
+
+
+def _listing(rows: list[dict[str, Any]]) -> str:
+    shown = [f"{r['name']} at {_pct(r['agreement'])} ({_pct(r['low'])}–{_pct(r['high'])})" for r in rows[:3]]
+    more = f" and {len(rows) - 3} more" if len(rows) > 3 else ""
+    return (", ".join(shown[:-1]) + " and " + shown[-1] if len(shown) > 1 else shown[0]) + more
+
+
+def _verdict_text(raw: list[dict], feats: list[dict], others: list[dict], bar: float) -> tuple[str, str]:
+    raw_ok = [r for r in raw if r["cleared"]]
+    feat_ok = [r for r in feats if r["cleared"]]
+    bar_words = (f"the bar of {_pct(bar)} agreement with the teacher (the lower end of the 95% interval must reach it, "
+                 f"and every class the teacher predicts on at least 5% of the rows must be reproduced)")
+    verb = lambda rows: "es" if len(rows) == 1 else ""  # noqa: E731
+    if raw_ok:
+        outcome = "inputs"
+        text = (f"Over the raw inputs, the readable {_listing(raw_ok)} reach{verb(raw_ok)} {bar_words}: the network "
+                f"can be explained in terms of its inputs by a model a person can read.")
+        if feat_ok:
+            text += f" Over its own pattern detectors, {_listing(feat_ok)} do{verb(feat_ok)} too."
+    elif feat_ok:
+        outcome = "patterns"
+        lead = f"No readable surrogate over the raw inputs reaches {bar_words}"
+        lead += f"; the most faithful is {_listing(raw[:1])}." if raw else "."
+        text = (f"{lead} Over the teacher's own pattern detectors, the readable {_listing(feat_ok)} reach{verb(feat_ok)} "
+                f"it. The network is explained in terms of its own detectors, not its inputs: the rules say which of "
+                f"its learned patterns are present, and the pictures show what each pattern responds to.")
+    else:
+        outcome = "neither"
+        parts = []
+        if raw:
+            parts.append(f"over the raw inputs (the most faithful: {_listing(raw[:1])})")
+        if feats:
+            parts.append(f"over the teacher's own pattern detectors (the most faithful: {_listing(feats[:1])})")
+        if parts:
+            text = (f"No readable surrogate {' nor '.join(parts)} reaches {bar_words}. No explanation in this run is "
+                    f"faithful enough to stand for the network; read them as approximations, with their measured fidelity.")
+        else:
+            text = f"No readable surrogate (tree, rule list, sum of trees or additive model) was fitted, so none can be held to {bar_words}."
+    ok_others = [r for r in others if r["cleared"]]
+    if ok_others:
+        text += (" Faithful but not read as explanations: " + "; ".join(f"{r['name']} at {_pct(r['agreement'])} "
+                                                                     f"({r['what']})" for r in ok_others[:4]) + ".")
+    return outcome, text
 
 
 def pattern_verdict(
@@ -121,76 +213,48 @@ def pattern_verdict(
     *,
     bar: float | None = None,
     opaque: Sequence[str] = OPAQUE_FAMILIES,
+    readable: Mapping[str, bool] | None = None,
+    gate: str = "per_class",
 ) -> PatternVerdict:
-    """The verdict over surrogates' fidelity.
+    """The verdict over surrogates' fidelity: only readable families at readable sizes can explain.
 
     Parameters
     ----------
     results : dict of surrogate name -> fidelity
-        Each value a ``Distillation.metrics["surrogates"]`` row (``fidelity``,
-        ``fidelity_interval``), a :class:`~explain_distill.analysis.FidelityReport`, an
+        Each value a ``Distillation.metrics["surrogates"]`` row, a
+        :class:`~explain_distill.analysis.FidelityReport`, an
         :class:`~explain_distill.analysis.AuditResult` or a dict with ``agreement`` and ``interval``.
         Names ``FAMILY@SET`` are surrogates over features.
     bar : float in [0, 1], optional
         Default :data:`DEFAULT_BAR`.
-    opaque : families left out (networks, not explanations).
+    opaque : families that are networks (listed among the others as such).
+    readable : dict of name -> bool, optional
+        Whether each surrogate is a readable family at a readable size
+        (:func:`explain_distill.distill.plan.readable_at`); by default its family is.
+    gate : {"per_class", "agreement"}
+        How the bar is held (:func:`explain_distill._gate.decide`).
     """
     source = "default" if bar is None else "min_agreement"
     bar = DEFAULT_BAR if bar is None else check_fraction(bar, "bar")
+    rule = Gate(bar, gate=gate)  # type: ignore[arg-type]
     raw: list[dict[str, Any]] = []
     feats: list[dict[str, Any]] = []
+    others: list[dict[str, Any]] = []
     for name, m in results.items():
         family, label = _family(name)
-        if family in opaque:
-            continue
         row = _row(name, m)
         if row is None:
             continue
-        row["cleared"] = bool(row["low"] >= bar)
+        row["cleared"] = _cleared(m, row, rule)
+        is_readable = (readable or {}).get(name, readable_size(family) is not None) and family not in opaque
+        if not is_readable:
+            others.append({**row, "what": _what(name) if family not in opaque else "a network, not an explanation"})
+            continue
         (raw if label is None else feats).append(row)
-    for rows in (raw, feats):
+    for rows in (raw, feats, others):
         rows.sort(key=lambda r: (-r["low"], -r["agreement"], r["name"]))
-    raw_ok = [r for r in raw if r["cleared"]]
-    feat_ok = [r for r in feats if r["cleared"]]
-
-    def one(r: dict[str, Any]) -> str:
-        return f"{r['name']} at {_pct(r['agreement'])} ({_pct(r['low'])}–{_pct(r['high'])})"
-
-    def some(rows: list[dict[str, Any]]) -> str:
-        shown = [one(r) for r in rows[:3]]
-        more = f" and {len(rows) - 3} more" if len(rows) > 3 else ""
-        return (", ".join(shown[:-1]) + " and " + shown[-1] if len(shown) > 1 else shown[0]) + more
-
-    bar_words = f"the bar of {_pct(bar)} agreement with the teacher (the lower end of the 95% interval must reach it)"
-    if raw_ok:
-        outcome = "inputs"
-        text = f"Over the raw inputs, {some(raw_ok)} reach{'es' if len(raw_ok) == 1 else ''} {bar_words}: the network can be explained in terms of its inputs."
-        if feat_ok:
-            text += f" Over its own pattern detectors, {some(feat_ok)} do{'es' if len(feat_ok) == 1 else ''} too."
-    elif feat_ok:
-        outcome = "patterns"
-        lead = f"No surrogate over the raw inputs reaches {bar_words}"
-        lead += f"; the most faithful is {one(raw[0])}." if raw else "."
-        text = (
-            f"{lead} Over the teacher's own pattern detectors, {some(feat_ok)} reach{'es' if len(feat_ok) == 1 else ''} it. "
-            f"The network is explained in terms of its own detectors, not its inputs: the rules say which of its "
-            f"learned patterns are present, and the pictures show what each pattern responds to."
-        )
-    else:
-        outcome = "neither"
-        parts = []
-        if raw:
-            parts.append(f"over the raw inputs (the most faithful: {one(raw[0])})")
-        if feats:
-            parts.append(f"over the teacher's own pattern detectors (the most faithful: {one(feats[0])})")
-        if parts:
-            text = (
-                f"No surrogate {' nor '.join(parts)} reaches {bar_words}. No explanation in this run is faithful "
-                f"enough to stand for the network; read them as approximations, with their measured fidelity."
-            )
-        else:
-            text = f"No explainable surrogate was fitted, so nothing can be held to {bar_words}."
-    return PatternVerdict(outcome=outcome, bar=bar, bar_source=source, raw=raw, features=feats, text=text)
+    outcome, text = _verdict_text(raw, feats, others, bar)
+    return PatternVerdict(outcome=outcome, bar=bar, bar_source=source, raw=raw, features=feats, text=text, others=others)
 
 
 # ---------------------------------------------------------------------------- conditions in words

@@ -18,10 +18,25 @@ __all__ = ["reasons_report", "HIGH_FIDELITY", "MIN_SPEARMAN", "MAX_NOISE_DROP"]
 
 #: Label fidelity at or above which a surrogate "gives the same answers".
 HIGH_FIDELITY = 0.90
-#: Mean Spearman correlation with the teacher's attributions below which its reasons differ.
+#: Mean Spearman correlation with the teacher's attributions below which its reasons differ, when the
+#: run measured no reference (the teacher under noise, random models) to calibrate against.
 MIN_SPEARMAN = 0.30
+#: With a reference: the reasons differ when the Spearman correlation sits in the lower part of the span
+#: from chance (random models) to the ceiling (the teacher against itself under small noise) ...
+MIN_CALIBRATED = 0.5
+#: ... and the span is wide enough to tell them apart (else no flag: the attributions cannot judge).
+MIN_SPAN = 0.1
 #: A drop in fidelity at the smallest noise level larger than this makes it fragile.
 MAX_NOISE_DROP = 0.10
+
+
+def _calibrated(sp: Any, ref: Mapping[str, Any]) -> float | None:
+    """Where ``sp`` sits from chance (0) to the teacher's own agreement under noise (1); None when the
+    reference is missing or too narrow to tell chance from agreement."""
+    lo, hi = ref.get("floor"), ref.get("ceiling")
+    if sp is None or lo is None or hi is None or not (hi - lo) >= MIN_SPAN:
+        return None
+    return (float(sp) - float(lo)) / (float(hi) - float(lo))
 
 
 def reasons_report(fidelity: Mapping[str, float], attribution: Any = None, robustness: Any = None) -> dict[str, dict[str, Any]]:
@@ -40,6 +55,7 @@ def reasons_report(fidelity: Mapping[str, float], attribution: Any = None, robus
     ``"reasons"`` and/or ``"robustness"`` and ``flag`` says it in words (None when clean).
     """
     methods = _get(attribution, "methods", {}) or {}
+    reference = _get(attribution, "reference", {}) or {}
     agreement = _get(attribution, "agreement", {}) or {}
     spearman_map = _get(attribution, "spearman") if isinstance(attribution, Mapping) else None
     sigmas = list(_get(robustness, "sigmas", []) or [])
@@ -50,12 +66,18 @@ def reasons_report(fidelity: Mapping[str, float], attribution: Any = None, robus
         agree = agreement.get(name) or {}
         sp = agree.get("spearman") if agree else (spearman_map or {}).get(name)
         tk = agree.get("top_k") if agree else None
+        ref = reference.get(agree.get("against")) or {}
+        calibrated = _calibrated(sp, ref)
         row: dict[str, Any] = {
             "fidelity": fid,
             "attribution_method": methods.get(name),
             "attribution_against": agree.get("against"),
             "attribution_spearman": sp,
+            "attribution_floor": ref.get("floor"),
+            "attribution_ceiling": ref.get("ceiling"),
+            "attribution_calibrated": calibrated,
             "attribution_top_k": tk,
+            "attribution_k": agree.get("k") if agree else None,
             "noise_sigma": small[1] if small else None,
             "noise_fidelity": None,
         }
@@ -64,7 +86,14 @@ def reasons_report(fidelity: Mapping[str, float], attribution: Any = None, robus
             row["noise_fidelity"] = model_noise["fidelity"][small[0]]
         flags, words = [], []
         if fid is not None and fid >= HIGH_FIDELITY:
-            if sp is not None and sp < MIN_SPEARMAN:
+            if ref and calibrated is not None and calibrated < MIN_CALIBRATED:
+                flags.append("reasons")
+                words.append(
+                    f"its attributions agree with the teacher's about as a random model's do (Spearman {sp:.2f}, "
+                    f"where random linear models reach {ref['floor']:.2f} and the teacher under small noise agrees "
+                    f"with itself at {ref['ceiling']:.2f}; {row['attribution_method'] or 'attribution'})"
+                )
+            elif not ref and sp is not None and sp < MIN_SPEARMAN:
                 flags.append("reasons")
                 words.append(
                     f"its attributions hardly agree with the teacher's (Spearman {sp:.2f} < {MIN_SPEARMAN:.2f}, "

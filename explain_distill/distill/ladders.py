@@ -2,8 +2,9 @@
 
 :func:`fit_ladder` gets a family's models from small to large, fitting as little as possible (a
 family with ``ladder_`` reads its smaller sizes off one fit).  :func:`score_rungs` measures each
-on the validation split held out of the training rows; :func:`choose_size` picks the smallest
-whose 95% interval clears the bar; :func:`fit_ladders` does this for every family, keeps the
+on the validation split held out of the training rows and holds it to the run's gate
+(:func:`explain_distill._gate.decide`: the bar on the lower end of the 95% interval, and every
+sizeable teacher class reproduced); :func:`choose_size` picks the smallest that passes; :func:`fit_ladders` does this for every family, keeps the
 chosen model as the family's surrogate (unless the user set its size) and returns the frontier
 as plain data.
 """
@@ -17,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from .._gate import Gate, agreement_stats, decide
 from .._stats import wilson_interval
 from ..surrogates import SURROGATES
 from .fitting import Fitter
-from .plan import split_name
+from .plan import VALIDATION_FRACTION, split_name
 
 logger = logging.getLogger(__name__)
 
@@ -57,26 +59,34 @@ def fit_ladder(fitter: Fitter, name: str, main: Any, sizes: Sequence[int]) -> li
 
 
 def score_rungs(models: Sequence[Any], cores: Sequence[Any], param: str, X_val: np.ndarray,
-                t_val: np.ndarray) -> list[dict[str, Any]]:
-    """Per rung: ``param_value``, ``size``, validation agreement with the teacher and its 95% interval."""
+                t_val: np.ndarray, gate: Gate | None = None, class_names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Per rung: ``param_value``, ``size``, validation agreement with the teacher and its 95% interval,
+    kappa and balanced agreement, and (with a ``gate``) whether it passes and why."""
     rungs = []
+    k = len(class_names) if class_names is not None else int(max(t_val.max(initial=0), 0) + 1)
     for est, core in zip(models, cores):
-        agree = int(np.sum(np.asarray(est.predict(X_val)) == t_val)) if len(X_val) else 0
-        lo, hi = wilson_interval(agree, len(X_val))
-        rungs.append({
+        pred = np.asarray(est.predict(X_val)) if len(X_val) else np.zeros(0, dtype=np.int64)
+        stats = agreement_stats(t_val, pred, max(k, int(pred.max(initial=0)) + 1))
+        rung = {
             "param_value": core.get_params()[param],
             "size": int(core.size_),
-            "validation": agree / len(X_val) if len(X_val) else None,
-            "validation_interval": [lo, hi],
-        })
+            "validation": stats.agreement if len(X_val) else None,
+            "validation_interval": list(stats.interval),
+            "validation_kappa": stats.kappa,
+            "validation_balanced": stats.balanced,
+            "passed": None,
+            "reason": None,
+        }
+        if gate is not None:
+            verdict = decide(stats, gate, class_names)
+            rung["passed"], rung["reason"] = verdict.passed, verdict.reason
+        rungs.append(rung)
     return rungs
 
 
-def choose_size(rungs: Sequence[dict[str, Any]], min_agreement: float | None) -> int | None:
-    """Index of the smallest rung whose validation interval's lower end reaches the bar (None: none does)."""
-    if min_agreement is None:
-        return None
-    passing = [i for i, r in enumerate(rungs) if r["validation_interval"][0] >= min_agreement]
+def choose_size(rungs: Sequence[dict[str, Any]]) -> int | None:
+    """Index of the smallest rung that passes the gate on the validation split (None: none does, or no bar)."""
+    passing = [i for i, r in enumerate(rungs) if r.get("passed")]
     return passing[0] if passing else None
 
 
@@ -100,9 +110,22 @@ def _log_choice(name: str, cls: type, info: dict[str, Any], user: dict[str, Any]
     elif min_agreement is not None:
         best = max(rungs, key=lambda r: r["validation_interval"][0])
         logger.warning(
-            "%s: no size on its ladder clears %.3f on validation (best: %d %s, lower end %.3f); "
-            "keeping the configured model", name, min_agreement, best["size"], cls.size_unit,
-            best["validation_interval"][0],
+            "%s: no size on its ladder clears %.3f on validation (best: %d %s: %s); keeping the configured model",
+            name, min_agreement, best["size"], cls.size_unit, best["reason"],
+        )
+
+
+def _warn_small_validation(n_val: int, bar: float | None) -> None:
+    """Say so when the validation split is too small for any size to clear the bar, whatever it does."""
+    if bar is None:
+        return
+    ceiling = wilson_interval(n_val, n_val)[0] if n_val else 0.0
+    if ceiling < bar:
+        need = next((n for n in range(max(n_val, 1), 100000) if wilson_interval(n, n)[0] >= bar), None)
+        logger.warning(
+            "the validation split holds %d rows: even perfect agreement has a 95%% lower end of %.3f, below the bar "
+            "%.3f, so no size can be chosen%s; use more data or a lower bar", n_val, ceiling, bar,
+            f" (at least {need} validation rows are needed, {int(need / VALIDATION_FRACTION)} training rows)" if need else "",
         )
 
 
@@ -119,6 +142,7 @@ def fit_ladders(fitter: Fitter, fitted: dict[str, Any], X_val: np.ndarray) -> tu
     if not plan.families:
         return ladders, choice
     t1 = time.perf_counter()
+    _warn_small_validation(len(X_val), plan.min_agreement)
     t_val = plan.teacher.predict(X_val) if len(X_val) else np.zeros(0, dtype=np.int64)
     for name in plan.families:
         family, label = split_name(name)
@@ -128,11 +152,12 @@ def fit_ladders(fitter: Fitter, fitted: dict[str, Any], X_val: np.ndarray) -> tu
         inner = fit_ladder(fitter, name, main, plan.sizes(name))
         fitter.timings[f"ladder_{name}_s"] = time.perf_counter() - t2
         ladders[name] = [fitter.wrap(fitter.name(e, label), name) for e in inner]
-        rungs = score_rungs(ladders[name], inner, cls.size_param, X_val, t_val)
+        rungs = score_rungs(ladders[name], inner, cls.size_param, X_val, t_val, plan.gate,
+                            fitter.dataset.class_names)
         user = plan.params.get(name, {})
         size_keys = {cls.size_param, *dict(getattr(cls, "ladder_params", {}) or {})}
         info = {"unit": cls.size_unit, "param": cls.size_param, "rungs": rungs,
-                "chosen": choose_size(rungs, plan.min_agreement), "explicit": bool(size_keys & set(user))}
+                "chosen": choose_size(rungs), "explicit": bool(size_keys & set(user))}
         choice[name] = info
         if info["chosen"] is not None and not info["explicit"]:
             fitted[name] = ladders[name][info["chosen"]]

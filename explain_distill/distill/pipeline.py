@@ -19,7 +19,7 @@ import torch
 from .._version import __version__ as _version
 from ..data import Dataset
 from ..features import FeatureMap
-from ..teacher import Teacher
+from ..teacher import Teacher, teacher_check
 from ..transfer import QuerySpec, TransferSet
 from .fitting import Fitter, fit_families
 from .ladders import fit_ladders
@@ -41,6 +41,7 @@ def _info(plan: Plan, dataset: Dataset, stage: TransferStage, timings: dict[str,
         "n_teachers": len(plan.teachers),
         "teacher_weights": plan.weights.tolist(),
         "transfer_set": counts,
+        **({"queries_domain": dict(stage.transfer.domain)} if stage.transfer.domain else {}),
         "timings": {k: round(v, 4) for k, v in timings.items()},
         "data_sha256": dataset.fingerprint(),
         "teacher_sha256": plan.teacher.fingerprint(),
@@ -76,6 +77,8 @@ def distill(
     ladders: Mapping[str, Sequence[int]] | None = None,
     features: Literal["auto", "patterns"] | Callable[[np.ndarray], Any] | FeatureMap | None = "auto",
     feature_layer: str | None = None,
+    gate: Literal["per_class", "agreement"] = "per_class",
+    min_class_agreement: float = 0.5,
 ) -> Distillation:
     """Distill ``teacher`` into explainable surrogates and score them on the test split.
 
@@ -105,10 +108,10 @@ def distill(
         its temperature must equal ``temperature``.
     min_agreement : float in [0, 1], optional
         The bar for the smallest faithful model: per readable family (``readable_families``:
-        tree, rules, soft_tree, ...), the smallest size on its ladder whose 95% Wilson interval on
-        the validation split has a lower end at or above the bar becomes that family's surrogate
-        (logged; a family whose size you set in ``params`` keeps it).  When none clears it the
-        configured model stays and the log says so.
+        tree, rules, soft_tree, ...), the smallest size on its ladder that passes ``gate`` on the
+        validation split becomes that family's surrogate (logged; a family whose size you set in
+        ``params`` keeps it).  When none passes the configured model stays and the log says so.
+        The verdicts in ``metrics`` and the notebook table use the same bar.
     frontier : bool, optional
         Fit every readable family's ladder of sizes and hold out ``VALIDATION_FRACTION`` of the
         training rows (stratified, never the test split) to choose among them.  Default: on when
@@ -129,14 +132,30 @@ def distill(
     feature_layer : str, optional
         Module name of the teacher layer the patterns are read from (default: the last
         convolution, after its activation).
+    gate : {"per_class", "agreement"}, default="per_class"
+        How the bar is held (:func:`explain_distill._gate.decide`): ``"per_class"`` passes when the
+        lower end of the 95% interval of agreement reaches the bar *and* every teacher class holding
+        at least 5% of the rows is reproduced (the lower end of its interval reaches 0.5), so a
+        surrogate that ignores a class never passes; ``"agreement"`` checks agreement alone.
+    min_class_agreement : float in [0, 1], default=0.5
+        The per-class gate's floor on the lower end of each sizeable class's agreement interval.
+
+    Notes
+    -----
+    The teacher is checked first (:func:`~explain_distill.teacher.teacher_check`): its test
+    accuracy against a majority-class and a logistic baseline.  A teacher that does not beat them
+    is logged as a warning and carried by the result (``result.teacher_warning``, shown first by
+    ``print(result)``): fidelity to a broken network says nothing.
     """
     plan = make_plan(
         teacher, dataset, surrogates=surrogates, temperature=temperature, params=params, weights=weights, seed=seed,
         min_agreement=min_agreement, frontier=transfer is None if frontier is None else frontier, ladders=ladders,
-        features=features, feature_layer=feature_layer,
+        features=features, feature_layer=feature_layer, gate=gate, min_class_agreement=min_class_agreement,
     )
+    t0 = time.perf_counter()
+    check = teacher_check(plan.teacher, dataset, seed=seed)
     stage = transfer_stage(plan, dataset, transfer=transfer, queries=queries)
-    timings = {"soft_labels_s": stage.seconds}
+    timings = {"teacher_check_s": stage.started - t0, "soft_labels_s": stage.seconds}
     columns = feature_columns(plan, dataset, stage.transfer, timings)
     fitter = Fitter(plan, dataset, stage.transfer, columns, timings)
     fitted = fit_families(fitter)
@@ -144,7 +163,8 @@ def distill(
     result = Distillation(
         teacher=plan.teacher, dataset=dataset, surrogates=fitted, temperature=plan.temperature, seed=seed,
         transfer=stage.transfer, info=_info(plan, dataset, stage, timings), features=plan.maps, ladders=ladders_,
-        frontier=_frontier(plan, stage, choice),
+        frontier=_frontier(plan, stage, choice), min_agreement=plan.min_agreement, gate=gate, teacher_check=check,
+        min_class_agreement=min_class_agreement,
     )
     result.evaluate()
     return result

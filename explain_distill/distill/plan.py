@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_fraction, check_positive
+from .._gate import GATES, Gate
+from .._validation import check_choice, check_fraction, check_positive
 from ..data import Dataset
 from ..features import FEATURE_SETS, FeatureMap, FunctionFeatures, PatternFeatures, conv_layer_names
-from ..surrogates import SURROGATES
+from ..surrogates import SURROGATES, readable_size
 from ..teacher import Teacher
 from ..transfer import check_teachers
 
@@ -34,6 +35,7 @@ __all__ = [
     "Plan",
     "VALIDATION_FRACTION",
     "make_plan",
+    "readable_at",
     "readable_families",
     "resolve_surrogates",
     "split_name",
@@ -122,6 +124,18 @@ def readable_families(names: Sequence[str]) -> list[str]:
         if family in SURROGATES and getattr(SURROGATES[family], "size_param", None):
             out.append(n)
     return out
+
+
+def readable_at(name: str, estimator: Any = None, *, size: int | None = None) -> bool:
+    """Whether surrogate ``name`` (``tree``, ``rules@patterns``, ...) is a readable family at a readable
+    size (``surrogates.READABLE_SIZES``); its size is ``size`` or the fitted estimator's ``size_``."""
+    limit = readable_size(split_name(name)[0])
+    if limit is None:
+        return False
+    if size is None:
+        inner = getattr(estimator, "estimator", estimator)  # a FeatureSurrogate wraps the fitted family
+        size = getattr(inner, "size_", None)
+    return size is not None and int(size) <= limit
 
 
 def _is_convolutional(teacher: Teacher) -> bool:
@@ -237,6 +251,8 @@ class Plan:
     temperature : float
     seed : int
     min_agreement : float or None
+    gate : Gate or None
+        The rule the bar is held to on the validation split (None without a bar).
     """
 
     teachers: list[Teacher]
@@ -249,6 +265,7 @@ class Plan:
     temperature: float = 4.0
     seed: int = 0
     min_agreement: float | None = None
+    gate: Gate | None = None
 
     @property
     def teacher(self) -> Teacher:
@@ -273,6 +290,8 @@ def make_plan(
     ladders: Mapping[str, Sequence[int]] | None,
     features: str | Callable[[np.ndarray], Any] | FeatureMap | None,
     feature_layer: str | None,
+    gate: str = "per_class",
+    min_class_agreement: float = 0.5,
 ) -> Plan:
     """Check every argument of ``distill`` and decide what it fits (see :class:`Plan`)."""
     if not isinstance(dataset, Dataset):
@@ -287,6 +306,8 @@ def make_plan(
         )
     names, maps = _feature_plan(resolve_surrogates(surrogates), surrogates, features, feature_layer, ref)
     params = _check_params(params, names)
+    check_choice(gate, "gate", GATES)
+    min_class_agreement = check_fraction(min_class_agreement, "min_class_agreement")
     if min_agreement is not None:
         min_agreement = check_fraction(min_agreement, "min_agreement")
     families = readable_families(names) if frontier else []
@@ -295,4 +316,6 @@ def make_plan(
         logger.warning("min_agreement=%s: no readable family (%s) among the surrogates %s, nothing to choose",
                        min_agreement, ", ".join(readable_families(list(SURROGATES))), names)
     return Plan(teachers=teachers, weights=w, names=names, maps=maps, params=params, families=families,
-                ladder_sizes=ladder_sizes, temperature=temperature, seed=seed, min_agreement=min_agreement)
+                ladder_sizes=ladder_sizes, temperature=temperature, seed=seed, min_agreement=min_agreement,
+                gate=None if min_agreement is None else Gate(min_agreement, gate=gate,  # type: ignore[arg-type]
+                                                             min_class_agreement=min_class_agreement))

@@ -17,14 +17,17 @@ import numpy as np
 import torch
 
 from .._io import atomic_directory, read_json, write_json
-from .._stats import wilson_interval
+from .._gate import Gate, agreement_stats, decide
 from ..data import Dataset, load_saved_dataset, save_dataset
 from ..features import FeatureMap, FeatureSurrogate, feature_map_from_spec
 from ..surrogates import load_surrogate, save_surrogate
 from ..surrogates._base import set_names, set_units
-from ..teacher import Teacher
+from ..teacher import Teacher, TeacherCheck
 from ..transfer import TransferSet
-from .plan import split_name
+from .plan import readable_at, split_name
+
+#: The bar a result's verdicts use when the run set none: ``ed.audit``'s default.
+DEFAULT_AUDIT_BAR = 0.95
 
 __all__ = ["Distillation", "load", "model_size"]
 
@@ -32,6 +35,28 @@ __all__ = ["Distillation", "load", "model_size"]
 def model_size(est: Any) -> int:
     """Parameter or node count of a surrogate (its ``n_params_``)."""
     return int(getattr(est, "n_params_", 0))
+
+
+def surrogate_metrics(t_pred: np.ndarray, s_pred: np.ndarray, y: np.ndarray, class_names: list[str], gate: Gate,
+                      *, params: int) -> dict[str, Any]:
+    """One surrogate's row of ``metrics["surrogates"]``: accuracy, fidelity with its interval, the
+    constant baseline, kappa and balanced agreement with theirs, per class, and the gate's verdict."""
+    stats = agreement_stats(t_pred, s_pred, len(class_names))
+    per_class = [{**r, "class": class_names[r["class"]]} for r in stats.to_json()["per_class"]]
+    return {
+        "accuracy": float(np.mean(s_pred == y)),
+        "fidelity": stats.agreement,
+        "fidelity_interval": list(stats.interval),
+        "constant_baseline": stats.constant_baseline,
+        "kappa": stats.kappa,
+        "kappa_interval": list(stats.kappa_interval),
+        "balanced_agreement": stats.balanced,
+        "balanced_interval": list(stats.balanced_interval),
+        "per_class": per_class,
+        "gate": {**decide(stats, gate, class_names).to_json(), **gate.to_json()},
+        "params": params,
+        "n_test": int(len(t_pred)),
+    }
 
 
 @dataclass
@@ -63,6 +88,17 @@ class Distillation:
     features : dict of str -> FeatureMap
         The feature maps the ``NAME@label`` surrogates read (``"patterns"``: the teacher's
         convolutional channels; ``"features"``: a user function).
+    min_agreement : float or None
+        The run's bar (``distill(min_agreement=...)``); the verdicts in ``metrics`` and the
+        notebook table use it (``ed.audit``'s default, 0.95, when None).
+    gate : {"per_class", "agreement"}
+        The rule the bar is held to (:func:`explain_distill._gate.decide`): agreement and every
+        sizeable teacher class reproduced, or agreement alone.
+    min_class_agreement : float
+        The per-class gate's floor (see :func:`explain_distill._gate.decide`).
+    teacher_check : TeacherCheck or None
+        The teacher's test accuracy against a majority-class and a logistic baseline, with a
+        warning when it does not beat them (``distill`` runs it).
     """
 
     teacher: Teacher
@@ -76,6 +112,20 @@ class Distillation:
     ladders: dict[str, list[Any]] = field(default_factory=dict)
     frontier: dict[str, Any] = field(default_factory=dict)
     features: dict[str, FeatureMap] = field(default_factory=dict)
+    min_agreement: float | None = None
+    gate: str = "per_class"
+    teacher_check: TeacherCheck | None = None
+    min_class_agreement: float = 0.5
+
+    @property
+    def bar(self) -> float:
+        """The bar the verdicts use: the run's ``min_agreement``, else ``ed.audit``'s default."""
+        return DEFAULT_AUDIT_BAR if self.min_agreement is None else float(self.min_agreement)
+
+    @property
+    def teacher_warning(self) -> str | None:
+        """Why the teacher should not be trusted (its check's warning), or None."""
+        return None if self.teacher_check is None else self.teacher_check.warning
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self) -> dict[str, Any]:
@@ -92,17 +142,14 @@ class Distillation:
             },
             "surrogates": {},
         }
+        counts = np.bincount(t_pred, minlength=d.n_classes)
+        metrics["constant"] = {"class": d.class_names[int(np.argmax(counts))],
+                               "agreement": float(counts.max() / max(len(t_pred), 1))}
+        gate = Gate(self.bar, gate=self.gate, min_class_agreement=self.min_class_agreement)  # type: ignore[arg-type]
         for name, est in self.surrogates.items():
             s_pred = np.asarray(est.predict(X))
-            agree = int(np.sum(s_pred == t_pred))
-            lo, hi = wilson_interval(agree, len(X))
-            metrics["surrogates"][name] = {
-                "accuracy": float(np.mean(s_pred == y)),
-                "fidelity": agree / len(X),
-                "fidelity_interval": [lo, hi],
-                "params": model_size(est),
-                "n_test": int(len(X)),
-            }
+            metrics["surrogates"][name] = surrogate_metrics(t_pred, s_pred, y, d.class_names, gate,
+                                                            params=model_size(est))
         self.metrics = metrics
         return metrics
 
@@ -113,9 +160,14 @@ class Distillation:
         rows = []
         for name, m in self.metrics["surrogates"].items():
             lo, hi = m["fidelity_interval"]
-            rows.append(
-                {"surrogate": name, "fidelity": m["fidelity"], "low": lo, "high": hi, "accuracy": m["accuracy"], "params": m["params"]}
-            )
+            gate = m.get("gate") or {}
+            rows.append({
+                "surrogate": name, "fidelity": m["fidelity"], "low": lo, "high": hi, "accuracy": m["accuracy"],
+                "params": m["params"], "kappa": m.get("kappa"), "balanced": m.get("balanced_agreement"),
+                "constant": m.get("constant_baseline"), "passed": gate.get("passed"), "reason": gate.get("reason"),
+                "failed_classes": gate.get("failed_classes") or [],
+                "readable": readable_at(name, self.surrogates.get(name)),
+            })
         return rows
 
     def teacher_proba(self, X: Any | None = None) -> np.ndarray:
@@ -150,6 +202,10 @@ class Distillation:
             "metrics": self.metrics,
             "info": self.info,
             "frontier": self.frontier,
+            "min_agreement": self.min_agreement,
+            "gate": self.gate,
+            "min_class_agreement": self.min_class_agreement,
+            "teacher_check": None if self.teacher_check is None else self.teacher_check.to_json(),
         }
         if self.features:
             doc["features"] = {label: fm.spec() for label, fm in self.features.items()}
@@ -164,17 +220,24 @@ class Distillation:
             "teacher": self.metrics.get("teacher", {}),
             "temperature": float(self.temperature),
             "transfer": self.info.get("transfer_set") or (self.transfer.counts() if self.transfer is not None else None),
+            "min_agreement": self.bar,
+            "gate": self.gate,
+            "teacher_warning": self.teacher_warning,
+            "teacher_check": None if self.teacher_check is None else self.teacher_check.to_json(),
+            "constant": self.metrics.get("constant"),
         }
 
     def __repr__(self) -> str:
-        """The run and one line per surrogate: fidelity with its 95% interval, accuracy, size."""
-        from ._display import distillation_text
+        """The run, the teacher check, one line per surrogate (fidelity with its 95% interval, kappa, balanced
+        agreement, accuracy, size, readable, the verdict at the run's bar), and the bar."""
+        from .._display import distillation_text
 
         return distillation_text(**self._display_data())
 
     def _repr_html_(self) -> str:
-        """The fidelity table with intervals and the audit verdict (``ed.audit``'s default bar, 0.95)."""
-        from ._display import distillation_html
+        """The teacher check and the fidelity table with intervals and the verdict at the run's bar (``ed.audit``'s
+        default, 0.95, when the run set none)."""
+        from .._display import distillation_html
 
         return distillation_html(**self._display_data())
 
@@ -244,4 +307,18 @@ def load(
         info=meta.get("info") or {},
         frontier=meta.get("frontier") or {},
         features=maps,
+        min_agreement=meta.get("min_agreement", (meta.get("frontier") or {}).get("min_agreement")),
+        gate=meta.get("gate") or "per_class",
+        min_class_agreement=float(meta.get("min_class_agreement", 0.5)),
+        teacher_check=_teacher_check_from(meta.get("teacher_check")),
     )
+
+
+def _teacher_check_from(doc: Any) -> TeacherCheck | None:
+    """The saved teacher check (None for runs saved before distill ran it)."""
+    if not isinstance(doc, dict):
+        return None
+    try:
+        return TeacherCheck(**{**doc, "teacher_interval": tuple(doc["teacher_interval"])})
+    except (KeyError, TypeError):
+        return None

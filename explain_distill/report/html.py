@@ -124,7 +124,25 @@ def _interval(v: Any) -> tuple[float | None, float | None]:
 
 
 # ------------------------------------------------------------------------------ sections
+def _gate_verdict(m: Mapping[str, Any], min_agreement: float | None, gate: str, class_names: Sequence[str]) -> Any:
+    """The gate's verdict on a metrics row at ``min_agreement`` (None without a bar)."""
+    from .._gate import Gate, agreement_from, decide
+
+    if min_agreement is None:
+        return None
+    saved = m.get("gate") or {}
+    if saved.get("bar") == min_agreement and saved.get("gate") == gate:
+        return saved
+    stats = agreement_from(m)
+    if stats is None:
+        lo = _interval(m.get("fidelity_interval"))[0]
+        return {"passed": lo is not None and lo >= min_agreement, "reason": "", "failed_classes": []}
+    return decide(stats, Gate(min_agreement, gate=gate), list(class_names)).to_json()  # type: ignore[arg-type]
+
+
 def _summary(d: Distillation, analyses: Any, min_agreement: float | None) -> list[dict[str, Any]]:
+    from ..distill.plan import readable_at
+
     fid = _get(analyses, "fidelity", {}) or {}
     reasons = (_get(analyses, "reasons") or {}) if analyses is not None else {}
     rows = []
@@ -132,17 +150,23 @@ def _summary(d: Distillation, analyses: Any, min_agreement: float | None) -> lis
         f = fid.get(name)
         lo, hi = _interval(_get(f, "interval") if f is not None else m.get("fidelity_interval"))
         agreement = _get(f, "agreement") if f is not None else m.get("fidelity")
-        verdict = None
-        if min_agreement is not None:
-            verdict = "pass" if lo is not None and lo >= min_agreement else "fail"
+        gate = _gate_verdict(m, min_agreement, getattr(d, "gate", "per_class"), d.dataset.class_names)
         rows.append({
             "name": name,
             "accuracy": m.get("accuracy"),
             "fidelity": agreement,
             "low": lo,
             "high": hi,
+            "kappa": m.get("kappa"),
+            "kappa_interval": m.get("kappa_interval"),
+            "balanced": m.get("balanced_agreement"),
+            "balanced_interval": m.get("balanced_interval"),
+            "constant": m.get("constant_baseline"),
+            "readable": readable_at(name, d.surrogates.get(name)),
             "params": m.get("params"),
-            "verdict": verdict,
+            "verdict": None if gate is None else ("pass" if gate["passed"] else "fail"),
+            "verdict_reason": None if gate is None else gate.get("reason"),
+            "failed_classes": [] if gate is None else gate.get("failed_classes") or [],
             "kl": _get(f, "kl"),
             "js": _get(f, "jensen_shannon"),
             "reasons": reasons.get(name),
@@ -540,10 +564,12 @@ def _saliency_section(d: Distillation, analyses: Any) -> dict[str, Any] | None:
                       feature_names=ds.feature_names, row_titles=titles)
     agreement = []
     methods = _get(att, "methods", {}) or {}
+    reference = _get(att, "reference", {}) or {}
     for name, a in (_get(att, "agreement", {}) or {}).items():
-        agreement.append({"name": name, "spearman": a.get("spearman"), "top_k": a.get("top_k"), "sign": a.get("sign"),
-                          "method": _METHOD_NAMES.get(methods.get(name), methods.get(name)),
-                          "against": a.get("against")})
+        ref = reference.get(a.get("against")) or {}
+        agreement.append({"name": name, "spearman": a.get("spearman"), "top_k": a.get("top_k"), "k": a.get("k"),
+                          "sign": a.get("sign"), "method": _METHOD_NAMES.get(methods.get(name), methods.get(name)),
+                          "against": a.get("against"), "ceiling": ref.get("ceiling"), "floor": ref.get("floor")})
     cam_maps = {}
     for label, key in (("Grad-CAM", "gradcam"), ("attention", "attention")):
         for k, v in (_get(att, key, {}) or {}).items():
@@ -647,7 +673,10 @@ def _patterns_section(d: Distillation, analyses: Any, min_agreement: float | Non
         return None
     fid = _get(analyses, "fidelity", {}) or {}
     results = {n: (fid.get(n) if fid.get(n) is not None else m) for n, m in d.metrics["surrogates"].items()}
-    verdict = pattern_verdict(results, bar=min_agreement)
+    from ..distill.plan import readable_at
+
+    verdict = pattern_verdict(results, bar=min_agreement, gate=getattr(d, "gate", "per_class"),
+                              readable={n: readable_at(n, e) for n, e in d.surrogates.items()})
     pa = _get(analyses, "patterns")
     if isinstance(pa, Mapping):  # analyses given as saved JSON: the rules and pictures need the objects
         pa = None
@@ -771,6 +800,8 @@ def report_context(
     d = distillation
     if not d.metrics:
         d.evaluate()
+    if min_agreement is None:
+        min_agreement = getattr(d, "min_agreement", None)  # the run's own bar
     views = _views(d)
     examples = _example_indices(d, analyses)
     soft = _soft_tree_sections(d, views, examples)
@@ -781,10 +812,12 @@ def report_context(
         "title": f"explain_distill report: {d.dataset.name}",
         "dataset": d.dataset.describe(),
         "teacher": {**d.metrics["teacher"], "arch": (d.teacher.config or {}).get("arch", "user module")},
-        "teacher_check": _teacher_check(analyses),
+        "teacher_check": _teacher_check(analyses) or _teacher_check({"teacher_check": _json_or_none(getattr(d, "teacher_check", None))}),
         "frontier": _frontier_section(analyses),
         "surrogates": _summary(d, analyses, min_agreement),
         "min_agreement": min_agreement,
+        "gate": getattr(d, "gate", "per_class"),
+        "constant": d.metrics.get("constant"),
         "temperature": d.temperature,
         "seed": d.seed,
         "analysed": analyses is not None,
@@ -809,6 +842,10 @@ def report_context(
         "run_seconds": run_seconds,
         "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
+
+
+def _json_or_none(obj: Any) -> Any:
+    return None if obj is None else obj.to_json()
 
 
 def build_report(

@@ -40,6 +40,8 @@ __all__ = [
     "NeuralStudent",
     "save_surrogate",
     "load_surrogate",
+    "READABLE_SIZES",
+    "readable_size",
 ]
 
 SURROGATES: dict[str, type] = {
@@ -53,6 +55,20 @@ SURROGATES: dict[str, type] = {
     "gam": AdditiveClassifier,
     "student": NeuralStudent,
 }
+
+
+#: The families a person can read, and the largest size (in the family's ``size_unit``) at which one
+#: still can: a tree of 64 leaves (six levels), a list of 30 rules, a sum of trees with 64 leaves in
+#: all, an additive model of 64 shape plots.  Only these, at these sizes, may stand for the network in
+#: a verdict ("the network is explained by ...").  Logistic regression, naive Bayes, the soft trees
+#: and the neural student are faithful or not, but not read as an explanation: their size counts
+#: weights over every input.
+READABLE_SIZES: dict[str, int] = {"tree": 64, "rules": 30, "figs": 64, "gam": 64}
+
+
+def readable_size(family: str) -> int | None:
+    """The largest readable size of ``family`` (None: the family is not read as an explanation)."""
+    return READABLE_SIZES.get(family)
 
 
 def load_surrogate(path: str | os.PathLike) -> Any:
