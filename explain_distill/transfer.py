@@ -55,6 +55,10 @@ class TransferSet:
     source : ndarray (n,), int8
         Index into ``source_names`` telling where each row came from.
     source_names : list of str
+    domain : dict
+        How the synthesized queries met the data's domain: ``{"queries", "outside", "projected"}``
+        (queries drawn, how many fell outside it as drawn, whether they were moved into it); empty
+        when no domain was given.
     """
 
     X: np.ndarray
@@ -63,6 +67,7 @@ class TransferSet:
     y: np.ndarray
     source: np.ndarray
     source_names: list[str] = field(default_factory=lambda: ["train"])
+    domain: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.X = check_array_2d(self.X, name="TransferSet.X", dtype=np.float32)
@@ -191,6 +196,13 @@ class QuerySpec:
         TREPAN-style queries near the decision boundary of a quick depth-``boundary_depth`` tree fitted
         to the real soft labels: a training point has one split feature on its tree path moved to
         that split's threshold plus noise of ``boundary_scale`` times the feature's std.
+    clip : bool
+        Keep every value inside the training range of its feature.
+    in_domain : bool
+        With a data domain given (``build_transfer_set(domain=...)``, which ``distill`` passes):
+        move every query into it (one level hot per one-hot group, 0/1 columns in {0, 1}, integers
+        integral, inside the range), so the teacher is never asked about inputs that cannot exist.
+        False keeps the queries as drawn (and still counts those outside).
     seed : int
     max_bytes : int
         The synthesized set must fit in this many bytes (and in the memory available);
@@ -206,6 +218,7 @@ class QuerySpec:
     boundary_scale: float = 0.1
     boundary_depth: int = 8
     clip: bool = True
+    in_domain: bool = True
     seed: int = 0
     max_bytes: int = DEFAULT_MAX_BYTES
 
@@ -334,11 +347,16 @@ def synthesize_queries(
     spec: QuerySpec,
     P: np.ndarray | None = None,
     labels: np.ndarray | None = None,
+    domain: Any = None,
+    report: dict[str, Any] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw the queries of ``spec`` around the real inputs ``X``.
 
     ``P`` (the real rows' soft labels) is needed for ``boundary`` and ``labels`` (a class per real
-    row) for ``class``.  Returns (queries float32 (m, d), source codes (m,) indexing QUERY_KINDS + 1).
+    row) for ``class``.  With a ``domain`` (:class:`explain_distill.data.Domain`) the queries that
+    fall outside it are counted and, with ``spec.in_domain``, moved into it; ``report`` (a dict)
+    receives ``{"queries", "outside", "projected"}``.  Returns (queries float32 (m, d), source codes
+    (m,) indexing QUERY_KINDS + 1).
     """
     rng = np.random.default_rng(spec.seed)
     X64 = X.astype(np.float64)
@@ -346,6 +364,7 @@ def synthesize_queries(
     lo, hi = X.min(axis=0), X.max(axis=0)
     parts: list[np.ndarray] = []
     codes: list[np.ndarray] = []
+    outside = 0
     for code, kind in enumerate(QUERY_KINDS, start=1):
         n = spec.counts()[kind]
         if n == 0:
@@ -368,8 +387,15 @@ def synthesize_queries(
         Q = np.asarray(Q, dtype=np.float32)
         if spec.clip:
             np.clip(Q, lo, hi, out=Q)
+        if domain is not None:
+            outside += int(domain.outside(Q).sum())
+            if spec.in_domain:
+                Q = domain.project(Q)
         parts.append(Q)
         codes.append(np.full(n, code, dtype=np.int8))
+    if report is not None and domain is not None:
+        report.update({"queries": int(sum(len(q) for q in parts)), "outside": outside,
+                       "projected": bool(spec.in_domain)})
     if not parts:
         return np.empty((0, X.shape[1]), dtype=np.float32), np.empty(0, dtype=np.int8)
     return np.concatenate(parts), np.concatenate(codes)
@@ -384,6 +410,7 @@ def build_transfer_set(
     weights: Sequence[float] | None = None,
     queries: QuerySpec | Mapping[str, Any] | None = None,
     seed: int | None = None,
+    domain: Any = None,
 ) -> TransferSet:
     """Label the training inputs ``X`` (and synthesized queries) with the teachers' soft labels.
 
@@ -404,6 +431,10 @@ def build_transfer_set(
         batches on its own device (the GPU when it has one).
     seed : int, optional
         Seed of the synthesis when ``queries`` is a dict without one.
+    domain : explain_distill.data.Domain, optional
+        Where the data's inputs can lie (``Dataset.domain()``): queries are moved into it (see
+        ``QuerySpec.in_domain``) and the share that fell outside as drawn is logged and recorded in
+        ``TransferSet.domain``.
     """
     temperature = check_positive(temperature, "temperature")
     teachers, w = check_teachers(teachers, weights)
@@ -422,9 +453,15 @@ def build_transfer_set(
     if not spec.total:
         return TransferSet(X=X, P=P, temperature=float(temperature), y=y_arr, source=source, source_names=["train"])
     labels = y_arr if (y is not None and (y_arr >= 0).all()) else P.argmax(axis=1)
-    Q, codes = synthesize_queries(X, spec=spec, P=P, labels=labels)
+    report: dict[str, Any] = {}
+    Q, codes = synthesize_queries(X, spec=spec, P=P, labels=labels, domain=domain, report=report)
     PQ = soft_labels(teachers, Q, temperature=temperature, weights=w)
     logger.info("transfer set: %d real rows + %d synthesized queries %s", len(X), len(Q), spec.counts())
+    if report.get("outside"):
+        logger.info("%d of %d queries (%.1f%%) fell outside the data's domain as drawn (a fraction on a 0/1 column, "
+                    "two levels of one category, a decimal count)%s", report["outside"], report["queries"],
+                    100 * report["outside"] / max(report["queries"], 1),
+                    "; they were moved into it" if report["projected"] else "; kept as drawn (in_domain=False)")
     return TransferSet(
         X=np.concatenate([X, Q]),
         P=np.concatenate([P, PQ]),
@@ -432,4 +469,5 @@ def build_transfer_set(
         y=np.concatenate([y_arr, np.full(len(Q), -1, dtype=np.int64)]),
         source=np.concatenate([source, codes]),
         source_names=["train", *QUERY_KINDS],
+        domain=report,
     )

@@ -14,7 +14,7 @@ from .builtin import DATASETS, load_dataset
 from .dataset import Dataset, Kind
 from .missing import MISSING_MARKERS, MISSING_POLICIES, MissingPolicy
 from .saved import load_saved_dataset, save_dataset
-from .schema import Column, Schema, infer_schema
+from .schema import Column, Domain, Schema, infer_schema
 
 __all__ = [
     "DATASETS",
@@ -22,6 +22,7 @@ __all__ = [
     "MISSING_POLICIES",
     "Column",
     "Dataset",
+    "Domain",
     "Kind",
     "MissingPolicy",
     "Schema",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -27,7 +28,7 @@ from .._validation import (
 )
 from .csv import read_csv
 from .missing import MISSING_POLICIES, MissingPolicy
-from .schema import Schema, infer_schema
+from .schema import Domain, Schema, infer_schema
 from .split import split_and_scale
 
 logger = logging.getLogger(__name__)
@@ -194,6 +195,13 @@ class Dataset:
         mean, scale = self._scale_arrays()
         return {"mean": mean.tolist(), "scale": scale.tolist(), "onehot": list((self.encoding or {}).get("onehot", []))}
 
+    def domain(self) -> Domain:
+        """Where this data set's inputs can lie, in scaled units (:class:`~explain_distill.data.schema.Domain`):
+        query synthesis projects onto it.  Tabular data keeps each column's kind (0/1, integer, one-hot
+        level) and range; images and signals keep their intensities continuous, inside the range."""
+        mean, scale = self._scale_arrays()
+        return Domain(self.schema, mean, scale, continuous=self.kind != "tabular")
+
     def source_row(self, split: str, index: int) -> str:
         """Where test (or training) sample ``index`` came from, in words: ``"CSV line 17"`` or ``"row 403"``."""
         rows = (self.source_rows or {}).get(split)
@@ -234,6 +242,7 @@ class Dataset:
         scale: Literal["feature", "global", "none"] | None = None,
         missing: MissingPolicy = "error",
         notes: list[str] | None = None,
+        max_classes: int | None = None,
     ) -> "Dataset":
         """Split (stratified, seeded) and scale raw arrays.
 
@@ -245,13 +254,17 @@ class Dataset:
         missing: ``missing="error"`` (default) names the cells, ``"drop"`` drops those rows,
         ``"impute"`` fills them with the training split's median (scikit-learn's ``SimpleImputer``
         fitted on the training split only).  ``source_rows`` records each row's index in ``X``.
+        A numeric ``y`` that looks continuous (many distinct values for the rows, or not whole
+        numbers) is refused: bin it, or pass ``max_classes`` if they really are classes.
         """
         check_choice(missing, "missing", MISSING_POLICIES)
+        if max_classes is not None:
+            max_classes = check_int(max_classes, "max_classes", low=2)
         X = check_array_2d(X, name="X", feature_names=feature_names, allow_nan=missing != "error")
         return cls(**split_and_scale(
             X, y, np.arange(len(X)), row_kind="index", feature_names=feature_names, class_names=class_names, kind=kind,
             input_shape=input_shape, name=name, test_size=test_size, seed=seed, scale=scale, missing=missing,
-            notes=notes, missing_report=None, encoding=None,
+            notes=notes, missing_report=None, encoding=None, max_classes=max_classes, target_name="y",
         ))
 
     @classmethod
@@ -266,7 +279,12 @@ class Dataset:
         name: str | None = None,
         test_size: float = 0.25,
         seed: int = 0,
-        delimiter: str = ",",
+        delimiter: str | None = None,
+        max_classes: int | None = None,
+        keep_columns: Sequence[str] = (),
+        encoding: str | None = None,
+        decimal: Literal[".", ","] | None = None,
+        scale: Literal["feature", "global", "none"] | None = None,
     ) -> "Dataset":
         """Read a CSV file with a header row; ``target`` names the label column.
 
@@ -280,21 +298,47 @@ class Dataset:
         Non-numeric feature columns are one-hot encoded (``categorical="onehot"``, recorded in
         ``notes`` and ``encoding``) or rejected with their names (``"error"``).  A text column with
         more than ``max_categories`` distinct values (an id, free text) is refused with its name
-        and count, and so is a numeric column holding a few stray words.
+        and count, and so is a numeric column holding a few stray words.  A numeric column that
+        holds a different value on every row, increasing (or decreasing) with the line, is a row id
+        and is refused too, unless ``keep_columns`` names it.  A numeric target that looks
+        continuous is refused (bin it, or pass ``max_classes`` if its values really are classes).
+
+        Files as people write them: ``encoding`` (default: UTF-8 with or without a byte-order mark,
+        then cp1252, the encoding Excel on Windows writes), ``delimiter`` (default: sniffed among
+        ``,`` ``;`` tab and ``|``) and ``decimal`` (default: ``","`` when the delimiter is not a comma
+        and a column holds numbers written with a decimal comma, such as ``3,14`` or ``1.234,5``;
+        else ``"."``).  What was detected is logged and noted.  A byte the encoding cannot decode is
+        reported with its line.  ``scale`` as in :meth:`from_arrays` (``"none"`` when your own
+        module standardises its inputs).
         """
         path = Path(path)
+        if delimiter is not None and (not isinstance(delimiter, str) or len(delimiter) != 1):
+            raise ValueError(f"delimiter must be one character such as ',' or ';' (or None to sniff it); received {delimiter!r}.")
+        if decimal is not None:
+            check_choice(decimal, "decimal", (".", ","))
+        if scale is not None:
+            check_choice(scale, "scale", ("feature", "global", "none"))
         check_choice(categorical, "categorical", ("onehot", "error"))
         check_choice(missing, "missing", MISSING_POLICIES)
         max_categories = check_int(max_categories, "max_categories", low=2)
         if not path.is_file():
             raise FileNotFoundError(f"CSV file {str(path)!r} does not exist; check the path.")
+        if max_classes is not None:
+            max_classes = check_int(max_classes, "max_classes", low=2)
+        if isinstance(keep_columns, str):
+            keep_columns = [keep_columns]
+        if decimal == "," and delimiter == ",":
+            raise ValueError("decimal=',' with delimiter=',' cannot be told apart; a decimal-comma file separates its "
+                             "fields with ';' (pass delimiter=';' or leave it to be sniffed).")
         table = read_csv(path, target, categorical=categorical, missing=missing, max_categories=max_categories,
-                         delimiter=delimiter)
+                         delimiter=delimiter, keep_columns=frozenset(str(c) for c in keep_columns),
+                         encoding=encoding, decimal=decimal)
         return cls(**split_and_scale(
             table.X, table.y, table.lines, row_kind="csv_line", feature_names=table.feature_names, class_names=None,
-            kind="tabular", input_shape=None, name=name or path.stem, test_size=test_size, seed=seed, scale=None,
+            kind="tabular", input_shape=None, name=name or path.stem, test_size=test_size, seed=seed, scale=scale,
             missing=missing, notes=table.notes, missing_report=table.missing or None,
             encoding={"onehot": table.onehot} if table.onehot else None, onehot_columns=table.onehot_columns,
+            max_classes=max_classes, target_name=f"{path.name}: the target column {target!r}",
         ))
 
     # ------------------------------------------------------------------ display

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["Column", "ColumnKind", "Schema", "infer_schema", "COLUMN_KINDS"]
+__all__ = ["Column", "ColumnKind", "Domain", "Schema", "infer_schema", "COLUMN_KINDS"]
 
 ColumnKind = Literal["real", "integer", "binary", "onehot"]
 COLUMN_KINDS: tuple[str, ...] = ("real", "integer", "binary", "onehot")
@@ -150,3 +150,73 @@ def infer_schema(
         columns.append(Column(str(feature_names[j]), kind, low, high))
     return Schema(columns=columns, onehot=[{"column": str(g["column"]), "levels": [str(v) for v in g["levels"]],
                                             "features": [int(j) for j in g["features"]]} for g in onehot or []])
+
+
+class Domain:
+    """Where inputs of one data set can lie, in the scaled units models see: the schema made operational.
+
+    :meth:`project` moves synthesized inputs into the domain (one level hot per one-hot group,
+    0/1 columns in {0, 1}, integers integral, every value inside the observed training range, all
+    judged in raw units); :meth:`outside` says which rows were not in it.  Images and signals keep
+    their intensities continuous (a pixel's 0..16 steps are the scanner's, not the picture's): only
+    the range is kept (``continuous=True``).
+
+    Parameters
+    ----------
+    schema : Schema
+    mean, scale : array (d,)
+        The data set's scaling: raw = scaled * scale + mean.
+    continuous : bool
+        Treat every column as real (bounded only).
+    """
+
+    def __init__(self, schema: Schema, mean: Any, scale: Any, *, continuous: bool = False) -> None:
+        self.schema = schema
+        self.mean = np.asarray(mean, dtype=np.float64)
+        self.scale = np.asarray(scale, dtype=np.float64)
+        self.continuous = bool(continuous)
+        kinds = ["real"] * len(schema) if continuous else schema.kinds
+        self.binary = np.array([j for j, k in enumerate(kinds) if k == "binary"], dtype=np.intp)
+        self.integer = np.array([j for j, k in enumerate(kinds) if k == "integer"], dtype=np.intp)
+        self.groups = [] if continuous else [np.asarray(g["features"], dtype=np.intp) for g in schema.onehot]
+        self.low, self.high = schema.low, schema.high
+
+    def _raw(self, Q: np.ndarray) -> np.ndarray:
+        return np.asarray(Q, dtype=np.float64) * self.scale + self.mean
+
+    def outside(self, Q: Any, *, tol: float = 1e-4) -> np.ndarray:
+        """Per row: True when some value is outside its column's domain (raw units, ``tol`` for float error)."""
+        R = self._raw(Q)
+        span = np.maximum(np.abs(self.high - self.low), 1.0)
+        bad = ((R < self.low - tol * span) | (R > self.high + tol * span)).any(axis=1)
+        for cols in (self.binary, self.integer):
+            if len(cols):
+                V = R[:, cols]
+                bad |= (np.abs(V - np.round(V)) > tol * np.maximum(1.0, np.abs(V))).any(axis=1)
+        if len(self.binary):
+            V = np.round(R[:, self.binary])
+            bad |= ((V != 0) & (V != 1)).any(axis=1)
+        for cols in self.groups:
+            G = R[:, cols]
+            on = np.abs(G - 1.0) <= tol
+            off = np.abs(G) <= tol
+            bad |= ~((on | off).all(axis=1) & (on.sum(axis=1) == 1))
+        return bad
+
+    def project(self, Q: Any) -> np.ndarray:
+        """``Q`` (n, d) scaled, moved into the domain: the nearest values the data can take (float32)."""
+        R = self._raw(Q)
+        for cols in self.groups:
+            G = R[:, cols]
+            R[:, cols] = 0.0
+            R[np.arange(len(R))[:, None], cols[np.argmax(G, axis=1)][:, None]] = 1.0
+        if len(self.binary):
+            R[:, self.binary] = (R[:, self.binary] >= 0.5).astype(np.float64)
+        if len(self.integer):
+            R[:, self.integer] = np.round(R[:, self.integer])
+        R = np.clip(R, self.low, self.high)
+        return ((R - self.mean) / self.scale).astype(np.float32)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"continuous": self.continuous, "binary": len(self.binary), "integer": len(self.integer),
+                "onehot_groups": len(self.groups)}

@@ -27,9 +27,58 @@ from .schema import infer_schema
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["split_and_scale", "encode_labels", "SCALE_MODES"]
+__all__ = ["split_and_scale", "encode_labels", "check_target", "SCALE_MODES"]
 
 SCALE_MODES = ("feature", "global", "none")
+
+
+#: A numeric target with more distinct values than this ...
+AUTO_MAX_NUMERIC_CLASSES = 20
+#: ... and fewer rows per value than this on average (or values that are not whole numbers) looks
+#: continuous: a length in mm, a mass in grams, a price.
+MIN_ROWS_PER_CLASS = 20
+
+
+def _numeric_values(y: np.ndarray) -> np.ndarray | None:
+    """The labels as floats when every one is a number (numbers or numeric text), else None."""
+    if y.dtype.kind in "iufb":
+        return y.astype(np.float64)
+    try:
+        return np.array([float(v) for v in y], dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+
+
+def check_target(y: np.ndarray, *, max_classes: int | None = None, name: str = "the target") -> None:
+    """Refuse a continuous target before anything is trained: each distinct value would become a class.
+
+    A numeric target with more than ``AUTO_MAX_NUMERIC_CLASSES`` distinct values is refused when it
+    has fewer than ``MIN_ROWS_PER_CLASS`` rows per value on average or values that are not whole
+    numbers.  ``max_classes`` replaces the rule: at most that many classes, numeric or not.
+    """
+    values, counts = np.unique(y, return_counts=True)
+    k = len(values)
+    if max_classes is not None:
+        if k > max_classes:
+            raise ValueError(
+                f"{name} has {k} distinct values but max_classes={max_classes}; bin it into at most {max_classes} "
+                f"classes or raise max_classes (CLI: --max-classes)."
+            )
+        return
+    num = _numeric_values(values)
+    if num is None or k <= AUTO_MAX_NUMERIC_CLASSES:
+        return
+    whole = bool(np.all(num == np.round(num)))
+    if whole and len(y) / k >= MIN_ROWS_PER_CLASS:
+        return
+    shown = ", ".join(f"{v:g}" for v in np.sort(num)[:: max(1, k // 4)][:4])
+    raise ValueError(
+        f"{name} is numeric with {k} distinct values in {len(y)} rows (e.g. {shown}"
+        f"{'' if whole else '; not whole numbers'}): it looks continuous, and every value would become a class of "
+        f"its own. Bin it into a few classes (e.g. pandas.cut, or numpy.digitize on its quantiles), or choose a "
+        f"categorical column as the target; if these really are {k} classes, pass max_classes={k} "
+        f"(CLI: --max-classes {k})."
+    )
 
 
 def encode_labels(y: np.ndarray, class_names: list[str] | None) -> tuple[np.ndarray, list[str]]:
@@ -130,6 +179,8 @@ def split_and_scale(
     missing_report: dict[str, Any] | None,
     encoding: dict[str, Any] | None,
     onehot_columns: np.ndarray | None = None,
+    max_classes: int | None = None,
+    target_name: str = "the target",
 ) -> dict[str, Any]:
     """The fields of a :class:`~explain_distill.data.Dataset` built from raw ``X`` (n, d) and labels ``y``.
 
@@ -140,6 +191,8 @@ def split_and_scale(
     check_choice(kind, "kind", ("tabular", "image", "signal"))
     y = check_labels(y, name="y")
     check_consistent_length(X=X, y=y)
+    if class_names is None:
+        check_target(y, max_classes=max_classes, name=target_name)
     test_size = check_fraction(test_size, "test_size", inclusive=False)
     mode = scale or ("feature" if kind == "tabular" else "global")
     check_choice(mode, "scale", SCALE_MODES)

@@ -38,12 +38,15 @@ class TransferStage:
     X_val : ndarray
         The validation inputs (scaled), ``dataset.X_train[val_rows]`` or carved rows.
     seconds : float
+    started : float
+        ``time.perf_counter()`` when the stage began.
     """
 
     transfer: TransferSet
     val_rows: np.ndarray
     X_val: np.ndarray
     seconds: float
+    started: float = 0.0
 
     @property
     def source(self) -> str:
@@ -103,14 +106,14 @@ def transfer_stage(
             val_rows, fit_rows = _validation_rows(dataset.y_train, plan.seed)
         transfer = build_transfer_set(
             plan.teachers, dataset.X_train[fit_rows], dataset.y_train[fit_rows], temperature=plan.temperature,
-            weights=plan.weights, queries=queries or None, seed=plan.seed,
+            weights=plan.weights, queries=queries or None, seed=plan.seed, domain=dataset.domain(),
         )
     else:
         check_transfer(transfer, dataset, plan.temperature)
     X_val = dataset.X_train[val_rows]
     if plan.families and not len(val_rows):
         transfer, X_val = _carve_from_transfer(transfer, plan.seed)
-    return TransferStage(transfer=transfer, val_rows=val_rows, X_val=X_val, seconds=time.perf_counter() - t0)
+    return TransferStage(transfer=transfer, val_rows=val_rows, X_val=X_val, seconds=time.perf_counter() - t0, started=t0)
 
 
 def feature_columns(plan: Plan, dataset: Dataset, transfer: TransferSet, timings: dict[str, float]) -> dict[str, np.ndarray]:
