@@ -54,6 +54,7 @@ from .feeds import (
     _fits_on_device,
     _host_tensor,
     _InMemoryFeed,
+    _open_feed,
     _standardize,
     _statistics,
 )

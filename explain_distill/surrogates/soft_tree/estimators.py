@@ -1,8 +1,10 @@
 """The soft decision tree's scikit-learn face: :class:`SoftDecisionTree` and its sparse variant.
 
-The estimators validate at the door, fit (the module, loss, feeds and trainer of the package's
-other modules do the work), predict in torch on the estimator's device in row chunks, cut the
-fitted tree for the frontier (:meth:`SoftDecisionTree.ladder_`) and save and load without pickle.
+The estimators validate at the door, run a fit as named steps (check the parameters and the data,
+seed, build the module, open the feed, train, store the filters in the caller's input space, the
+leaf masses), predict in torch on the estimator's device in row chunks, cut the fitted tree for
+the frontier (:meth:`SoftDecisionTree.ladder_`) and save and load without pickle.  The model, the
+loss, the feeds and the trainer they drive live in the package's other modules.
 """
 
 from __future__ import annotations
@@ -28,10 +30,10 @@ from ..._validation import (
     check_targets,
 )
 from .._base import SoftTargetMixin, TreeDisplayMixin
-from .feeds import _CHUNK, _STREAM_BLOCKS, _BlockStream, _device_statistics, _fits_on_device, _InMemoryFeed
+from .feeds import _CHUNK, _open_feed
 from .loss import _BUFFERS_PER_NODE, _fused_kernels, _greedy_torch, _paths_torch
 from .module import _FittedSoftTree, _SoftTreeModule
-from .trainer import _kept_weights, _matmul_precision, _threads, _Trainer
+from .trainer import _threads, _Trainer
 
 logger = logging.getLogger(__name__)
 
@@ -251,6 +253,26 @@ class SoftDecisionTree(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, BaseE
         P[np.arange(len(hard)), idx] = 1.0
         return X, P
 
+    def _validate_training_data(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray, bool]:
+        """``X`` and the targets as soft labels ``P`` (n, K), and whether the fit streams ``X``: memory
+        maps and inputs over ``_STREAM_BYTES`` are checked chunk by chunk and never copied whole."""
+        streamed = isinstance(X, np.memmap) or isinstance(y, np.memmap) or getattr(X, "nbytes", 0) > _STREAM_BYTES
+        if streamed:
+            X, P = self._validate_stream(X, y)
+        else:
+            X, P = self._validate_fit(X, y, dtype=np.float32)
+        return X, P, streamed
+
+    def _generator(self) -> torch.Generator:
+        """The fit's one random stream (the initialisation, then every epoch's order), seeded by
+        ``random_state`` or, when it is None, by a fresh seed."""
+        seed = self.random_state
+        if seed is None:
+            seed = int(np.random.default_rng().integers(2**31 - 1))
+        elif not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+            raise TypeError(f"random_state must be an int or None; received {seed!r}.")
+        return torch.Generator().manual_seed(int(seed))
+
     def fit(self, X: Any, y: Any) -> "SoftDecisionTree":
         """Train the tree.
 
@@ -274,95 +296,62 @@ class SoftDecisionTree(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, BaseE
                 f"Pass hard labels (n_samples,) or soft labels (n_samples, n_classes)."
             )
         device = self._check_params()
-        large = isinstance(X, np.memmap) or isinstance(y, np.memmap) or getattr(X, "nbytes", 0) > _STREAM_BYTES
-        if large:
-            X, P = self._validate_stream(X, y)
-        else:
-            X, P = self._validate_fit(X, y, dtype=np.float32)
+        X, P, streamed = self._validate_training_data(X, y)
         n, d = X.shape
         K = P.shape[1]
         batch = min(int(self.batch_size), n)
         self._check_memory(d, K, batch, device)
-        on_cuda = device.type == "cuda"
-
-        seed = self.random_state
-        if seed is None:
-            seed = int(np.random.default_rng().integers(2**31 - 1))
-        elif not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-            raise TypeError(f"random_state must be an int or None; received {seed!r}.")
-        gen = torch.Generator().manual_seed(int(seed))
+        gen = self._generator()
         module = _SoftTreeModule(d, int(self.depth), K, float(self.beta), bool(self.learn_beta), gen).to(device)
+        on_cuda = device.type == "cuda"
         kernels = _fused_kernels(int(self.depth), K, module.weight.dtype, device) if on_cuda else None
         x_dtype = torch.bfloat16 if on_cuda else torch.float32  # the step's matrix products run in bf16 on CUDA
-
-        # where the data live: copied once (to the GPU when it fits there), or streamed in blocks
-        if on_cuda:
-            in_memory = _fits_on_device(n, d, K, x_dtype, batch, int(self.depth), device)
-        else:
-            in_memory = not large
         # small CPU fits: one torch thread (hand-offs cost more than they gain, and far more on a busy machine)
-        small = device.type == "cpu" and batch * (2**self.depth) * (d + K) < 2e7
-        with _threads(1 if small else None):
-            if in_memory:
-                feed: _InMemoryFeed | _BlockStream = _InMemoryFeed(X, P, device=device, x_dtype=x_dtype)
-                mean, std = feed.mean, feed.std
-            else:
-                mean, std = _device_statistics(X, device)
-                feed = _BlockStream(X, P, batch=batch, device=device, x_dtype=x_dtype, mean=mean, std=std, **_STREAM_BLOCKS)
+        threads = 1 if device.type == "cpu" and batch * (2**self.depth) * (d + K) < 2e7 else None
+        with _threads(threads):
+            feed = _open_feed(X, P, streamed=streamed, batch=batch, depth=int(self.depth), device=device, x_dtype=x_dtype)
         logger.debug(
-            "soft tree fit: %d rows on %s (%s), fused kernels %s", n, device, "in memory" if in_memory else "streamed",
+            "soft tree fit: %d rows on %s (%s), fused kernels %s", n, device, "in memory" if feed.in_memory else "streamed",
             kernels is not None,
         )
-
         trainer = _Trainer(
             module, self, steps_total=math.ceil(n / batch) * int(self.epochs), batch=batch, n_features=d, n_classes=K,
             device=device, x_dtype=x_dtype, kernels=kernels,
         )
-        from tqdm.auto import tqdm
-
-        epochs = range(int(self.epochs))
-        long_run = n * int(self.epochs) * (2**self.depth) > 5e9
-        bar = tqdm(epochs, desc="soft tree", unit="epoch", disable=None if long_run else True, leave=False)
-        debug = logger.isEnabledFor(logging.DEBUG)
-        module.train()
-        try:
-            with _matmul_precision(on_cuda), _threads(1 if small else None):
-                for epoch in bar:
-                    if self.max_weights is not None:
-                        trainer.prune(_kept_weights(epoch, int(self.epochs), d, int(self.max_weights)))
-                    running = torch.zeros((), device=device)
-                    for rows in feed.epoch(gen, batch, trainer.xs, trainer.ps):
-                        running += trainer.step(rows)
-                    if debug:  # one host sync per epoch, only when someone listens
-                        logger.debug("epoch %d: loss %.5f", epoch, float(running) / math.ceil(n / batch))
-        finally:
-            feed.close()
+        trainer.run(feed, gen, epochs=int(self.epochs), threads=threads)
         # how this fit ran (for benchmarks and logs; not part of the fitted model)
-        self._fit_info = {"in_memory": in_memory, "cuda_graph": trainer.graph is not None, "fused_kernels": kernels is not None}
+        self._fit_info = {"in_memory": feed.in_memory, "cuda_graph": trainer.graph is not None, "fused_kernels": kernels is not None}
+        self._store_filters(module, feed.mean, feed.std)
+        del feed, trainer, module  # the device memory of the fit, freed before the leaf masses
+        self._store_leaf_mass(X, device, threads)
+        return self
 
+    def _store_filters(self, module: _SoftTreeModule, mean: np.ndarray, std: np.ndarray) -> None:
+        """The trained parameters in heap order, the standardisation folded into the filters and
+        biases (they read in the caller's input space); sparse filters keep exactly their kept weights."""
         weight, bias, log_beta, leaf_logits = module.heap_order()
         W = weight.double().cpu().numpy()
         b = bias.double().cpu().numpy()
         self.beta_ = log_beta.exp().double().cpu().numpy()
         self.leaf_logits_ = leaf_logits.double().cpu().numpy()
         if self.max_weights is not None:  # exactly the kept weights, whatever the last step's rounding
-            keep = min(int(self.max_weights), d)
+            keep = min(int(self.max_weights), W.shape[1])
             small_idx = np.argsort(-np.abs(W), axis=1, kind="stable")[:, keep:]
             np.put_along_axis(W, small_idx, 0.0, axis=1)
         W_raw = W * (1.0 / std)[None, :]
         self.inner_weight_ = W_raw.astype(np.float32)
         self.inner_bias_ = b - W_raw @ mean
         self._set_derived()
-        del feed, trainer, module
-        # leaf masses: mean path probabilities over the training inputs, on the device
-        dev, dtype = device, (torch.float32 if on_cuda else torch.float64)
+
+    def _store_leaf_mass(self, X: np.ndarray, device: torch.device, threads: int | None) -> None:
+        """Leaf masses: mean path probabilities over the training inputs, on the device."""
+        dev, dtype = device, (torch.float32 if device.type == "cuda" else torch.float64)
         tensors = self._tree_tensors(dev, dtype)
         mass = torch.zeros(self.n_leaves_, device=dev, dtype=torch.float64)
-        with torch.no_grad(), _threads(1 if small else None):
+        with torch.no_grad(), _threads(threads):
             for chunk in self._device_chunks(X, dev, dtype):
                 mass += _paths_torch(chunk, *tensors[:3]).sum(dim=0, dtype=torch.float64)
-        self.leaf_mass_ = (mass / n).cpu().numpy()
-        return self
+        self.leaf_mass_ = (mass / len(X)).cpu().numpy()
 
     def _set_derived(self) -> None:
         self.n_inner_ = int(self.inner_weight_.shape[0])

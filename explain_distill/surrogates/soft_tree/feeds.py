@@ -1,8 +1,8 @@
 """Where the transfer set lives during a fit, and how each batch reaches the step.
 
-The data are copied once to the device and standardised there (:class:`_InMemoryFeed`; on a CPU
-fit, kept on the host) when they fit (:func:`_fits_on_device`), and streamed from the host in
-contiguous blocks through two buffers otherwise (:class:`_BlockStream`, following
+:func:`_open_feed` decides: the data are copied once to the device and standardised there
+(:class:`_InMemoryFeed`; on a CPU fit, kept on the host) when they fit, and streamed from the host
+in contiguous blocks through two buffers otherwise (:class:`_BlockStream`, following
 :func:`_epoch_plan`).  Both write each batch into the trainer's static input buffers and carry the
 standardisation statistics (:func:`_statistics`, :func:`_device_statistics`), which the fitted
 filters fold back in.
@@ -88,9 +88,30 @@ def _epoch_plan(n: int, block_rows: int, unit_blocks: int, gen: torch.Generator)
     return plan
 
 
+def _open_feed(
+    X: np.ndarray, P: np.ndarray, *, streamed: bool, batch: int, depth: int, device: torch.device, x_dtype: torch.dtype
+) -> "_InMemoryFeed | _BlockStream":
+    """The feed of one fit: copied once when the data fit where the step runs, else streamed in blocks.
+
+    On CUDA the data are copied to the GPU when they fit in its free memory (:func:`_fits_on_device`);
+    on a CPU they are used in place unless ``streamed`` (memory maps and inputs over 1 GiB).
+    """
+    n, d = X.shape
+    if device.type == "cuda":
+        in_memory = _fits_on_device(n, d, P.shape[1], x_dtype, batch, depth, device)
+    else:
+        in_memory = not streamed
+    if in_memory:
+        return _InMemoryFeed(X, P, device=device, x_dtype=x_dtype)
+    mean, std = _device_statistics(X, device)
+    return _BlockStream(X, P, batch=batch, device=device, x_dtype=x_dtype, mean=mean, std=std, **_STREAM_BLOCKS)
+
+
 class _InMemoryFeed:
     """The transfer set copied once to the device (the GPU, or kept on the host for a CPU fit),
     standardised there and stored in the step's input dtype; batches are gathered by index."""
+
+    in_memory = True
 
     def __init__(self, X: np.ndarray, P: np.ndarray, *, device: torch.device, x_dtype: torch.dtype) -> None:
         n, d = X.shape
@@ -149,6 +170,8 @@ class _BlockStream:
     every buffer.  On a CPU the same code runs without pinned memory, threads or streams.
     """
 
+    in_memory = False
+
     def __init__(
         self, X: np.ndarray, P: np.ndarray, *, batch: int, device: torch.device, x_dtype: torch.dtype,
         mean: np.ndarray, std: np.ndarray, block_rows: int | None = None, unit_blocks: int = 8,
@@ -157,6 +180,7 @@ class _BlockStream:
         n, d = X.shape
         K = P.shape[1]
         self.n, self.device = n, device
+        self.mean, self.std = mean, std
         self.unit_blocks = int(unit_blocks)
         self.block_rows = int(block_rows) if block_rows is not None else max(1, math.ceil(batch / self.unit_blocks))
         unit_rows = min(n, self.block_rows * self.unit_blocks)

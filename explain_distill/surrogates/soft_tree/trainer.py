@@ -1,10 +1,10 @@
-"""The optimisation of one fit: the step and its schedule.
+"""The optimisation of one fit: the step, its schedule and the epoch loop.
 
 :class:`_Trainer` owns fused AdamW with the cosine-annealed step size, the balance penalty's
-running averages, the sparse filters' mask (pruned on the schedule of :func:`_kept_weights`) and
-the static input buffers; on CUDA it captures the whole step in one CUDA graph.  :class:`_threads`
-and :class:`_matmul_precision` set torch's CPU threads and the CUDA matmul precision for the
-duration of a fit (inference uses the first too).
+running averages, the sparse filters' mask and the static input buffers; on CUDA it captures the
+whole step in one CUDA graph.  :meth:`_Trainer.run` is the epoch loop over a feed (pruning on the
+schedule of :func:`_kept_weights`).  :class:`_threads` and :class:`_matmul_precision` set torch's
+CPU threads and the CUDA matmul precision for the duration of a fit (inference uses the first too).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from .module import _SoftTreeModule
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from .estimators import SoftDecisionTree
+    from .feeds import _BlockStream, _InMemoryFeed
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +115,35 @@ class _Trainer:
         self.static_loss: torch.Tensor | None = None
         self.side = torch.cuda.Stream(device) if self.graphs else None
         # sparse filters: a 0/1 mask over the weights, applied after every step (inside the graph too)
+        self.max_weights = est.max_weights
         self.mask = torch.ones_like(module.weight) if est.max_weights is not None else None
+
+    def run(self, feed: "_InMemoryFeed | _BlockStream", gen: torch.Generator, *, epochs: int, threads: int | None) -> None:
+        """Train for ``epochs`` passes over ``feed`` in the order ``gen`` draws, then close the feed.
+
+        With sparse filters each epoch starts by pruning to :func:`_kept_weights`; ``threads`` caps
+        torch's CPU threads (None: torch's default).  A progress bar shows on long runs only, and
+        the loss is logged once per epoch at DEBUG level (one host sync, only when someone listens).
+        """
+        from tqdm.auto import tqdm
+
+        n, d = feed.n, int(self.module.weight.shape[1])
+        long_run = n * epochs * (2**self.module.depth) > 5e9
+        bar = tqdm(range(epochs), desc="soft tree", unit="epoch", disable=None if long_run else True, leave=False)
+        debug = logger.isEnabledFor(logging.DEBUG)
+        self.module.train()
+        try:
+            with _matmul_precision(self.cuda), _threads(threads):
+                for epoch in bar:
+                    if self.max_weights is not None:
+                        self.prune(_kept_weights(epoch, epochs, d, int(self.max_weights)))
+                    running = torch.zeros((), device=self.device)
+                    for rows in feed.epoch(gen, self.batch, self.xs, self.ps):
+                        running += self.step(rows)
+                    if debug:
+                        logger.debug("epoch %d: loss %.5f", epoch, float(running) / math.ceil(n / self.batch))
+        finally:
+            feed.close()
 
     def prune(self, keep: int) -> None:
         """Keep the ``keep`` largest weights of every node (by magnitude), zero the rest from now on."""
