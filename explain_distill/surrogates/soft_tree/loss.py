@@ -98,86 +98,23 @@ class _TreeLoss(torch.autograd.Function):
         xm = x.to(mm)
         pbd = pb.to(dtype)
         if kernels is not None:
-            # fused: the responses z stay in the matrix product's dtype; one kernel builds every
-            # level's path probabilities in registers and returns their column sums and T^T R_leaf
-            z = ws.get("z", B, L, xm)
-            torch.addmm(bb.to(mm), xm, wb.to(mm).T, out=z)
-            R = ws.get("R_inner", B, L, weight)
-            S, Mt = kernels.tree_forward(z, pbd, depth, dtype, R)
-            p = q = z
+            p, q, R, S, Mt = _forward_fused(kernels, xm, wb, bb, pbd, weight, ws)
         else:
-            p = ws.get("p", B, L, weight)  # (B, L); the last column is unused
-            if mm == dtype:
-                torch.addmm(bb, xm, wb.T, out=p)
-            else:
-                p.copy_(torch.addmm(bb.to(mm), xm, wb.to(mm).T))
-            p.sigmoid_()
-            q = torch.sub(1.0, p, out=ws.get("q", B, L, weight))  # 1 - p, kept: see the class notes
-            # path probabilities of every node (inner then leaves), level by level, contiguous halves
-            R = ws.get("R", B, 2 * L, weight)  # one spare column: column sums run faster on 2^k
-            R[:, 0] = 1.0
-            R[:, -1] = 0.0
-            for d in range(depth):
-                w = 2**d
-                mu = R[:, w - 1 : 2 * w - 1]
-                torch.mul(mu, p[:, w - 1 : 2 * w - 1], out=R[:, 3 * w - 1 : 4 * w - 1])
-                torch.mul(mu, q[:, w - 1 : 2 * w - 1], out=R[:, 2 * w - 1 : 3 * w - 1])
-            Mt = pbd.T @ R[:, n_inner : n_inner + L]  # (K, L): sum_x T_k(x) P^l(x)
-            # alpha_i = sum_x P^i p_i / sum_x P^i = S_right(i) / S_i, for all nodes at once
-            S = R.sum(dim=0)
+            p, q, R, S, Mt = _forward_eager(xm, wb, bb, pbd, weight, ws)
         log_q = torch.log_softmax(leaf_logits.to(dtype), dim=1)  # (L, K)
         data = -(Mt * log_q.T).sum() / B
-        S_inner = S[:n_inner]
-        S_right = S[right]
-        alpha_b = S_right / S_inner.clamp_min(1e-12)
-        with torch.no_grad():
-            alpha_run.mul_(decay).add_((1 - decay) * alpha_b)
-        # value: the running average; gradient: the batch estimate (straight-through)
-        alpha = alpha_run.to(dtype).clamp(1e-6, 1 - 1e-6)
-        penalty = -(penalty_w * 0.5 * (torch.log(alpha) + torch.log1p(-alpha))).sum()
-        # d penalty / d alpha_b, then / d S (the clamps pass no gradient outside their range)
-        inside = (alpha_run >= 1e-6) & (alpha_run <= 1 - 1e-6)
-        c = torch.where(inside, -penalty_w * 0.5 * (1 / alpha - 1 / (1 - alpha)), 0.0)
-        Sc = S_inner.clamp_min(1e-12)
-        a = torch.zeros_like(S)
-        a[:n_inner] = torch.where(S_inner >= 1e-12, -c * S_right / (Sc * Sc), 0.0)
-        a[right] += c / Sc
+        penalty, a = _balance_penalty(S, right, alpha_run, decay, penalty_w, dtype)
         ctx.save_for_backward(xm, pbd, weight, bias, beta, leaf_logits, p, q, R, a, Mt, log_q)
         return data + penalty
 
     @staticmethod
     def backward(ctx, g):  # noqa: D102
         xm, pb, weight, bias, beta, leaf_logits, p, q, R, a, Mt, log_q = ctx.saved_tensors
-        n_inner = weight.shape[0]
-        depth = n_inner.bit_length()
         B = xm.shape[0]
-        dtype = weight.dtype
-        ws = ctx.ws
-        L = n_inner + 1
         if ctx.kernels is not None:
-            # fused: the sweep runs in registers and writes only d loss / d z, in the GEMM's dtype
-            gpre = ws.get("dz", B, L, xm)
-            gpre[:, n_inner:] = 0.0
-            gsum = ctx.kernels.tree_backward(p, pb, R, log_q, a, depth, gpre)[:n_inner]
-            G = (gpre.T @ xm).to(dtype)[:n_inner]
+            G, gsum = _backward_fused(ctx.kernels, xm, pb, p, R, log_q, a, weight.dtype, ctx.ws)
         else:
-            # cost to go at the leaves, then one sweep up the tree (two buffers, used in turn)
-            V = torch.addmm(a[n_inner : n_inner + L], pb, log_q.T, alpha=-1.0 / B, out=ws.get("V0", B, L, p))
-            spare = ws.get("V1", B, L, p)
-            diff_buf = ws.get("diff", B, L // 2, p)
-            gp = ws.get("gp", B, L, p)
-            gp[:, n_inner:] = 0.0
-            for d in reversed(range(depth)):
-                w = 2**d
-                v_left = V[:, :w]
-                diff = torch.sub(V[:, w:], v_left, out=diff_buf[:, :w])
-                torch.mul(R[:, w - 1 : 2 * w - 1], diff, out=gp[:, w - 1 : 2 * w - 1])
-                if d > 0:
-                    v_new = torch.mul(V[:, w:], p[:, w - 1 : 2 * w - 1], out=spare[:, :w])
-                    V, spare = v_new.addcmul_(v_left, q[:, w - 1 : 2 * w - 1]).add_(a[w - 1 : 2 * w - 1]), V
-            gpre = torch.ops.aten.sigmoid_backward.grad_input(gp, p, grad_input=gp)
-            G = (gpre.to(xm.dtype).T @ xm).to(dtype)[:n_inner]  # (n_inner, D)
-            gsum = gpre.sum(dim=0)[:n_inner]
+            G, gsum = _backward_eager(xm, pb, p, q, R, log_q, a, weight.dtype, ctx.ws)
         d_weight = G.mul_((g * beta)[:, None])
         d_bias = gsum * (g * beta)
         d_log_beta = None
@@ -186,6 +123,128 @@ class _TreeLoss(torch.autograd.Function):
         g_log_q = Mt.T * (-g / B)  # (L, K)
         d_leaf = g_log_q - log_q.exp() * g_log_q.sum(dim=1, keepdim=True)  # softmax backward
         return None, None, d_weight, d_bias, d_log_beta, d_leaf.to(leaf_logits.dtype), None, None, None, None, None, None
+
+
+def _forward_fused(
+    kernels: Any, xm: torch.Tensor, wb: torch.Tensor, bb: torch.Tensor, pb: torch.Tensor, weight: torch.Tensor, ws: _Workspace
+) -> tuple[torch.Tensor, ...]:
+    """The forward through the fused kernels: ``(p, q, R, S, Mt)`` as :class:`_TreeLoss` saves them.
+
+    The responses ``z`` stay in the matrix product's dtype; one kernel builds every level's path
+    probabilities in registers and returns their column sums ``S`` and ``Mt = T^T R_leaf``.  ``p``
+    and ``q`` are both ``z`` (the backward kernel recomputes the sigmoids) and ``R`` holds the inner
+    nodes only.
+    """
+    B, L = xm.shape[0], wb.shape[0]
+    depth = int(weight.shape[0]).bit_length()
+    mm = xm.dtype
+    z = ws.get("z", B, L, xm)
+    torch.addmm(bb.to(mm), xm, wb.to(mm).T, out=z)
+    R = ws.get("R_inner", B, L, weight)
+    S, Mt = kernels.tree_forward(z, pb, depth, weight.dtype, R)
+    return z, z, R, S, Mt
+
+
+def _forward_eager(
+    xm: torch.Tensor, wb: torch.Tensor, bb: torch.Tensor, pb: torch.Tensor, weight: torch.Tensor, ws: _Workspace
+) -> tuple[torch.Tensor, ...]:
+    """The forward in torch: ``(p, q, R, S, Mt)`` with ``R`` the path probabilities of every node
+    (inner then leaves, one spare column), ``S`` their column sums and ``Mt = T^T R_leaf``."""
+    n_inner = weight.shape[0]
+    depth = n_inner.bit_length()
+    L = n_inner + 1
+    B = xm.shape[0]
+    dtype = weight.dtype
+    mm = xm.dtype
+    p = ws.get("p", B, L, weight)  # (B, L); the last column is unused
+    if mm == dtype:
+        torch.addmm(bb, xm, wb.T, out=p)
+    else:
+        p.copy_(torch.addmm(bb.to(mm), xm, wb.to(mm).T))
+    p.sigmoid_()
+    q = torch.sub(1.0, p, out=ws.get("q", B, L, weight))  # 1 - p, kept: see _TreeLoss
+    # path probabilities of every node (inner then leaves), level by level, contiguous halves
+    R = ws.get("R", B, 2 * L, weight)  # one spare column: column sums run faster on 2^k
+    R[:, 0] = 1.0
+    R[:, -1] = 0.0
+    for d in range(depth):
+        w = 2**d
+        mu = R[:, w - 1 : 2 * w - 1]
+        torch.mul(mu, p[:, w - 1 : 2 * w - 1], out=R[:, 3 * w - 1 : 4 * w - 1])
+        torch.mul(mu, q[:, w - 1 : 2 * w - 1], out=R[:, 2 * w - 1 : 3 * w - 1])
+    Mt = pb.T @ R[:, n_inner : n_inner + L]  # (K, L): sum_x T_k(x) P^l(x)
+    # alpha_i = sum_x P^i p_i / sum_x P^i = S_right(i) / S_i, for all nodes at once
+    S = R.sum(dim=0)
+    return p, q, R, S, Mt
+
+
+def _balance_penalty(
+    S: torch.Tensor, right: torch.Tensor, alpha_run: torch.Tensor, decay: torch.Tensor, penalty_w: torch.Tensor,
+    dtype: torch.dtype,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The balance penalty from the column sums ``S`` of the path probabilities, and ``a``: its
+    derivative with respect to every node's path probability.  Updates ``alpha_run`` in place."""
+    n_inner = right.shape[0]
+    S_inner = S[:n_inner]
+    S_right = S[right]
+    alpha_b = S_right / S_inner.clamp_min(1e-12)
+    with torch.no_grad():
+        alpha_run.mul_(decay).add_((1 - decay) * alpha_b)
+    # value: the running average; gradient: the batch estimate (straight-through)
+    alpha = alpha_run.to(dtype).clamp(1e-6, 1 - 1e-6)
+    penalty = -(penalty_w * 0.5 * (torch.log(alpha) + torch.log1p(-alpha))).sum()
+    # d penalty / d alpha_b, then / d S (the clamps pass no gradient outside their range)
+    inside = (alpha_run >= 1e-6) & (alpha_run <= 1 - 1e-6)
+    c = torch.where(inside, -penalty_w * 0.5 * (1 / alpha - 1 / (1 - alpha)), 0.0)
+    Sc = S_inner.clamp_min(1e-12)
+    a = torch.zeros_like(S)
+    a[:n_inner] = torch.where(S_inner >= 1e-12, -c * S_right / (Sc * Sc), 0.0)
+    a[right] += c / Sc
+    return penalty, a
+
+
+def _backward_fused(
+    kernels: Any, xm: torch.Tensor, pb: torch.Tensor, z: torch.Tensor, R: torch.Tensor, log_q: torch.Tensor,
+    a: torch.Tensor, dtype: torch.dtype, ws: _Workspace,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sweep through the fused kernel: ``(d loss / d filters, d loss / d biases)`` before the
+    beta factor.  The sweep runs in registers and writes only d loss / d z, in the GEMM's dtype."""
+    B, L = z.shape
+    n_inner = L - 1
+    depth = n_inner.bit_length()
+    gpre = ws.get("dz", B, L, xm)
+    gpre[:, n_inner:] = 0.0
+    gsum = kernels.tree_backward(z, pb, R, log_q, a, depth, gpre)[:n_inner]
+    G = (gpre.T @ xm).to(dtype)[:n_inner]
+    return G, gsum
+
+
+def _backward_eager(
+    xm: torch.Tensor, pb: torch.Tensor, p: torch.Tensor, q: torch.Tensor, R: torch.Tensor, log_q: torch.Tensor,
+    a: torch.Tensor, dtype: torch.dtype, ws: _Workspace,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sweep in torch: cost to go at the leaves, then one sweep up the tree (two buffers, used
+    in turn); returns ``(d loss / d filters, d loss / d biases)`` before the beta factor."""
+    B, L = p.shape
+    n_inner = L - 1
+    depth = n_inner.bit_length()
+    V = torch.addmm(a[n_inner : n_inner + L], pb, log_q.T, alpha=-1.0 / B, out=ws.get("V0", B, L, p))
+    spare = ws.get("V1", B, L, p)
+    diff_buf = ws.get("diff", B, L // 2, p)
+    gp = ws.get("gp", B, L, p)
+    gp[:, n_inner:] = 0.0
+    for d in reversed(range(depth)):
+        w = 2**d
+        v_left = V[:, :w]
+        diff = torch.sub(V[:, w:], v_left, out=diff_buf[:, :w])
+        torch.mul(R[:, w - 1 : 2 * w - 1], diff, out=gp[:, w - 1 : 2 * w - 1])
+        if d > 0:
+            v_new = torch.mul(V[:, w:], p[:, w - 1 : 2 * w - 1], out=spare[:, :w])
+            V, spare = v_new.addcmul_(v_left, q[:, w - 1 : 2 * w - 1]).add_(a[w - 1 : 2 * w - 1]), V
+    gpre = torch.ops.aten.sigmoid_backward.grad_input(gp, p, grad_input=gp)
+    G = (gpre.to(xm.dtype).T @ xm).to(dtype)[:n_inner]  # (n_inner, D)
+    gsum = gpre.sum(dim=0)[:n_inner]
+    return G, gsum
 
 
 def _train_step_loss(
