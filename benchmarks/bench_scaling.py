@@ -197,7 +197,7 @@ def run(*, device: str = "cpu", quick: bool = False) -> dict:
             "| peak extra anon memory | " + " | ".join(_mib(depth_rows[d]["peak_anon_mib"]) for d in depths) + " |",
         ]
     else:
-        depth_md = ["", "The soft tree (explain_distill/surrogates/soft_tree.py) was not importable: its rows are missing."]
+        depth_md = ["", "The soft tree (explain_distill/surrogates/soft_tree/) was not importable: its rows are missing."]
     md = "\n".join(
         [
             f"Time / peak extra anonymous memory at each N ({D} features, {K} classes, on {device}); the last two "

@@ -114,6 +114,29 @@ def test_checker_flags_upward_and_torch_imports(tmp_path):
     assert _violations("viz", [("torch.nn", 3)]) and not _violations("analysis", [("torch.nn", 3)])
 
 
+def test_checker_resolves_imports_inside_a_subpackage():
+    # surrogates/soft_tree/ is a package inside a stage: three dots reach the base modules (allowed)
+    # and the other stages (checked), two dots the surrogates' own helpers (allowed).
+    fake = PKG / "surrogates" / "soft_tree" / "_fake_for_test.py"
+    try:
+        fake.write_text(
+            "from ...distill import distill\nfrom ..._validation import check_int\nfrom .._base import SoftTargetMixin\n"
+            "from . import loss\nfrom .module import _level_slices\n"
+        )
+        imports = _imports(fake)
+        got = _violations("surrogates", imports)
+    finally:
+        fake.unlink()
+    assert [m for m, _ in imports] == [
+        "explain_distill.distill",
+        "explain_distill._validation",
+        "explain_distill.surrogates._base",
+        "explain_distill.surrogates.soft_tree.loss",
+        "explain_distill.surrogates.soft_tree.module",
+    ]
+    assert got == ["line 1: surrogates imports distill, which is to its right in " + str(ORDER)]
+
+
 def test_analysis_may_import_viz_only_inside_a_function():
     fake = PKG / "analysis" / "_fake_for_test.py"
     try:

@@ -378,6 +378,29 @@ def test_block_stream_visits_every_row_once_per_epoch(batch):
     stream.close()
 
 
+def test_a_knob_set_on_the_package_reaches_the_module_that_reads_it(monkeypatch):
+    """soft_tree is a package of modules: tests and benchmarks still set its knobs on the package
+    (``soft_tree._CHUNK = 48``, ``soft_tree._TRITON = False``), and the modules that read them see it."""
+    from explain_distill.surrogates.soft_tree import estimators, feeds, loss, trainer
+
+    def never_fits(*args, **kwargs):
+        return False
+
+    for name, value, readers in (
+        ("_CHUNK", 48, (feeds, estimators)),
+        ("_STREAM_BLOCKS", {"block_rows": 4}, (feeds,)),
+        ("_STREAM_BYTES", 1, (estimators,)),
+        ("_TRITON", False, (loss,)),
+        ("_CUDA_GRAPHS", False, (trainer,)),
+        ("_fits_on_device", never_fits, (feeds,)),
+    ):
+        old = getattr(soft_tree, name)
+        monkeypatch.setattr(soft_tree, name, value)
+        assert all(getattr(m, name) is value for m in readers), name
+        monkeypatch.undo()
+        assert getattr(soft_tree, name) is old and all(getattr(m, name) is old for m in readers), name
+
+
 def _old_numpy_paths(m: SoftDecisionTree, X: np.ndarray) -> np.ndarray:
     """The numpy float64 inference of the code before prediction moved to torch (the reference)."""
     z = (X.astype(np.float64) @ m.inner_weight_.astype(np.float64).T + m.inner_bias_) * m.beta_

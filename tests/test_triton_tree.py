@@ -35,7 +35,7 @@ DEV = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 def K():
     if DEV.type == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":  # pragma: no cover - conftest sets it
         pytest.fail("TRITON_INTERPRET=1 must be set before triton is imported (tests/conftest.py does it)")
-    return importlib.import_module("explain_distill.surrogates._triton_tree")
+    return importlib.import_module("explain_distill.surrogates.soft_tree.triton_kernels")
 
 
 def _problem(depth, n, n_features=7, n_classes=3, dtype=torch.float64, seed=0):
@@ -199,7 +199,7 @@ _COMPILE = r"""
 import sys, torch, triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
-from explain_distill.surrogates import _triton_tree as K
+from explain_distill.surrogates.soft_tree import triton_kernels as K
 for depth in (8, K.MAX_DEPTH):
     cfg = K.launch_config(depth, 65536, torch.device("cpu"))
     common = {"n_rows": "i32", "n_classes": "i32", "rows_per_program": "i32"}

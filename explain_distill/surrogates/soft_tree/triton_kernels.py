@@ -1,6 +1,6 @@
 """Fused Triton kernels for the soft tree's training step (GPU only; ``TRITON_INTERPRET=1`` runs them on a CPU).
 
-The eager step (:class:`~explain_distill.surrogates.soft_tree._TreeLoss`) builds the path
+The eager step (:class:`~explain_distill.surrogates.soft_tree.loss._TreeLoss`) builds the path
 probabilities level by level and sweeps the "cost to go" back up with two tensor ops per level,
 each reading and writing a ``(batch, 2**depth)`` buffer.  Here each program takes a tile of rows
 and keeps a level's values in registers from one level to the next:
