@@ -71,6 +71,17 @@ def _build_parser() -> argparse.ArgumentParser:
         "--out", type=Path,
         help="output directory (default: reports/<dataset>); must be new, empty, or an earlier run's output",
     )
+    run.add_argument(
+        "--teacher", type=Path, metavar="FILE",
+        help="distill your own network instead of training one: a torch.export archive (.pt2) or a TorchScript file "
+        "(.pt); its outputs must be the data's classes in sorted order. Pickled checkpoints are refused",
+    )
+    run.add_argument("--input-shape", metavar="C,H,W",
+                     help="the shape of one sample as the network takes it, e.g. 1,28,28 (default: what the file "
+                     "records; a CSV with that many pixel columns is then read as images)")
+    run.add_argument("--scale", choices=("feature", "global", "none"),
+                     help="how --csv columns are scaled before the network sees them (default: feature; none with "
+                     "--teacher, which receives the values as they are)")
     run.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the teacher trains (default: auto)")
     run.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     run.add_argument("--temperature", type=float, default=4.0, help="soft-label temperature T (default: 4)")
@@ -270,17 +281,13 @@ def _check_positive_arg(value: float, flag: str) -> float:
     return check_positive(value, flag, upper=1e4)
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
+def _check_run_args(args: argparse.Namespace) -> tuple[list[str], dict[str, dict[str, Any]], Path]:
+    """Every argument of ``run`` checked before any data is read or any teacher trained: (names, params, out)."""
     from ._device import resolve_device
-    from ._io import atomic_directory, check_output_dir, write_json
+    from ._io import check_output_dir
     from ._validation import check_fraction, check_int
-    from .data import Dataset, load_dataset
-    from .distill import distill, resolve_surrogates
-    from .report.html import write_report
-    from .teacher import train_teacher
+    from .distill import resolve_surrogates
 
-    t0 = time.perf_counter()
-    # Every argument is checked before any data is read or any teacher trained.
     if args.csv is not None:
         if not args.target:
             raise ValueError("--csv needs --target COLUMN naming the label column.")
@@ -289,9 +296,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     elif args.target:
         raise ValueError("--target only applies with --csv.")
     elif (args.missing != "error" or args.max_categories != 50 or args.max_classes is not None or args.keep_column
-          or args.delimiter or args.encoding or args.decimal):
-        raise ValueError("--missing, --max-categories, --max-classes, --keep-column, --delimiter, --encoding and "
-                         "--decimal only apply with --csv.")
+          or args.delimiter or args.encoding or args.decimal or args.scale):
+        raise ValueError("--missing, --max-categories, --max-classes, --keep-column, --delimiter, --encoding, "
+                         "--decimal and --scale only apply with --csv.")
     if args.max_classes is not None:
         check_int(args.max_classes, "--max-classes", low=2)
     check_int(args.max_categories, "--max-categories", low=2)
@@ -302,27 +309,83 @@ def _cmd_run(args: argparse.Namespace) -> int:
     names = resolve_surrogates(args.surrogates, what="--surrogates")
     params = _surrogate_params(args, names)
     resolve_device(args.device)
-    _check_patterns_args(args, names)
+    _parse_shape(args.input_shape)
+    if args.teacher is not None:
+        from .teacher import network_format
+
+        network_format(args.teacher)  # a pickle is refused here, before the data is read
+        if args.feature_layer or args.features == "patterns" or any(n.endswith("@patterns") for n in names):
+            raise ValueError(
+                "--teacher FILE: pattern surrogates read the network's convolutional layers by hooking them, and an "
+                "exported or TorchScript network has none to hook. Drop --features patterns, --feature-layer and the "
+                "NAME@patterns surrogates, or distill the module itself in Python (ed.Teacher(net, ...))."
+            )
+    else:
+        _check_patterns_args(args, names)
     name = args.csv.stem if args.csv is not None else (args.dataset or "digits")
     out = args.out or Path("reports") / name
-    check_output_dir(out, what="--out directory", inputs=(args.csv,))
+    check_output_dir(out, what="--out directory", inputs=tuple(p for p in (args.csv, args.teacher) if p is not None))
+    return names, params, out
 
-    if args.csv is not None:
-        data = Dataset.from_csv(
-            args.csv, target=args.target, seed=args.seed, missing=args.missing, max_categories=args.max_categories,
-            max_classes=args.max_classes, keep_columns=args.keep_column, delimiter=_delimiter(args.delimiter),
-            encoding=args.encoding, decimal=args.decimal,
-        )
+
+def _parse_shape(text: str | None) -> tuple[int, ...] | None:
+    """--input-shape ``1,28,28`` (or ``1x28x28``) as a tuple of positive ints."""
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
+    except ValueError:
+        shape = ()
+    if not shape or any(v < 1 for v in shape):
+        raise ValueError(f"--input-shape takes positive integers such as 1,28,28; received {text!r}.")
+    return shape
+
+
+def _load_data(args: argparse.Namespace) -> Any:
+    from .data import Dataset, load_dataset
+
+    if args.csv is None:
+        return load_dataset(args.dataset or "digits", seed=args.seed)
+    scale = args.scale or ("none" if args.teacher is not None else None)
+    if args.teacher is not None and args.scale is None:
+        logger.info("--teacher: the network receives the CSV's values as they are (--scale none); pass --scale feature "
+                    "if it was trained on standardised columns")
+    return Dataset.from_csv(
+        args.csv, target=args.target, seed=args.seed, missing=args.missing, max_categories=args.max_categories,
+        max_classes=args.max_classes, keep_columns=args.keep_column, delimiter=_delimiter(args.delimiter),
+        encoding=args.encoding, decimal=args.decimal, scale=scale, input_shape=_parse_shape(args.input_shape),
+    )
+
+
+def _teacher(args: argparse.Namespace, data: Any, t0: float) -> Any:
+    """The user's network from --teacher FILE (its outputs checked against the classes first), or a trained one."""
+    from .teacher import Teacher, check_outputs, train_teacher
+
+    if args.teacher is not None:
+        shape = _parse_shape(args.input_shape) or (tuple(data.input_shape) if len(data.input_shape) > 1 else None)
+        teacher = Teacher.from_file(args.teacher, class_names=data.class_names, input_shape=shape, device=args.device)
+        check_outputs(teacher, data.X_test, what=f"the data {data.name!r}")
     else:
-        data = load_dataset(args.dataset or "digits", seed=args.seed)
+        teacher = train_teacher(data, device=args.device, seed=args.seed)
+    acc = float((teacher.predict(data.X_test) == data.y_test).mean())
+    logger.info("teacher: %s, %d params, test accuracy %.3f [%.1fs]",
+                teacher.history.get("arch"), teacher.n_params, acc, time.perf_counter() - t0)
+    return teacher
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from ._io import atomic_directory, write_json
+    from .distill import distill
+    from .report.html import write_report
+
+    t0 = time.perf_counter()
+    names, params, out = _check_run_args(args)  # every argument, before any data is read or any teacher trained
+    data = _load_data(args)
     logger.info("data: %s (%d train, %d test, %d features, %d classes) [%.1fs]",
                 data.name, len(data.X_train), len(data.X_test), data.n_features, data.n_classes, time.perf_counter() - t0)
     for note in data.notes:
         logger.info("  note: %s", note)
-    teacher = train_teacher(data, device=args.device, seed=args.seed)
-    acc = float((teacher.predict(data.X_test) == data.y_test).mean())
-    logger.info("teacher: %s, %d params, test accuracy %.3f [%.1fs]",
-                teacher.history.get("arch"), teacher.n_params, acc, time.perf_counter() - t0)
+    teacher = _teacher(args, data, t0)
     # --surrogates not given: None lets distill add the pattern surrogates for a convolutional teacher (--features auto)
     result = distill(teacher, data, surrogates=names if args.surrogates is not None else None, temperature=args.temperature,
                      seed=args.seed, params=params, min_agreement=args.min_agreement, gate=args.gate or "per_class",
@@ -334,7 +397,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     logger.info("distilled [%.1fs]", time.perf_counter() - t0)
     analyses = _analyses(result, seed=args.seed, extras=_extras(result))
     logger.info("analysed [%.1fs]", time.perf_counter() - t0)
-    with atomic_directory(out, kind="run", what="--out directory", inputs=(args.csv,)) as tmp:
+    with atomic_directory(out, kind="run", what="--out directory",
+                          inputs=tuple(p for p in (args.csv, args.teacher) if p is not None)) as tmp:
         result.save(tmp / "model")
         metrics = metrics_document(result, seconds=time.perf_counter() - t0, analyses=analyses, min_agreement=args.min_agreement)
         write_json(tmp / "metrics.json", metrics)

@@ -23,6 +23,7 @@ import hashlib
 import logging
 import math
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -52,7 +53,7 @@ from .data import Dataset
 logger = logging.getLogger(__name__)
 
 __all__ = ["Teacher", "train_teacher", "resolve_device", "build_module", "MLP", "CNN", "TeacherCheck", "teacher_check",
-           "LOGISTIC_MARGIN"]
+           "LOGISTIC_MARGIN", "load_network", "network_format", "check_outputs", "NETWORK_FILES"]
 
 Device = Literal["auto", "cpu", "cuda"]
 
@@ -247,6 +248,8 @@ class Teacher:
         self.module = module.to(self.device)
         self.config = dict(config) if config else None
         self.history: dict[str, Any] = {}
+        #: For a network read from a file (:meth:`from_file`): ``{"format", "path"}``; saved beside the run.
+        self.network: dict[str, Any] | None = None
 
     # -- sizes
     @property
@@ -412,8 +415,13 @@ class Teacher:
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.module.state_dict().items()}
-        save_file(state, str(directory / "teacher.safetensors"))
+        network = None
+        if self.network is not None:  # the user's exported file, copied as it is: it holds the graph and weights
+            network = {"format": self.network["format"], "file": NETWORK_FILES[self.network["format"]]}
+            shutil.copyfile(self.network["path"], directory / network["file"])
+        else:
+            state = {k: v.detach().cpu().contiguous() for k, v in self.module.state_dict().items()}
+            save_file(state, str(directory / "teacher.safetensors"))
         write_json(
             directory / "teacher.json",
             {
@@ -421,6 +429,7 @@ class Teacher:
                 "class_names": self.class_names,
                 "input_shape": list(self.input_shape) if self.input_shape else None,
                 "config": self.config,
+                "network": network,
                 "n_params": self.n_params,
                 "history": self.history,
             },
@@ -441,6 +450,12 @@ class Teacher:
             raise ValueError(f"{directory / 'teacher.json'} is not an explain_distill teacher config.")
         if not isinstance(meta.get("class_names"), list):
             raise ValueError(f"{directory / 'teacher.json'} lacks its class_names list; the file is incomplete or not ours.")
+        network = meta.get("network")
+        if module is None and isinstance(network, dict) and network.get("file") in NETWORK_FILES.values():
+            teacher = cls.from_file(directory / network["file"], class_names=meta["class_names"],
+                                    input_shape=meta.get("input_shape"), device=device)
+            teacher.history = meta.get("history") or {}
+            return teacher
         if module is None and not meta.get("config"):
             raise ValueError(
                 f"The teacher in {directory} is a user module; pass an untrained instance of it to rebuild it: "
@@ -485,6 +500,30 @@ class Teacher:
         teacher.history = meta.get("history") or {}
         return teacher
 
+    @classmethod
+    def from_file(
+        cls,
+        path: str | os.PathLike,
+        *,
+        class_names: Sequence[str],
+        input_shape: Sequence[int] | None = None,
+        device: str = "auto",
+    ) -> "Teacher":
+        """A teacher from a network saved the way PyTorch users ship models without pickle.
+
+        ``path`` is a ``torch.export`` archive (``torch.export.save(torch.export.export(net.eval(), (x,),
+        dynamic_shapes=...), "model.pt2")``) or a TorchScript file (``torch.jit.script(net).save("model.pt")``).
+        A pickled checkpoint (``torch.save(net)`` or a ``state_dict``) is refused with what to do instead:
+        loading one runs arbitrary code.  ``input_shape`` defaults to the one the export recorded
+        (TorchScript records none: then the module receives flat rows unless you pass it).
+        """
+        module, fmt, recorded = load_network(path)
+        shape = tuple(input_shape) if input_shape is not None else recorded
+        teacher = cls(module, class_names=class_names, input_shape=shape, device=device)
+        teacher.network = {"format": fmt, "path": str(Path(path))}
+        teacher.history = {"arch": f"{fmt} file {Path(path).name}", "device": str(teacher.device)}
+        return teacher
+
     # -- display
     def __repr__(self) -> str:
         """Architecture, classes, size, device and how training went (never the weights)."""
@@ -502,6 +541,116 @@ class Teacher:
 
 
 # ---------------------------------------------------------------------------- training
+# ---------------------------------------------------------------------------- the user's network from a file
+#: The file each format is saved as beside a run.
+NETWORK_FILES = {"torch.export": "network.pt2", "torchscript": "network.pt"}
+
+_EXPORT_HOWTO = (
+    "Export the network instead: torch.export.save(torch.export.export(net.eval(), (torch.randn(2, *input_shape),), "
+    "dynamic_shapes=({0: torch.export.Dim('batch')},)), 'model.pt2'), or torch.jit.script(net).save('model.pt')."
+)
+
+
+def network_format(path: str | os.PathLike) -> str:
+    """``"torch.export"`` or ``"torchscript"`` for a network file; ValueError for anything else, a pickle above all."""
+    import zipfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Network file {str(path)!r} does not exist; check the path.")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path.name} is not a torch.export archive or a TorchScript file (it is not a zip archive; an old-style "
+            f"torch.save pickle looks like this). explain_distill never unpickles files: loading one runs arbitrary "
+            f"code. {_EXPORT_HOWTO}"
+        )
+    with zipfile.ZipFile(path) as z:
+        names = z.namelist()
+    if any(n.endswith("/archive_format") or n == "archive_format" for n in names):
+        return "torch.export"
+    if any("/code/" in n for n in names) and any(n.endswith("constants.pkl") for n in names):
+        return "torchscript"
+    if any(n.endswith("data.pkl") for n in names):
+        raise ValueError(
+            f"{path.name} is a pickled PyTorch checkpoint (torch.save of a model or of its state_dict). explain_distill "
+            f"never unpickles files: loading one runs arbitrary code. {_EXPORT_HOWTO}"
+        )
+    raise ValueError(f"{path.name} is a zip archive but neither a torch.export archive nor a TorchScript file. {_EXPORT_HOWTO}")
+
+
+def load_network(path: str | os.PathLike) -> tuple[nn.Module, str, tuple[int, ...] | None]:
+    """(module in eval mode, format, the input shape of one sample the file records or None)."""
+    fmt = network_format(path)
+    try:
+        if fmt == "torch.export":
+            program = torch.export.load(str(path))
+            module = _Exported(program.module())
+            shape = _exported_input_shape(program)
+        else:
+            module = torch.jit.load(str(path), map_location="cpu")
+            shape = None
+    except Exception as exc:  # noqa: BLE001 - torch raises many kinds; say which file and what to do
+        raise ValueError(f"{Path(path).name} could not be loaded as a {fmt} file ({type(exc).__name__}: {exc}). "
+                         f"{_EXPORT_HOWTO}") from exc
+    module.eval()
+    return module, fmt, shape
+
+
+class _Exported(nn.Module):
+    """An exported program's module behind the ``nn.Module`` interface the teacher wrapper uses.
+
+    Its graph was traced in one mode (eval, as the export how-to says) and cannot switch:
+    ``train()``/``eval()`` only set the flag here and leave the graph alone.
+    """
+
+    def __init__(self, graph: nn.Module) -> None:
+        super().__init__()
+        self.graph = graph
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.graph(x)
+
+    def train(self, mode: bool = True) -> "_Exported":
+        self.training = mode
+        return self
+
+
+def _exported_input_shape(program: Any) -> tuple[int, ...] | None:
+    """The per-sample shape of an exported program's one user input, when it is static."""
+    inputs = [s for s in program.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
+    if len(inputs) != 1:
+        raise ValueError(f"the exported network takes {len(inputs)} inputs; a teacher takes one batch of samples.")
+    node = next(n for n in program.graph.nodes if n.op == "placeholder" and n.name == inputs[0].arg.name)
+    val = node.meta.get("val")
+    if val is None:
+        return None
+    dims = list(val.shape)
+    if isinstance(dims[0], int):
+        raise ValueError(
+            f"the exported network was traced with a fixed batch of {dims[0]}; export it with a dynamic batch "
+            f"dimension: dynamic_shapes=({{0: torch.export.Dim('batch')}},)."
+        )
+    rest = dims[1:]
+    return tuple(int(d) for d in rest) if all(isinstance(d, int) for d in rest) else None
+
+
+def check_outputs(teacher: "Teacher", X: np.ndarray, *, what: str = "the data") -> None:
+    """Run the teacher on two rows: its outputs must have one column per class (checked before any work)."""
+    try:
+        with torch.no_grad(), eval_mode(teacher.module):
+            z = teacher.flat_module()(torch.as_tensor(np.asarray(X[:2], dtype=np.float32), device=teacher.device))
+    except Exception as exc:  # noqa: BLE001 - a shape mismatch inside the user's network
+        raise ValueError(
+            f"The network could not run on rows of {what} ({X.shape[1]} features reshaped to "
+            f"{teacher.input_shape or (X.shape[1],)}): {type(exc).__name__}: {exc}. Check --input-shape."
+        ) from exc
+    if z.ndim != 2 or z.shape[1] != teacher.n_classes:
+        raise ValueError(
+            f"The network outputs {z.shape[1] if z.ndim == 2 else tuple(z.shape[1:])} values per sample but {what} has {teacher.n_classes} classes "
+            f"({teacher.class_names}); its last layer must have one output per class, in this order."
+        )
+
+
 def default_config(dataset: Dataset) -> dict[str, Any]:
     if dataset.kind in ("image", "signal") and len(dataset.input_shape) in (2, 3):
         return {

@@ -285,6 +285,7 @@ class Dataset:
         encoding: str | None = None,
         decimal: Literal[".", ","] | None = None,
         scale: Literal["feature", "global", "none"] | None = None,
+        input_shape: tuple[int, ...] | None = None,
     ) -> "Dataset":
         """Read a CSV file with a header row; ``target`` names the label column.
 
@@ -309,7 +310,9 @@ class Dataset:
         and a column holds numbers written with a decimal comma, such as ``3,14`` or ``1.234,5``;
         else ``"."``).  What was detected is logged and noted.  A byte the encoding cannot decode is
         reported with its line.  ``scale`` as in :meth:`from_arrays` (``"none"`` when your own
-        module standardises its inputs).
+        module standardises its inputs).  ``input_shape`` reads a table of pixel or sample columns
+        (a flattened 28x28 image per row, say) as images (3 dimensions, ``(1, 28, 28)``) or signals
+        (2 dimensions, ``(1, 40)``); its product must equal the number of feature columns.
         """
         path = Path(path)
         if delimiter is not None and (not isinstance(delimiter, str) or len(delimiter) != 1):
@@ -333,9 +336,18 @@ class Dataset:
         table = read_csv(path, target, categorical=categorical, missing=missing, max_categories=max_categories,
                          delimiter=delimiter, keep_columns=frozenset(str(c) for c in keep_columns),
                          encoding=encoding, decimal=decimal)
+        kind: Kind = "tabular"
+        if input_shape is not None:
+            input_shape = tuple(int(v) for v in input_shape)
+            if int(np.prod(input_shape)) != table.X.shape[1] or len(input_shape) not in (1, 2, 3):
+                raise ValueError(
+                    f"input_shape {input_shape} holds {int(np.prod(input_shape))} values but {path.name} has "
+                    f"{table.X.shape[1]} feature columns; pass a shape whose product is {table.X.shape[1]}."
+                )
+            kind = {1: "tabular", 2: "signal", 3: "image"}[len(input_shape)]  # type: ignore[assignment]
         return cls(**split_and_scale(
             table.X, table.y, table.lines, row_kind="csv_line", feature_names=table.feature_names, class_names=None,
-            kind="tabular", input_shape=None, name=name or path.stem, test_size=test_size, seed=seed, scale=scale,
+            kind=kind, input_shape=input_shape, name=name or path.stem, test_size=test_size, seed=seed, scale=scale,
             missing=missing, notes=table.notes, missing_report=table.missing or None,
             encoding={"onehot": table.onehot} if table.onehot else None, onehot_columns=table.onehot_columns,
             max_classes=max_classes, target_name=f"{path.name}: the target column {target!r}",
