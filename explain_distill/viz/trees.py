@@ -1,6 +1,6 @@
 """Trees as Graphviz DOT text, rendered last.
 
-:func:`tree_to_dot` is pure text over a :class:`~explain_distill.analysis.tree_view.TreeView`
+:func:`tree_to_dot` is pure text over a :class:`~explain_distill.analysis.views.TreeView`
 (any tree kind: scikit-learn's axis-aligned trees, the oblique soft tree), so it is tested
 against exact expected output.  Labels are Graphviz HTML-like labels built with
 :func:`html.escape`: a feature called ``<script>`` or ``"a" -> b`` stays literal text.
