@@ -14,7 +14,7 @@ pattern; ``distill`` fits ``NAME@patterns`` surrogates on those columns.  ``para
 ``result.report(dir)``, the call is ``ed.build_report(result, dir)``: ``distill`` may not import
 ``report``.  Rich display is the one exception: ``analysis`` display methods (``TreeView.draw``,
 ``_repr_svg_``) import ``viz`` inside the method, and surrogates get ``draw()``/``to_dot()``/
-``export_text()``/``to_dict()`` through views that ``analysis.tree_view`` registers with
+``export_text()``/``to_dict()`` through views that ``analysis.views`` registers with
 ``surrogates._base`` (surrogates never import ``analysis``).
 
 Quick start::

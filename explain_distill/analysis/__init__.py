@@ -38,7 +38,7 @@ from .frontier import frontier_report, frontier_verdict
 from .reasons import reasons_report
 from .patterns import PatternAnalysis, PatternVerdict, pattern_analysis, pattern_verdict
 from .robustness import RobustnessReport, robustness_report
-from .tree_view import TreeNode, TreeView
+from .views import RuleListView, SumOfTreesView, TreeNode, TreeView, tree_view_of, view_of
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,8 @@ __all__ = [
     "PatternAnalysis",
     "PatternVerdict",
     "RobustnessReport",
+    "RuleListView",
+    "SumOfTreesView",
     "TeacherCheck",
     "TreeNode",
     "TreeView",
@@ -64,6 +66,7 @@ __all__ = [
     "robustness_report",
     "run_analyses",
     "teacher_check",
+    "view_of",
 ]
 
 
@@ -123,18 +126,9 @@ class Analyses:
 
 
 def _tree_view(est: Any, dataset: Any) -> Any:
-    """TreeView of a tree surrogate, or None (not a tree, or TreeView not available)."""
+    """TreeView of a tree surrogate named after ``dataset``, or None (not a single tree)."""
     try:
-        from .tree_view import TreeView
-    except ImportError:  # pragma: no cover - tree_view lands separately
-        return None
-    try:
-        return TreeView.of(
-            est,
-            feature_names=list(dataset.feature_names),
-            class_names=list(dataset.class_names),
-            input_shape=tuple(dataset.input_shape),
-        )
+        return tree_view_of(est, dataset)
     except TypeError:
         return None
 

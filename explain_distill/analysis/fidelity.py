@@ -358,13 +358,21 @@ def _disagreements(
 
 
 def _where_tree(X: np.ndarray, wrong: np.ndarray, feature_names: Sequence[str] | None) -> str:
-    """Text of a depth-2 tree fitted on "teacher != surrogate": where the disagreements live."""
-    from sklearn.tree import DecisionTreeClassifier, export_text
+    """Text of a depth-2 tree fitted on "teacher != surrogate": where the disagreements live.
 
-    names = list(feature_names) if feature_names is not None and len(feature_names) == X.shape[1] else None
+    Written as scikit-learn's ``export_text`` writes it, through the views' text export (so its
+    conditions are written where every other condition is)."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    from .views import TreeView
+    from .views.export_text import tree_text
+
+    ok = feature_names is not None and len(feature_names) == X.shape[1]
+    names = [str(f) for f in feature_names] if ok else [f"feature_{j}" for j in range(X.shape[1])]
     clf = DecisionTreeClassifier(max_depth=2, min_samples_leaf=max(2, len(X) // 50), class_weight="balanced", random_state=0)
     clf.fit(X, wrong.astype(int))  # splits read in X's units (raw when the caller passes raw inputs)
-    return export_text(clf, feature_names=names, class_names=["agree", "disagree"], decimals=3)
+    view = TreeView.of(clf, feature_names=names, class_names=["agree", "disagree"])
+    return tree_text(view, decimals=3, inverse="scaled", show_samples=False, show_probability=False) + "\n"
 
 
 # ---------------------------------------------------------------------------- the gate

@@ -10,11 +10,13 @@
   over the teacher's own features is near the network's own head; a student is a network).
 - :func:`describe_condition` phrases one split on a pattern feature for a person:
   ``pattern 7 present (response > 0.80)``, ``pattern 3 absent (response ≤ 0.41)``,
-  ``pattern 5 at position ≤ 12.4 of 40``.
-- :func:`pattern_analysis` reads every surrogate over features of a distillation: the rules of
-  its trees and rule lists (each with its class, coverage and agreement on the test split), the
-  weights of its linear models, the channels they use, and the prototypes that show those
-  channels (:meth:`~explain_distill.features.PatternFeatures.prototypes`).
+  ``pattern 5 at position ≤ 12.4 of 40`` (it lives with every other condition's wording, in
+  :mod:`explain_distill.analysis.views.conditions`, and is re-exported here).
+- :func:`pattern_analysis` reads every surrogate over features of a distillation through its view
+  (:class:`~explain_distill.analysis.views.FeatureView`): the rules of its trees and rule lists
+  (each with its class, coverage and agreement on the test split), the weights of its linear
+  models, the channels they use, and the prototypes that show those channels
+  (:meth:`~explain_distill.features.PatternFeatures.prototypes`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from .._validation import check_fraction, check_int
 from ..features import FeatureSurrogate, PatternFeatures, PatternPrototypes
 from ..surrogates import readable_size
 from .fidelity import to_jsonable
+from .views import describe_condition, tightest, view_of
 
 logger = logging.getLogger(__name__)
 
@@ -257,29 +260,6 @@ def pattern_verdict(
     return PatternVerdict(outcome=outcome, bar=bar, bar_source=source, raw=raw, features=feats, text=text, others=others)
 
 
-# ---------------------------------------------------------------------------- conditions in words
-def _fmt(v: float) -> str:
-    return f"{v:.2f}" if abs(v) < 100 else f"{v:.4g}"
-
-
-def describe_condition(feature: Mapping[str, Any], op: str, threshold: float) -> str:
-    """One split in words; ``feature`` is ``FeatureMap.describe(j)``, ``op`` is ``"<="`` or ``">"``."""
-    role = feature.get("role")
-    name = str(feature.get("name"))
-    above = op == ">"
-    if role == "response":
-        pattern = f"pattern {feature['channel']}"
-        if threshold <= 0:
-            return f"{pattern} present" if above else f"{pattern} silent"
-        return f"{pattern} present (response > {_fmt(threshold)})" if above else f"{pattern} absent (response ≤ {_fmt(threshold)})"
-    if role in ("position", "row", "column"):
-        extent = float(feature.get("extent") or 1)
-        where = threshold * extent
-        word = {"position": "position", "row": "row", "column": "column"}[role]
-        return f"pattern {feature['channel']} at {word} {'>' if above else '≤'} {where:.1f} (of {extent:g})"
-    return f"{name} {'>' if above else '≤'} {_fmt(threshold)}"
-
-
 # ---------------------------------------------------------------------------- reading the surrogates
 @dataclass
 class PatternRule:
@@ -333,20 +313,6 @@ class PatternSurrogateView:
         })
 
 
-def _merge(conds: list[tuple[int, str, float]]) -> list[tuple[int, str, float]]:
-    """Keep the tightest bound per (feature, side), in first-appearance order."""
-    best: dict[tuple[int, str], float] = {}
-    order: list[tuple[int, str]] = []
-    for f, op, thr in conds:
-        key = (int(f), op)
-        if key not in best:
-            order.append(key)
-            best[key] = float(thr)
-        else:
-            best[key] = min(best[key], float(thr)) if op == "<=" else max(best[key], float(thr))
-    return [(f, op, best[(f, op)]) for f, op in order]
-
-
 def _rule_stats(mask: np.ndarray, same: np.ndarray) -> tuple[int, float | None, tuple[float, float] | None]:
     n = int(mask.sum())
     if not n:
@@ -359,28 +325,23 @@ def _channel_of(fmap: Any, j: int) -> int | None:
     return fmap.describe(j).get("channel")
 
 
-def _read_tree(est: Any, fmap: Any, F: np.ndarray, same: np.ndarray) -> tuple[list[PatternRule], list[int]]:
-    from .tree_view import TreeView
+def _pattern_rule(view: Any, decision: int, p_of: Any, mask: np.ndarray, same: np.ndarray, leaf: int | None) -> PatternRule:
+    """One decision of a view over features as a :class:`PatternRule` (conditions simplified, in words)."""
+    conds = tightest(view.decision_conditions(decision))
+    value = np.asarray(view.decision_value(decision), dtype=float)
+    k = int(np.argmax(value))
+    n, agr, itv = _rule_stats(mask, same)
+    return PatternRule(conds, view.writer().texts(conds), k, p_of(value, k), n, agr, itv, leaf=leaf)
 
-    view = TreeView.of(est, feature_names=list(fmap.names))
-    leaf_of = np.asarray(view.leaf_of(F))
-    rules = []
-    for leaf in view.leaves():
-        conds = []
-        path = view.path_to(leaf)
-        for a, b in zip(path[:-1], path[1:]):
-            nd = view.nodes[a]
-            conds.append((int(nd.feature), ">" if b == nd.right else "<=", float(nd.threshold)))
-        conds = _merge(conds)
-        value = np.asarray(view.nodes[leaf].value, dtype=float)
-        k = int(np.argmax(value))
-        n, agr, itv = _rule_stats(leaf_of == leaf, same)
-        rules.append(PatternRule(conds, [describe_condition(fmap.describe(f), op, t) for f, op, t in conds], k,
-                                 float(value[k] / max(value.sum(), 1e-12)), n, agr, itv, leaf=int(leaf)))
+
+def _read_tree(view: Any, fmap: Any, F: np.ndarray, same: np.ndarray) -> tuple[list[PatternRule], list[int]]:
+    leaf_of = np.asarray(view.inner.decision_of(F))
+    rules = [_pattern_rule(view, leaf, lambda v, k: float(v[k] / max(v.sum(), 1e-12)), leaf_of == leaf, same, int(leaf))
+             for leaf in view.decisions()]
     rules.sort(key=lambda r: (-r.coverage, r.leaf))
     # Channels by the training samples their splits route (the root's split routes them all).
     score: dict[int, float] = {}
-    for nd in view.nodes:
+    for nd in view.inner.nodes:
         if not nd.is_leaf and nd.feature is not None:
             c = _channel_of(fmap, nd.feature)
             if c is not None:
@@ -388,18 +349,13 @@ def _read_tree(est: Any, fmap: Any, F: np.ndarray, same: np.ndarray) -> tuple[li
     return rules, sorted(score, key=lambda c: (-score[c], c))
 
 
-def _read_rules(est: Any, fmap: Any, F: np.ndarray, same: np.ndarray) -> tuple[list[PatternRule], list[int]]:
-    which = np.asarray(est.rule_of(F))
+def _read_rules(view: Any, fmap: Any, F: np.ndarray, same: np.ndarray) -> tuple[list[PatternRule], list[int]]:
+    which = np.asarray(view.inner.decision_of(F))
     rules = []
     score: dict[int, float] = {}
-    for r, rule in enumerate(est.rules_):
-        conds = _merge([(int(f), op, float(t)) for f, op, t in rule["conditions"]])
-        value = np.asarray(rule["value"], dtype=float)
-        k = int(np.argmax(value))
-        n, agr, itv = _rule_stats(which == r, same)
-        rules.append(PatternRule(conds, [describe_condition(fmap.describe(f), op, t) for f, op, t in conds], k,
-                                 float(value[k]), n, agr, itv, leaf=None))
-        for f, _, _ in conds:
+    for r, rule in zip(view.decisions(), view.inner.rules):
+        rules.append(_pattern_rule(view, r, lambda v, k: float(v[k]), which == r, same, None))
+        for f, _, _ in rules[-1].conditions:
             c = _channel_of(fmap, f)
             if c is not None:
                 score[c] = score.get(c, 0.0) + float(rule.get("coverage", 0.0)) + 1e-9
@@ -427,13 +383,12 @@ def _read_linear(est: Any, fmap: Any, n_classes: int, top: int = 4) -> tuple[lis
     return weights, sorted(score, key=lambda c: (-score[c], c))
 
 
-def _is_axis_tree(est: Any) -> bool:
-    from .tree_view import TreeView
-
+def _view(sur: FeatureSurrogate) -> Any:
+    """The surrogate's view over its features, or None when its model has none (a linear model)."""
     try:
-        return TreeView.of(est).kind == "axis"
+        return view_of(sur)
     except (TypeError, ValueError):
-        return False
+        return None
 
 
 def read_feature_surrogate(
@@ -448,13 +403,15 @@ def read_feature_surrogate(
     s_pred = np.asarray(est.predict(F))
     same = s_pred == np.asarray(teacher_pred)
     out = PatternSurrogateView(name=name or sur.name, family=sur.family, label=fmap.label, kind="other")
+    view = _view(sur)
+    kind = None if view is None else view.kind
     try:
-        if hasattr(est, "rules_") and hasattr(est, "rule_of"):
+        if kind == "rules":
             out.kind = "rules"
-            out.rules, out.channels = _read_rules(est, fmap, F, same)
-        elif _is_axis_tree(est):
+            out.rules, out.channels = _read_rules(view, fmap, F, same)
+        elif kind == "axis":
             out.kind = "tree"
-            out.rules, out.channels = _read_tree(est, fmap, F, same)
+            out.rules, out.channels = _read_tree(view, fmap, F, same)
         elif getattr(est, "coef_", None) is not None or getattr(getattr(est, "estimator_", None), "coef_", None) is not None:
             out.kind = "linear"
             out.weights, out.channels = _read_linear(est, fmap, len(sur.classes_))

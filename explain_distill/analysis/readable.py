@@ -31,7 +31,7 @@ def rule_list_table(estimator: Any, X: Any, teacher_pred: Any, *, decimals: int 
     Parameters
     ----------
     estimator : fitted rule list
-        Anything :class:`~explain_distill.analysis.tree_view.RuleListView` can view (``rules_``,
+        Anything :class:`~explain_distill.analysis.views.RuleListView` can view (``rules_``,
         ``n_features_in_``, ``classes_``); thresholds print in raw units when it carries them.
     X : array (n, d)
         Rows to measure each rule on (the test split in a report).
@@ -46,7 +46,7 @@ def rule_list_table(estimator: Any, X: Any, teacher_pred: Any, *, decimals: int 
         rules that decide at least one row of ``X`` (the ``else`` always); ``hidden``: how many
         rules decide none; ``n_rules``: rules before the ``else``; ``n``: rows of ``X``.
     """
-    from .tree_view import RuleListView
+    from .views import RuleListView
 
     check_is_fitted(estimator)
     view = RuleListView.of(estimator)

@@ -282,18 +282,20 @@ def _tree_drawing(view: Any, highlight: list[int], title: str, x: Any = None) ->
 
 
 def _views(d: Distillation) -> dict[str, Any]:
-    from ..analysis.tree_view import TreeView
+    """The tree view of every single-tree surrogate (named after the data set)."""
+    from ..analysis.views import tree_view_of
 
-    ds = d.dataset
     views = {}
     for name, est in d.surrogates.items():
         try:
-            views[name] = TreeView.of(est, feature_names=list(ds.feature_names), class_names=list(ds.class_names),
-                                      input_shape=tuple(ds.input_shape))
+            view = tree_view_of(est, d.dataset)
         except TypeError:
             continue
         except Exception as exc:  # noqa: BLE001 - a tree that cannot be viewed is reported, not fatal
             logger.warning("could not view surrogate %s as a tree: %s", name, exc)
+            continue
+        if view is not None:
+            views[name] = view
     return views
 
 
@@ -412,12 +414,13 @@ def _shallow_tree_sections(d: Distillation, views: dict[str, Any], examples: lis
 def _rule_list_sections(d: Distillation) -> list[dict[str, Any]]:
     """Each raw-input rule list: its rules in reading order with coverage and fidelity, training and test."""
     from ..analysis.readable import rule_list_table
+    from ..analysis.views import family_of
 
     ds = d.dataset
     out = []
     t_pred = None
     for name, est in d.surrogates.items():
-        if getattr(est, "_view_kind", None) != "rules" or not hasattr(est, "rule_of"):
+        if family_of(est) != "rules":  # a rule list over features is read with the patterns
             continue
         if t_pred is None:
             t_pred = np.asarray(d.teacher.predict(ds.X_test))

@@ -13,7 +13,7 @@ arrays drops them.
 
 Display and export: tree-like surrogates get ``view()``, ``to_dot()``, ``draw()``,
 ``export_text()`` and ``to_dict()`` from :class:`TreeDisplayMixin`.  Surrogates never import
-``analysis``; instead :mod:`explain_distill.analysis.tree_view` registers its views here when it
+``analysis``; instead :mod:`explain_distill.analysis.views` registers its views here when it
 is imported (which ``import explain_distill`` always does), and the mixin delegates to them.
 
 Persistence: each surrogate implements ``_get_state() -> (arrays, meta)`` (numeric arrays and
@@ -168,8 +168,9 @@ def class_names_of(est: Any, class_names: Sequence[str] | None = None) -> list[s
 
 
 # ---------------------------------------------------------------------------- display
-#: Views registered by explain_distill.analysis.tree_view: "tree" -> TreeView.of,
-#: "rules" -> RuleListView.of.  Surrogates delegate to them and never import analysis.
+#: Views registered by explain_distill.analysis.views: "tree" -> TreeView.of,
+#: "rules" -> RuleListView.of, "figs" -> SumOfTreesView.of.  Surrogates delegate to them and
+#: never import analysis.
 _VIEWERS: dict[str, Callable[..., Any]] = {}
 
 
@@ -184,8 +185,9 @@ class TreeDisplayMixin:
     """``view()``, ``to_dot()``, ``draw()``, ``export_text()`` and ``to_dict()`` for a tree-like surrogate.
 
     Each goes through the view registered for ``_view_kind`` ("tree": a
-    :class:`~explain_distill.analysis.tree_view.TreeView`; "rules": a
-    :class:`~explain_distill.analysis.tree_view.RuleListView`), which uses the estimator's
+    :class:`~explain_distill.analysis.views.TreeView`; "rules": a
+    :class:`~explain_distill.analysis.views.RuleListView`; "figs": a
+    :class:`~explain_distill.analysis.views.SumOfTreesView`), which uses the estimator's
     ``feature_names_in_`` and ``class_names_`` when it has them.
     """
 

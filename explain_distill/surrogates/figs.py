@@ -35,7 +35,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from .._validation import check_choice, check_fraction, check_int, check_positive
-from ._base import SoftTargetMixin, class_names_of, feature_names_of
+from ._base import SoftTargetMixin, TreeDisplayMixin
 from ._hist import Binner, Histograms, Split, best_newton_split
 from ._target import TARGETS, agreement, hard_targets, split_validation
 from .shallow import _fit_soft_multinomial
@@ -394,7 +394,7 @@ def _decision(model: _Model, leaf_of: np.ndarray) -> np.ndarray:
     return model.bias[None, :] + model.value[leaf_of].sum(axis=1)
 
 
-class SumOfTreesClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
+class SumOfTreesClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, BaseEstimator):
     """A sum of small trees whose leaves add up to class logits (FIGS-style, greedy, soft labels).
 
     Parameters
@@ -436,6 +436,7 @@ class SumOfTreesClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
 
     size_unit = "leaves"
     size_param = "max_leaves"
+    _view_kind = "figs"  # view(), draw(), export_text(), to_dict() show the bias and the trees
     #: Up to 128 leaves by default (digits: 0.96 there; 256 leaves double the fit for 1-2 points).
     size_ladder = (4, 8, 16, 32, 64, 128)
     #: A rung of :meth:`ladder_` is the model a fit at that size gives, so ``distill`` fits the family
@@ -634,32 +635,7 @@ class SumOfTreesClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         check_int(decimals, "decimals", low=0, high=17)
-        fn = feature_names_of(self, feature_names)
-        cn = class_names_of(self, class_names)
-        units = getattr(self, "input_units_", None)
-
-        def raw(f: int, t: float) -> float:
-            return float(t) * float(units["scale"][f]) + float(units["mean"][f]) if units else float(t)
-
-        lines = ["bias: " + ", ".join(f"{c} {v:+.2f}" for c, v in zip(cn, self.bias_))]
-        for t, tree in enumerate(self.trees_):
-            lines.append(f"tree {t + 1}:")
-
-            def walk(node: int, indent: int) -> None:
-                pad = "|   " * indent
-                if tree["left"][node] < 0:
-                    v = tree["value"][node]
-                    k = int(np.argmax(v))
-                    lines.append(f"{pad}|--- +{cn[k]} ({', '.join(f'{c} {x:+.2f}' for c, x in zip(cn, v))})")
-                    return
-                f, thr = int(tree["feature"][node]), raw(int(tree["feature"][node]), float(tree["threshold"][node]))
-                lines.append(f"{pad}|--- {fn[f]} <= {thr:.{decimals}f}")
-                walk(int(tree["left"][node]), indent + 1)
-                lines.append(f"{pad}|--- {fn[f]} >  {thr:.{decimals}f}")
-                walk(int(tree["right"][node]), indent + 1)
-
-            walk(0, 0)
-        return "\n".join(lines)
+        return self.view(feature_names=feature_names, class_names=class_names).export_text(decimals=decimals)
 
     def __str__(self) -> str:
         try:

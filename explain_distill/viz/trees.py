@@ -1,6 +1,6 @@
 """Trees as Graphviz DOT text, rendered last.
 
-:func:`tree_to_dot` is pure text over a :class:`~explain_distill.analysis.tree_view.TreeView`
+:func:`tree_to_dot` is pure text over a :class:`~explain_distill.analysis.views.TreeView`
 (any tree kind: scikit-learn's axis-aligned trees, the oblique soft tree), so it is tested
 against exact expected output.  Labels are Graphviz HTML-like labels built with
 :func:`html.escape`: a feature called ``<script>`` or ``"a" -> b`` stays literal text.
@@ -12,8 +12,12 @@ when ``dot`` is not installed, so the report can fall back to the DOT text and s
 :func:`rules_to_dot` draws an ordered rule list as a chain, and :class:`TreeDrawing` wraps DOT
 text for notebooks (``_repr_svg_``) and files (``save``).
 
-Thresholds are printed as fitted unless an ``inverse(feature, value)`` callable is given, which
-may return a number (formatted here) or a ready string (e.g. raw units with their unit).
+:func:`sum_to_dot` draws a sum of trees (``figs``): the bias and one box per tree.
+
+Conditions are text the view writes (``view.writer(inverse)``, the one place a condition becomes
+text, in :mod:`explain_distill.analysis.views.conditions`); they print as fitted unless an
+``inverse(feature, value)`` callable is given, which may return a number or a ready string (e.g.
+raw units with their unit).  Here they are only escaped and laid out.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from .._validation import check_int
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CollapsedTree", "TreeDrawing", "collapse", "render_dot", "rules_to_dot", "tree_to_dot"]
+__all__ = ["CollapsedTree", "TreeDrawing", "collapse", "render_dot", "rules_to_dot", "sum_to_dot", "tree_to_dot"]
 
 _HL = "#d62728"
 _HL_FILL = "#fdecea"
@@ -60,7 +64,7 @@ class CollapsedTree:
 
 
 def _check_view(view: Any) -> None:
-    for attr in ("kind", "nodes", "feature_names", "class_names"):
+    for attr in ("kind", "nodes", "feature_names", "class_names", "writer"):
         if not hasattr(view, attr):
             raise TypeError(
                 f"tree_to_dot needs a TreeView (explain_distill.analysis.tree_view.TreeView.of(estimator)); "
@@ -125,9 +129,43 @@ def _e(s: Any) -> str:
     return html.escape(str(s), quote=True)
 
 
-def _threshold(inverse: Callable[[int, float], Any] | None, feature: int, value: float) -> str:
-    v = value if inverse is None else inverse(feature, value)
-    return _e(v) if isinstance(v, str) else _num(float(v))
+def _writer(view: Any, inverse: Callable[[int, float], Any] | None) -> Any:
+    """The view's condition writer (the one place conditions become text); as fitted by default."""
+    return view.writer(inverse if inverse is not None else "scaled")
+
+
+def _header(name: str, *, ranksep: float, nodesep: float) -> list[str]:
+    """The first lines of a drawing: the graph, node and edge styles."""
+    return [
+        f"digraph {name} {{",
+        f'  graph [rankdir=TB, ranksep={ranksep}, nodesep={nodesep}, fontname="Helvetica", fontsize=10];',
+        '  node [shape=box, style="rounded,filled", fillcolor="#ffffff", color="#8a94a6", fontname="Helvetica", fontsize=10];',
+        '  edge [color="#8a94a6", fontname="Helvetica", fontsize=9, arrowsize=0.6];',
+    ]
+
+
+def _footer(lines: list[str], caption: list[str]) -> str:
+    """The caption under the drawing (escaped lines), the closing brace, the text."""
+    if caption:
+        lines.append(f"  label=<{'<BR/>'.join(caption)}>;")
+        lines.append("  labelloc=b;")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+_HL_EDGE = f'color="{_HL}", penwidth=2.2, fontcolor="{_HL}"'
+
+
+def _box_attrs(label: str, *, leaf: bool, on: bool) -> str:
+    """A node's attributes: its label, the leaf fill, red when on the highlighted path."""
+    attrs = [f"label={label}"]
+    if leaf:
+        attrs.append(f'fillcolor="{_HL_FILL if on else _LEAF_FILL}"')
+    elif on:
+        attrs.append(f'fillcolor="{_HL_FILL}"')
+    if on:
+        attrs.append(f'color="{_HL}", penwidth=2.2')
+    return ", ".join(attrs)
 
 
 def _with_image(label: str, image: str | None) -> str:
@@ -140,7 +178,7 @@ def _with_image(label: str, image: str | None) -> str:
     )
 
 
-def _node_label(view: Any, nd: Any, inverse: Callable[[int, float], Any] | None = None) -> str:
+def _node_label(view: Any, nd: Any, writer: Any) -> str:
     value = np.asarray(nd.value, dtype=float)
     k = int(np.argmax(value)) if value.size else 0
     cls = view.class_names[k] if k < len(view.class_names) else str(k)
@@ -149,11 +187,7 @@ def _node_label(view: Any, nd: Any, inverse: Callable[[int, float], Any] | None 
     if nd.is_leaf:
         return f"<<B>{_e(cls)}</B> ({p:.2f})<BR/>leaf #{nd.id}{n}>"
     if view.kind == "axis":
-        worded = getattr(inverse, "condition", None)
-        if worded is not None:  # units with their own wording: raw values, "colour = red"
-            cond = _e(worded(nd.feature, "<=", nd.threshold, view.feature_names[nd.feature]))
-        else:
-            cond = f"{_e(view.feature_names[nd.feature])} &lt;= {_threshold(inverse, nd.feature, nd.threshold)}"
+        cond = _e(writer.text(view.splits.condition(nd, False), digits=3, raw_decimals=False))
         return f"<<B>{cond}</B><BR/>#{nd.id}: {_e(cls)} ({p:.2f}){n}>"
     beta = "" if nd.beta is None else f", &#946; = {_num(nd.beta)}"
     nz = ""
@@ -196,7 +230,8 @@ def tree_to_dot(
     title : str, optional
         Caption under the drawing (escaped).
     inverse : callable (feature, value) -> number or str, optional
-        How an axis-aligned threshold is printed (e.g. in raw units); as fitted by default.
+        How an axis-aligned threshold is printed (e.g. in raw units); as fitted by default.  The
+        condition's text comes from the view (``view.writer``), the one place conditions are written.
     images : dict of node id -> image file name, optional
         A picture drawn beside the node (the soft tree's filter on the highlighted path); the
         names are resolved by :func:`render_dot` / :class:`TreeDrawing`, which embed the files.
@@ -213,25 +248,14 @@ def tree_to_dot(
     path = _check_path(view, highlight)
     on_path = set(path)
     path_edges = set(zip(path[:-1], path[1:]))
-    lines = [
-        "digraph tree {",
-        '  graph [rankdir=TB, ranksep=0.35, nodesep=0.2, fontname="Helvetica", fontsize=10];',
-        '  node [shape=box, style="rounded,filled", fillcolor="#ffffff", color="#8a94a6", fontname="Helvetica", fontsize=10];',
-        '  edge [color="#8a94a6", fontname="Helvetica", fontsize=9, arrowsize=0.6];',
-    ]
+    writer = _writer(view, inverse)
+    lines = _header("tree", ranksep=0.35, nodesep=0.2)
     for i in col.shown:
         nd = view.nodes[i]
-        label = _node_label(view, nd, inverse)
+        label = _node_label(view, nd, writer)
         if images and i in images:
             label = _with_image(label[1:-1], images[i])
-        attrs = [f"label={label}"]
-        if nd.is_leaf:
-            attrs.append(f'fillcolor="{_HL_FILL if i in on_path else _LEAF_FILL}"')
-        elif i in on_path:
-            attrs.append(f'fillcolor="{_HL_FILL}"')
-        if i in on_path:
-            attrs.append(f'color="{_HL}", penwidth=2.2')
-        lines.append(f"  n{i} [{', '.join(attrs)}];")
+        lines.append(f"  n{i} [{_box_attrs(label, leaf=nd.is_leaf, on=i in on_path)}];")
     # a node whose two subtrees are both hidden gets one placeholder (named after its left child)
     merged = {}
     for i in col.shown:
@@ -254,7 +278,7 @@ def tree_to_dot(
         for c, right in ((nd.left, False), (nd.right, True)):
             attrs = [f"label=<{_edge_label(view, nd, right, (edge_notes or {}).get((i, c)))}>"]
             if (i, c) in path_edges:
-                attrs.append(f'color="{_HL}", penwidth=2.2, fontcolor="{_HL}"')
+                attrs.append(_HL_EDGE)
             if c in col.hidden:
                 attrs.append("style=dashed")
             lines.append(f"  n{i} -> n{c} [{', '.join(attrs)}];")
@@ -263,11 +287,7 @@ def tree_to_dot(
         caption.append(_e(title))
     if col.n_hidden:
         caption.append(f"{len(col.shown)} of {len(view.nodes)} nodes shown")
-    if caption:
-        lines.append(f"  label=<{'<BR/>'.join(caption)}>;")
-        lines.append("  labelloc=b;")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+    return _footer(lines, caption)
 
 
 def rules_to_dot(
@@ -285,24 +305,15 @@ def rules_to_dot(
     ``fired`` (a rule index) draws in red the rules a sample passes through and the one that
     decides it.  Every name is HTML-escaped inside HTML-like labels.
     """
-    for attr in ("rules", "feature_names", "class_names"):
+    for attr in ("rules", "feature_names", "class_names", "writer"):
         if not hasattr(view, attr):
             raise TypeError(f"rules_to_dot needs a RuleListView (rules.view()); received {type(view).__name__}, without {attr!r}.")
     rules = list(view.rules)
     if fired is not None:
         fired = check_int(fired, "fired", low=0, high=len(rules) - 1)
     decimals = check_int(decimals, "decimals", low=0, high=17)
-
-    def value(f: int, t: float) -> str:
-        v = t if inverse is None else inverse(f, t)
-        return _e(v) if isinstance(v, str) else f"{float(v):.{decimals}f}"
-
-    lines = [
-        "digraph rules {",
-        '  graph [rankdir=TB, ranksep=0.3, nodesep=0.25, fontname="Helvetica", fontsize=10];',
-        '  node [shape=box, style="rounded,filled", fillcolor="#ffffff", color="#8a94a6", fontname="Helvetica", fontsize=10];',
-        '  edge [color="#8a94a6", fontname="Helvetica", fontsize=9, arrowsize=0.6];',
-    ]
+    writer = _writer(view, inverse)
+    lines = _header("rules", ranksep=0.3, nodesep=0.25)
     red = f', color="{_HL}", penwidth=2.2'
     red_edge = f', color="{_HL}", fontcolor="{_HL}", penwidth=2.2'
     for r, rule in enumerate(rules):
@@ -318,12 +329,7 @@ def rules_to_dot(
             fill = _HL_FILL if decides else _LEAF_FILL
             lines.append(f'  r{r} [label=<{else_}{outcome}>, fillcolor="{fill}"{red if decides else ""}];')
             continue
-        worded = getattr(inverse, "condition", None)
-        conds = "<BR/>and ".join(
-            _e(worded(f, op, t, view.feature_names[f])) if worded is not None
-            else f"{_e(view.feature_names[f])} {'&lt;=' if op == '<=' else '&gt;'} {value(f, t)}"
-            for f, op, t in rule["conditions"]
-        )
+        conds = "<BR/>and ".join(_e(c) for c in writer.texts(rule["conditions"], decimals=decimals, raw_decimals=False))
         on = f', fillcolor="{_HL_FILL}"{red}' if passed or decides else ""
         lines.append(f"  r{r} [label=<<B>rule {r + 1}</B><BR/>{conds}>{on}];")
         lines.append(f'  c{r} [label=<{outcome}>, fillcolor="{_HL_FILL if decides else _LEAF_FILL}"{red if decides else ""}];')
@@ -331,11 +337,47 @@ def rules_to_dot(
         lines.append(f"  {{rank=same; r{r}; c{r};}}")
         if r + 1 < len(rules):
             lines.append(f"  r{r} -> r{r + 1} [label=<no>{red_edge if passed else ''}];")
-    if title:
-        lines.append(f"  label=<{_e(title)}>;")
-        lines.append("  labelloc=b;")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+    return _footer(lines, [_e(title)] if title else [])
+
+
+def sum_to_dot(
+    view: Any,
+    highlight: Sequence[Sequence[int]] | None = None,
+    *,
+    title: str | None = None,
+    inverse: Callable[[int, float], Any] | None = None,
+) -> str:
+    """Graphviz DOT text for a sum of trees (a :class:`SumOfTreesView`): the bias, then each tree in
+    a box of its own; a leaf shows the class it adds most to and by how much (a logit).
+
+    ``highlight`` holds one root-to-leaf path per tree (``view.path(x)``), drawn in red.  Node
+    names run across the trees (``n<offset + id>``); every name is HTML-escaped.
+    """
+    for attr in ("trees", "bias", "class_names", "offsets", "writer"):
+        if not hasattr(view, attr):
+            raise TypeError(f"sum_to_dot needs a SumOfTreesView (figs.view()); received {type(view).__name__}, without {attr!r}.")
+    paths = [[] for _ in view.trees] if highlight is None else [list(p) for p in highlight]
+    if len(paths) != len(view.trees):
+        raise ValueError(f"highlight holds {len(paths)} paths for {len(view.trees)} trees; pass view.path(x).")
+    writer = _writer(view, inverse)
+    lines = _header("sum", ranksep=0.35, nodesep=0.2)
+    bias = "<BR/>".join(f"{_e(c)} {v:+.2f}" for c, v in zip(view.class_names, view.bias))
+    lines.append(f'  bias [label=<<B>bias</B><BR/>{bias}>, fillcolor="{_LEAF_FILL}"];')
+    for t, (tree, path) in enumerate(zip(view.trees, paths)):
+        path = _check_path(tree, path)
+        base = int(view.offsets[t])
+        lines += [f"  subgraph cluster_{t} {{", f'    label=<tree {t + 1}>; color="#c9d1de";']
+        for nd in tree.nodes:
+            k = int(np.argmax(nd.value))
+            text = (f"<<B>+{_e(view.class_names[k])}</B> ({nd.value[k]:+.2f})<BR/>leaf #{nd.id}>" if nd.is_leaf else
+                    f"<<B>{_e(writer.text(tree.splits.condition(nd, False), digits=3, raw_decimals=False))}</B>>")
+            lines.append(f"    n{base + nd.id} [{_box_attrs(text, leaf=nd.is_leaf, on=nd.id in path)}];")
+        for nd in (nd for nd in tree.nodes if not nd.is_leaf):
+            for c, word in ((nd.left, "yes"), (nd.right, "no")):
+                red = f", {_HL_EDGE}" if (nd.id, c) in set(zip(path[:-1], path[1:])) else ""
+                lines.append(f"    n{base + nd.id} -> n{base + c} [label=<{word}>{red}];")
+        lines.append("  }")
+    return _footer(lines, [_e(title)] if title else [])
 
 
 class TreeDrawing:
