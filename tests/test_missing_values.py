@@ -82,7 +82,7 @@ def test_impute_uses_the_training_split_median_only(tmp_path):
 
 def test_missing_labels_are_an_error_unless_dropped(tmp_path):
     path = tmp_path / "d.csv"
-    path.write_text("a,label\n" + "\n".join(f"{i},{'NA' if i == 4 else i % 2}" for i in range(40)) + "\n")
+    path.write_text("a,label\n" + "\n".join(f"{i % 9},{'NA' if i == 4 else i % 2}" for i in range(40)) + "\n")
     with pytest.raises(ValueError, match=r"target column 'label' has missing labels on 1 rows: line 6"):
         ed.Dataset.from_csv(path, target="label", missing="impute")
     data = ed.Dataset.from_csv(path, target="label", missing="drop")
@@ -108,7 +108,7 @@ def test_numbers_with_a_stray_word_are_refused_not_one_hot_encoded(tmp_path):
 def test_a_real_category_is_still_one_hot_encoded_and_recorded(tmp_path):
     path = tmp_path / "d.csv"
     colours = ["red", "green", "blue"]
-    path.write_text("colour,a,label\n" + "\n".join(f"{colours[i % 3]},{i},{i % 2}" for i in range(60)) + "\n")
+    path.write_text("colour,a,label\n" + "\n".join(f"{colours[i % 3]},{i % 7},{i % 2}" for i in range(60)) + "\n")
     data = ed.Dataset.from_csv(path, target="label")
     assert data.feature_names[:3] == ["colour=blue", "colour=green", "colour=red"]
     assert data.encoding["onehot"] == [{"column": "colour", "levels": ["blue", "green", "red"], "features": [0, 1, 2]}]
@@ -116,7 +116,7 @@ def test_a_real_category_is_still_one_hot_encoded_and_recorded(tmp_path):
 
 def test_a_single_row_class_is_named_with_its_count(tmp_path, caplog):
     path = tmp_path / "d.csv"
-    path.write_text("a,label\n" + "\n".join(f"{i},{'rare' if i == 7 else i % 2}" for i in range(50)) + "\n")
+    path.write_text("a,label\n" + "\n".join(f"{i % 11},{'rare' if i == 7 else i % 2}" for i in range(50)) + "\n")
     with caplog.at_level(logging.WARNING, logger="explain_distill.data"):
         ed.Dataset.from_csv(path, target="label")
     text = caplog.text

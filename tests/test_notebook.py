@@ -91,7 +91,10 @@ def displayed(executed):
 def test_short_text_reprs_name_shapes_and_names(displayed):
     texts = {k: _result(displayed[k])["text/plain"] for k in ("dataset", "teacher", "transfer", "distillation")}
     for key, text in texts.items():
-        assert len(text) < 700, f"{key} repr is {len(text)} characters: {text[:200]}..."
+        if key == "distillation":  # one screen-wide line each: the run, the teacher check, the surrogates, the bar
+            assert max(len(line) for line in text.splitlines()) < 300, text
+        else:
+            assert len(text) < 700, f"{key} repr is {len(text)} characters: {text[:200]}..."
         assert "array(" not in text and "tensor(" not in text, key
     assert texts["dataset"].startswith("Dataset('<script>nb</script>'")
     assert "(112, 4) float32" in texts["dataset"] and "'<i>medium</i>'" in texts["dataset"] and "'depth $d$'" in texts["dataset"]
@@ -100,13 +103,15 @@ def test_short_text_reprs_name_shapes_and_names(displayed):
     assert "TransferSet(X (89, 4) float32, P (89, 3) float32, temperature=4" in texts["transfer"]
     assert "'train': 89" in texts["transfer"]
     lines = texts["distillation"].splitlines()
-    assert lines[0].startswith("Distillation(") and len(lines) == 4  # the run, then one line per surrogate
-    assert all("fidelity" in line and "[" in line for line in lines[1:])
+    assert lines[0].startswith("Distillation(") and len(lines) == 6  # the run, the teacher, one line per surrogate, the bar
+    assert lines[1].strip().startswith(("teacher check:", "WARNING:"))
+    assert all("fidelity" in line and "[" in line and "kappa" in line for line in lines[2:5])
+    assert lines[5].strip().startswith("bar ")
 
 
 def test_distillation_shows_the_fidelity_table_with_intervals_and_the_audit_verdict(displayed):
     html = _result(displayed["distillation"])["text/html"]
-    assert "<table>" in html and "95% interval" in html and "audit (low &ge; 0.95)" in html
+    assert "<table>" in html and "95% interval" in html and "audit (bar 0.95)" in html and "kappa" in html
     assert html.count("<tr>") == 4  # header and three surrogates
     for name in ("tree", "rules", "soft_tree"):
         assert f"<b>{name}</b>" in html

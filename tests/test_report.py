@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import explain_distill as ed
+from explain_distill._gate import Gate, agreement_from, decide
 from explain_distill.report import build_report
 
 HOSTILE_FEATURES = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "quote \" and ' here", "$x$", "<b>x</b>", "plain"]
@@ -109,12 +110,16 @@ def test_hostile_names_are_escaped(html):
 
 
 def test_summary_marks_pass_and_fail(run, html, tmp_path):
-    # the module report used min_agreement=0.5: each mark follows the lower end of its interval
-    lows = {name: m["fidelity_interval"][0] for name, m in run.metrics["surrogates"].items()}
-    expected = sum(lo >= 0.5 for lo in lows.values())
+    # the module report used min_agreement=0.5: each mark is the gate's verdict (the lower end of the
+    # interval, and every sizeable teacher class reproduced)
+    def passes(bar):
+        return sum(decide(agreement_from(m), Gate(bar), run.dataset.class_names).passed
+                   for m in run.metrics["surrogates"].values())
+
+    expected = passes(0.5)
     assert html.count('class="pass">PASS') == expected and html.count('class="fail">FAIL') == 2 - expected
     text = build_report(run, tmp_path / "a", min_agreement=0.0).read_text()
-    assert text.count('class="pass">PASS') == 2 and "FAIL" not in text
+    assert text.count('class="pass">PASS') == passes(0.0) and text.count('class="fail">FAIL') == 2 - passes(0.0)
     text = build_report(run, tmp_path / "b", min_agreement=1.0).read_text()
     assert text.count('class="fail">FAIL') == 2
     text = build_report(run, tmp_path / "c").read_text()
@@ -181,7 +186,8 @@ def test_cli_report_rerenders_a_saved_run_without_training(run, analyses, tmp_pa
     assert cli.main(["-q", "report", str(out)]) == 0
     assert capsys.readouterr().out.strip() == str(out / "index.html")
     html = (out / "index.html").read_text()
-    assert html.count("PASS") == 2  # the saved bar came back
+    assert html.count("PASS") == sum(decide(agreement_from(m), Gate(0.5), run.dataset.class_names).passed
+                                     for m in run.metrics["surrogates"].values())  # the saved bar came back
     assert 'alt="Fidelity vs temperature"' in html  # saved extras laid out again
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert cli.main(["-q", "report", str(out), "--out", str(tmp_path / "elsewhere"), "--min-agreement", "1"]) == 0

@@ -29,10 +29,14 @@ def test_tree_rules_exports_and_drawings_are_in_pixel_values(units_run, digits):
     view = ed.TreeView.of(tree)
     fitted = {(nd.feature, round(nd.threshold, 5)) for nd in view.nodes if not nd.is_leaf}
     raw = {round(float(digits.inverse_transform(np.full(64, t))[f]), 3) for f, t in fitted}  # the Dataset's own inverse
-    for text in (" ".join(r for _, r in view.rules()), tree.export_text(), view.to_dot(), json.dumps(tree.to_dict())):
+    cuts = {float(np.floor(v)) for v in raw}  # integer pixels: a split at 8.5 reads "<= 8" / "> 8", true for every pixel
+    for text in (" ".join(r for _, r in view.rules()), tree.export_text(), view.to_dot()):
         values = _thresholds(text)
         assert values and all(0.0 <= v <= 16.0 for v in values), text[:300]  # pixel values 0..16, never negative
-        assert {round(v, 3) for v in values} <= raw | {round(v, 1) for v in raw}
+        assert set(values) <= cuts and all(v == int(v) for v in values), text[:300]
+    doc = tree.to_dict()
+    conditions = re.findall(r'"condition": "([^"]+)"', json.dumps(doc))
+    assert conditions and {float(c.split()[-1]) for c in conditions} <= cuts  # the text of each split, as printed
     d = tree.to_dict()
     assert d["tree"]["threshold"] == pytest.approx(digits.inverse_transform(np.full(64, d["tree"]["threshold_fitted"]))[0])
     # z-scores only when asked for
@@ -47,7 +51,8 @@ def test_print_of_the_rule_list_is_in_raw_units(units_run, digits):
     assert "pixel_" in text
     rules = units_run.surrogates["rules"].rules_
     f, op, t = rules[0]["conditions"][0]
-    assert f"{digits.feature_names[f]} {op} {float(digits.inverse_transform(np.full(64, t))[f]):.3f}" in text
+    cut = int(np.floor(digits.inverse_transform(np.full(64, t))[f]))  # integer pixels print as integers
+    assert f"{digits.feature_names[f]} {op} {cut}" in text
 
 
 def test_analysis_and_report_thresholds_are_raw(units_run, digits, tmp_path):

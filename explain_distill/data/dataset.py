@@ -28,7 +28,7 @@ from .._validation import (
 )
 from .csv import read_csv
 from .missing import MISSING_POLICIES, MissingPolicy
-from .schema import Domain, Schema, infer_schema
+from .schema import Domain, ObservedValues, Schema, infer_schema
 from .split import split_and_scale
 
 logger = logging.getLogger(__name__)
@@ -187,13 +187,20 @@ class Dataset:
         return X * scale + mean
 
     def units(self) -> dict[str, Any]:
-        """The scaling and one-hot encoding as plain data, for printing thresholds in raw units.
+        """The scaling, one-hot encoding, column kinds and observed values, for printing conditions in raw units.
 
-        ``{"mean": [...], "scale": [...], "onehot": [{"column", "levels", "features"}]}``: raw =
-        scaled * scale + mean per feature; ``distill`` attaches it to every surrogate.
+        ``{"mean": [...], "scale": [...], "onehot": [{"column", "levels", "features"}], "kinds": [...],
+        "grid": ObservedValues}``: raw = scaled * scale + mean per feature; ``kinds`` from the schema
+        (real, integer, binary, onehot); ``grid`` the distinct values of each feature over the training
+        and test rows (computed per feature when a condition on it is printed).  ``distill`` attaches
+        it to every surrogate, so a printed threshold splits the data's rows where the model does.
         """
         mean, scale = self._scale_arrays()
-        return {"mean": mean.tolist(), "scale": scale.tolist(), "onehot": list((self.encoding or {}).get("onehot", []))}
+        if getattr(self, "_observed", None) is None:
+            self._observed = ObservedValues(self.X_train, self.X_test)
+        return {"mean": mean.tolist(), "scale": scale.tolist(), "onehot": list((self.encoding or {}).get("onehot", [])),
+                "kinds": list(self.schema.kinds) if len(self.schema) == self.n_features else None,
+                "grid": self._observed}
 
     def domain(self) -> Domain:
         """Where this data set's inputs can lie, in scaled units (:class:`~explain_distill.data.schema.Domain`):

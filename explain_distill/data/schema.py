@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["Column", "ColumnKind", "Domain", "Schema", "infer_schema", "COLUMN_KINDS"]
+__all__ = ["Column", "ColumnKind", "Domain", "ObservedValues", "Schema", "infer_schema", "COLUMN_KINDS"]
 
 ColumnKind = Literal["real", "integer", "binary", "onehot"]
 COLUMN_KINDS: tuple[str, ...] = ("real", "integer", "binary", "onehot")
@@ -220,3 +220,25 @@ class Domain:
     def to_json(self) -> dict[str, Any]:
         return {"continuous": self.continuous, "binary": len(self.binary), "integer": len(self.integer),
                 "onehot_groups": len(self.groups)}
+
+
+class ObservedValues:
+    """The distinct values each feature takes in a data set's rows, as models see them (scaled float32,
+    sorted), computed per feature on first use: where a printed threshold must fall so that every
+    observed row stays on its side.  Holds references to the arrays, never copies of them."""
+
+    def __init__(self, *arrays: np.ndarray) -> None:
+        self._arrays = [a for a in arrays if a is not None and len(a)]
+        self._d = int(self._arrays[0].shape[1]) if self._arrays else 0
+        self._cache: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return self._d
+
+    def __getitem__(self, j: int) -> np.ndarray:
+        j = int(j)
+        if not 0 <= j < self._d:
+            raise IndexError(f"feature {j} outside 0..{self._d - 1}")
+        if j not in self._cache:
+            self._cache[j] = np.unique(np.concatenate([np.asarray(a[:, j], dtype=np.float32) for a in self._arrays]))
+        return self._cache[j]

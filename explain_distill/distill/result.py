@@ -295,8 +295,8 @@ def load(
             continue
         if getattr(est, "feature_names_in_", None) is None and len(est.classes_) == dataset.n_classes:
             set_names(est, feature_names=dataset.feature_names, class_names=dataset.class_names)
-        if getattr(est, "input_units_", None) is None and int(est.n_features_in_) == dataset.n_features:
-            set_units(est, dataset.units())
+        if int(est.n_features_in_) == dataset.n_features:
+            set_units(est, dataset.units())  # with the data's observed values, which a saved surrogate does not hold
     return Distillation(
         teacher=teacher,
         dataset=dataset,

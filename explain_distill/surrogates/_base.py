@@ -144,7 +144,13 @@ def set_units(est: Any, units: Mapping[str, Any] | None) -> Any:
         if len(feats) != len(g["levels"]) or any(not 0 <= j < d for j in feats):
             raise ValueError(f"one-hot group {g.get('column')!r} does not fit the model's {d} features.")
         onehot.append({"column": str(g["column"]), "levels": [str(v) for v in g["levels"]], "features": feats})
-    est.input_units_ = {"mean": mean, "scale": scale, "onehot": onehot}
+    kinds = units.get("kinds")
+    if kinds is not None and len(kinds) != d:
+        raise ValueError(f"units give {len(kinds)} column kinds for the model's {d} features.")
+    grid = units.get("grid")  # the data's observed values (not saved: load() attaches them again)
+    est.input_units_ = {"mean": mean, "scale": scale, "onehot": onehot,
+                        "kinds": None if kinds is None else [str(k) for k in kinds],
+                        "grid": grid if grid is not None and len(grid) == d else None}
     return est
 
 
@@ -306,4 +312,4 @@ def _units_json(units: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not units:
         return None
     return {"mean": [float(v) for v in units["mean"]], "scale": [float(v) for v in units["scale"]],
-            "onehot": list(units.get("onehot") or [])}
+            "onehot": list(units.get("onehot") or []), "kinds": units.get("kinds")}

@@ -5,7 +5,11 @@ with the threshold as fitted (in the scaled space the surrogate saw), or, for an
 the soft tree, a :class:`FilterCondition` ``(node, op)`` (``x . w + b`` against 0).  Views hand
 conditions out in this form (``decision_conditions``); every view, every export (text, dict, DOT),
 the report and ``metrics.json`` turn them into text through :class:`ConditionWriter` and nowhere
-else, so how a condition reads is decided here:
+else, so how a condition reads is decided here.  With the data's raw units (what ``distill``
+attaches) a printed condition is true as printed: the threshold splits the data's observed values
+exactly where the model does, with the fewest digits that keep every row on its side (0/1 columns
+as ``col = 1``, integers as integers, one-hot levels as ``col = level``), and a conjunction states
+each feature once (:meth:`ConditionWriter.texts`).  Otherwise:
 
 - the writer's *units* say how a fitted threshold prints: the identity (as fitted), the data's raw
   units (:class:`~explain_distill.analysis.units.RawUnits`, whose own wording reads a one-hot
@@ -197,7 +201,13 @@ class ConditionWriter:
         return f"{name} {op} {shown}"
 
     def texts(self, conditions: Iterable[Condition | FilterCondition], **precision: Any) -> list[str]:
-        """:meth:`text` of each condition of a conjunction, in order."""
+        """A conjunction as text: with the data's raw units one condition per feature (bounds merged, a
+        one-hot column's ``= level`` absorbing its ``!= other``, in first-appearance order), else
+        :meth:`text` of each condition in order."""
+        conditions = list(conditions)
+        merge = getattr(self.units, "conjunction", None)
+        if merge is not None and precision.get("wording", True) and not any(isinstance(c, FilterCondition) for c in conditions):
+            return merge([tuple(c) for c in conditions], self.feature_names)
         return [self.text(c, **precision) for c in conditions]
 
 

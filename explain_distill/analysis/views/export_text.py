@@ -87,7 +87,7 @@ def sum_text(view: Any, *, decimals: int = 3, inverse: Inverse = None) -> str:
     """A :class:`~.figs.SumOfTreesView`: the bias, then each tree; a leaf shows its top class and its
     contributions to every class's logit.
 
-    Raw units print as numbers, without a one-hot column's wording (as this family always printed).
+    Conditions read as in every other view (raw units, true as printed).
     """
     decimals = check_int(decimals, "decimals", low=0, high=17)
     writer = view.writer(inverse)
@@ -100,5 +100,5 @@ def sum_text(view: Any, *, decimals: int = 3, inverse: Inverse = None) -> str:
     lines = ["bias: " + ", ".join(f"{c} {v:+.2f}" for c, v in zip(cn, view.bias))]
     for t, tree in enumerate(view.trees):
         lines.append(f"tree {t + 1}:")
-        lines.extend(_tree_lines(tree, writer, leaf, decimals=decimals, wording=False))
+        lines.extend(_tree_lines(tree, writer, leaf, decimals=decimals))
     return "\n".join(lines)

@@ -282,13 +282,15 @@ class TreeView(TreeDrawingMixin):
         return [(node, writer.text(c)) for node, c in self.path_conditions(leaf)]
 
     def rule(self, leaf: int, *, inverse: Inverse = None) -> str:
-        """The conjunction of conditions that leads to ``leaf``, e.g. ``"pixel_3_4 <= 0.12 and x7 > 1.7"``.
+        """The conjunction of conditions that leads to ``leaf``, e.g. ``"pixel_3_4 <= 8 and 1.2 < x7 <= 3"``:
+        in the data's raw units each feature is stated once (see :meth:`ConditionWriter.texts`).
 
         Oblique splits read ``"filter@0 > 0 and filter@2 <= 0"`` (``filter@i`` is
         ``x . w_i + b_i`` of inner node ``i``).  The root of a one-node tree has the rule ``"True"``.
         """
-        conds = self.conditions(leaf, inverse=inverse)
-        return " and ".join(c for _, c in conds) if conds else "True"
+        writer = self.writer(inverse, lazy=not self.splits.uses_units)
+        conds = writer.texts(c for _, c in self.path_conditions(leaf))
+        return " and ".join(conds) if conds else "True"
 
     def rules(self, *, inverse: Inverse = None) -> list[tuple[int, str]]:
         """``(leaf id, rule)`` for every leaf."""
