@@ -313,7 +313,9 @@ def test_pattern_analysis_reads_rules_that_add_up(pattern_run, digits, digits_te
         assert agree / n == pytest.approx(pattern_run.metrics["surrogates"][name]["fidelity"])
         assert all(t.startswith("pattern ") for r in rules for t in r.text)
     assert views["rules@patterns"].rules[-1].conditions == []  # the else rule
-    assert pa.prototypes is not None and len(pa.prototypes.channels) == 5 and pa.layer == "features.6"
+    assert pa.prototypes is not None and len(pa.gallery) == 5 and pa.layer == "features.6"
+    used = {c for v in pa.surrogates if v.kind in ("tree", "rules") for c in v.channels}
+    assert used <= set(pa.prototypes.channels) and pa.prototypes.channels[:5] == pa.gallery  # every rule's pattern
     assert pa.prototypes.channels[0] == views["tree@patterns"].channels[0]  # the root's pattern is drawn first
     assert json.dumps(pa.to_json())
     assert pattern_analysis(ed.Distillation(teacher=digits_teacher, dataset=digits, surrogates={})) is None
@@ -360,6 +362,7 @@ def test_report_section_and_audit_verdict(pattern_run, tmp_path, capsys):
     assert 'id="patterns"' in html and 'id="verdict"' in html and "Over the raw inputs, the readable " in html
     assert html.count('class="pt pt-') > 5 and 'id="pattern-' in html and ".pt-" in html
     assert 'class="pattern-rules"' in html and 'class="pattern-weights"' in html
+    assert '<span class="pt"></span>' not in html  # every pattern a rule names has its picture
     text = ed.build_report(pattern_run, tmp_path / "bare").read_text()  # no analyses: the verdict, no pictures
     assert 'id="verdict"' in text and "Rules and pattern pictures: not computed" in text
     pattern_run.save(tmp_path / "run")

@@ -432,9 +432,12 @@ class PatternAnalysis:
         At :data:`DEFAULT_BAR` (the report recomputes it at the run's ``min_agreement``).
     surrogates : list of PatternSurrogateView
     prototypes : PatternPrototypes or None
-        For the channels the surrogates use (at most ``max_patterns``), from the training split.
+        For every channel a tree or rule list over patterns uses, and the linear models' strongest,
+        from the training split (each rule's condition can show its pattern's picture).
     layer : str or None
     n_channels : int
+    gallery : list of int
+        The channels drawn in full in the gallery (at most ``max_patterns``, the most used first).
     """
 
     verdict: PatternVerdict
@@ -442,6 +445,7 @@ class PatternAnalysis:
     prototypes: PatternPrototypes | None = None
     layer: str | None = None
     n_channels: int = 0
+    gallery: list[int] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return to_jsonable({
@@ -450,6 +454,7 @@ class PatternAnalysis:
             "n_channels": self.n_channels,
             "surrogates": [s.to_json() for s in self.surrogates],
             "prototypes": self.prototypes.to_json() if self.prototypes is not None else None,
+            "gallery": list(self.gallery),
         })
 
 
@@ -463,7 +468,8 @@ def pattern_analysis(
     """Read every surrogate over features of ``distillation``; None when it has none.
 
     Rules and their agreement are measured on the test split; the prototypes are searched in the
-    training split.
+    training split, for the ``max_patterns`` most used patterns (the gallery) and every other pattern a
+    tree or rule list over patterns uses (so each condition has its picture).
     """
     max_patterns = check_int(max_patterns, "max_patterns", low=1)
     sur = {n: e for n, e in distillation.surrogates.items() if isinstance(e, FeatureSurrogate)}
@@ -471,7 +477,11 @@ def pattern_analysis(
         return None
     d = distillation.dataset
     metrics = distillation.metrics or distillation.evaluate()
-    verdict = pattern_verdict(metrics["surrogates"], bar=bar)
+    from ..distill.plan import readable_at
+
+    verdict = pattern_verdict(metrics["surrogates"], bar=bar if bar is not None else getattr(distillation, "min_agreement", None),
+                              gate=getattr(distillation, "gate", "per_class"),
+                              readable={n: readable_at(n, e) for n, e in distillation.surrogates.items()})
     X = d.X_test
     t_pred = distillation.teacher.predict(X)
     columns: dict[int, np.ndarray] = {}  # each feature map run once over the test split
@@ -481,7 +491,7 @@ def pattern_analysis(
             columns[id(e.features)] = e.features.transform(X)
         views.append(read_feature_surrogate(e, X, t_pred, name=n, F=columns[id(e.features)]))
     pmaps = [e.features for e in sur.values() if isinstance(e.features, PatternFeatures)]
-    protos, layer, n_channels = None, None, 0
+    protos, layer, n_channels, gallery = None, None, 0, []
     if pmaps:
         fmap = pmaps[0]
         layer, n_channels = fmap.layer, fmap.n_channels
@@ -493,8 +503,13 @@ def pattern_analysis(
             for lst in lists:
                 if i < len(lst) and lst[i] not in ranked:
                     ranked.append(lst[i])
-        chans = ranked[:max_patterns]
+        # Every pattern a rule uses gets its picture; the others fill the gallery up to max_patterns.
+        in_rules = [c for lst in lists[: sum(v.label == fmap.label and v.kind in ("tree", "rules") for v in views)]
+                    for c in lst]
+        gallery = ranked[:max_patterns]
+        chans = gallery + [c for c in ranked if c in set(in_rules) and c not in set(gallery)]
         if chans:
             protos = fmap.prototypes(d.X_train, d.y_train, class_names=list(d.class_names), channels=chans, top_k=top_k)
-    return PatternAnalysis(verdict=verdict, surrogates=views, prototypes=protos, layer=layer, n_channels=n_channels)
+    return PatternAnalysis(verdict=verdict, surrogates=views, prototypes=protos, layer=layer, n_channels=n_channels,
+                           gallery=gallery if pmaps else [])
 

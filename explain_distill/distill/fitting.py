@@ -139,11 +139,10 @@ class Fitter:
 
     def name(self, est: Any, label: str | None) -> Any:
         """Attach the names the model prints with (and, over raw inputs, the data's raw units)."""
+        names = self.dataset.feature_names if label is None else list(self.plan.maps[label].names)
+        set_names(est, feature_names=names, class_names=self.dataset.class_names, temperature=self.plan.temperature)
         if label is None:
-            set_names(est, feature_names=self.dataset.feature_names, class_names=self.dataset.class_names)
             set_units(est, self.units)
-        else:
-            set_names(est, feature_names=list(self.plan.maps[label].names), class_names=self.dataset.class_names)
         return est
 
     def fit(self, est: Any, label: str | None = None) -> Any:

@@ -658,11 +658,12 @@ _MAX_PATTERN_RULES = 24
 _MAX_CONDITIONS_SHOWN = 8
 
 
-def _pattern_conditions(rule: Any, channels_drawn: set[int], fmap: Any) -> list[dict[str, Any]]:
+def _pattern_conditions(rule: Any, channels_drawn: set[int], fmap: Any, gallery: set[int] = frozenset()) -> list[dict[str, Any]]:
     out = []
     for (f, _op, _thr), text in list(zip(rule.conditions, rule.text))[:_MAX_CONDITIONS_SHOWN]:
         c = fmap.describe(f).get("channel") if fmap is not None else None
-        out.append({"text": text, "channel": c if c in channels_drawn else None, "blank": c is not None and c not in channels_drawn})
+        out.append({"text": text, "channel": c if c in channels_drawn else None, "linked": c in gallery,
+                    "blank": c is not None and c not in channels_drawn})
     return out
 
 
@@ -690,6 +691,7 @@ def _patterns_section(d: Distillation, analyses: Any, min_agreement: float | Non
     fmaps = {n: e.features for n, e in d.surrogates.items() if isinstance(e, FeatureSurrogate)}
     protos = _get(pa, "prototypes")
     drawn: set[int] = set()
+    gallery = set(_get(pa, "gallery", None) or (protos.channels if protos is not None else []))
     if protos is not None:
         for c in protos.channels:
             p = protos.pattern(c)
@@ -697,6 +699,8 @@ def _patterns_section(d: Distillation, analyses: Any, min_agreement: float | Non
             if thumb is not None:
                 section["thumbs"].append({"channel": int(c), "uri": thumb["uri"]})
                 drawn.add(int(c))
+            if c not in gallery:  # a thumbnail beside its rules; the full figure only for the gallery's patterns
+                continue
             mix = np.asarray(p["class_mix"], dtype=float)
             top = int(np.nanargmax(mix)) if np.isfinite(mix).any() else None
             section["gallery"].append({
@@ -718,7 +722,7 @@ def _patterns_section(d: Distillation, analyses: Any, min_agreement: float | Non
         rules = []
         for r in view.rules[:_MAX_PATTERN_RULES]:
             rules.append({
-                "conditions": _pattern_conditions(r, drawn, fmap),
+                "conditions": _pattern_conditions(r, drawn, fmap, gallery),
                 "more": max(0, len(r.conditions) - _MAX_CONDITIONS_SHOWN),
                 "cls": _class(names, r.cls), "p": r.p, "coverage": r.coverage, "agreement": r.agreement,
             })

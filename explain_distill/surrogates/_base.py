@@ -105,12 +105,15 @@ def _has_column_names(X: Any) -> bool:
     return getattr(X, "columns", None) is not None or hasattr(X, "__dataframe__")
 
 
-def set_names(est: Any, *, feature_names: Sequence[str] | None = None, class_names: Sequence[str] | None = None) -> Any:
+def set_names(est: Any, *, feature_names: Sequence[str] | None = None, class_names: Sequence[str] | None = None,
+              temperature: float | None = None) -> Any:
     """Attach the data's names to a fitted surrogate; returns it.
 
     Sets ``feature_names_in_`` (scikit-learn's attribute, an object array) and ``class_names_``
-    (one name per column of ``predict_proba``, i.e. per entry of ``classes_``).  Printing,
-    exports and drawings then use them without extra arguments.
+    (one name per column of ``predict_proba``, i.e. per entry of ``classes_``), and with
+    ``temperature`` the soft labels' temperature as ``label_temperature_`` (leaf and rule
+    probabilities then print as ``p=0.88 at T=4``).  Printing, exports and drawings then use them
+    without extra arguments.
     """
     check_is_fitted(est)
     if feature_names is not None:
@@ -119,6 +122,8 @@ def set_names(est: Any, *, feature_names: Sequence[str] | None = None, class_nam
     if class_names is not None:
         names = check_names(class_names, len(est.classes_), what="class_names")
         est.class_names_ = np.asarray(names, dtype=object)
+    if temperature is not None:  # the soft labels' temperature: leaf and rule probabilities print "at T=..."
+        est.label_temperature_ = float(temperature)
     return est
 
 
@@ -270,6 +275,7 @@ def save_surrogate(est: Any, path: str | os.PathLike, *, name: str) -> None:
             "classes": classes_json,
             "feature_names_in": [str(f) for f in est.feature_names_in_] if hasattr(est, "feature_names_in_") else None,
             "class_names": [str(c) for c in est.class_names_] if hasattr(est, "class_names_") else None,
+            "label_temperature": getattr(est, "label_temperature_", None),
             "input_units": _units_json(getattr(est, "input_units_", None)),
             "meta": meta,
         },
@@ -297,7 +303,8 @@ def load_surrogate(path: str | os.PathLike, registry: dict[str, type]) -> Any:
     except KeyError as exc:
         raise ValueError(f"{path} is incomplete (missing {exc}); re-save the surrogate.") from exc
     try:
-        set_names(est, feature_names=doc.get("feature_names_in"), class_names=doc.get("class_names"))
+        set_names(est, feature_names=doc.get("feature_names_in"), class_names=doc.get("class_names"),
+                  temperature=doc.get("label_temperature"))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{path.with_suffix('.json')} holds names that do not fit the model ({exc}).") from exc
     if doc.get("input_units"):

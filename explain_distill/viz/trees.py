@@ -144,6 +144,12 @@ def _header(name: str, *, ranksep: float, nodesep: float) -> list[str]:
     ]
 
 
+def _temperature_note(view: Any) -> list[str]:
+    """A caption line saying what leaf numbers are when they are softened probabilities (T != 1)."""
+    t = getattr(view, "temperature", None)
+    return [] if t is None or float(t) == 1.0 else [f"numbers in leaves: the teacher's probabilities softened at T = {float(t):g}"]
+
+
 def _footer(lines: list[str], caption: list[str]) -> str:
     """The caption under the drawing (escaped lines), the closing brace, the text."""
     if caption:
@@ -287,7 +293,7 @@ def tree_to_dot(
         caption.append(_e(title))
     if col.n_hidden:
         caption.append(f"{len(col.shown)} of {len(view.nodes)} nodes shown")
-    return _footer(lines, caption)
+    return _footer(lines, caption + _temperature_note(view))
 
 
 def rules_to_dot(
@@ -337,7 +343,7 @@ def rules_to_dot(
         lines.append(f"  {{rank=same; r{r}; c{r};}}")
         if r + 1 < len(rules):
             lines.append(f"  r{r} -> r{r + 1} [label=<no>{red_edge if passed else ''}];")
-    return _footer(lines, [_e(title)] if title else [])
+    return _footer(lines, ([_e(title)] if title else []) + _temperature_note(view))
 
 
 def sum_to_dot(

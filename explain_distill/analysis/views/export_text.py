@@ -15,7 +15,14 @@ import numpy as np
 from ..._validation import check_int
 from .conditions import ConditionWriter, Inverse
 
-__all__ = ["rule_list_text", "rule_stats", "sum_text", "tree_text"]
+__all__ = ["p_at", "rule_list_text", "rule_stats", "sum_text", "tree_text"]
+
+
+def p_at(view: Any, p: float) -> str:
+    """``p=0.88`` or ``p=0.88 at T=4``: leaf and rule probabilities are the teacher's, softened at the run's
+    temperature (shown unless it is 1 or unknown)."""
+    t = getattr(view, "temperature", None)
+    return f"p={p:.2f}" if t is None or float(t) == 1.0 else f"p={p:.2f} at T={float(t):g}"
 
 
 def _count(v: float) -> str:
@@ -56,7 +63,7 @@ def tree_text(
         if not show_probability:
             return f"class: {view.class_names[k]}"
         n = "" if nd.n_samples is None or not show_samples else f", n={_count(nd.n_samples)}"
-        return f"class: {view.class_names[k]} (p={nd.value[k]:.2f}{n})"
+        return f"class: {view.class_names[k]} ({p_at(view, nd.value[k])}{n})"
 
     return "\n".join(_tree_lines(view, writer, leaf, decimals=decimals))
 
@@ -74,7 +81,7 @@ def rule_list_text(view: Any, *, decimals: int = 3, inverse: Inverse = None) -> 
     lines = []
     for r, rule in enumerate(view.rules):
         k = int(np.argmax(rule["value"]))
-        then = f"{view.class_names[k]} (p={rule['value'][k]:.2f}) [{rule_stats(rule)}]"
+        then = f"{view.class_names[k]} ({p_at(view, rule['value'][k])}) [{rule_stats(rule)}]"
         if not rule["conditions"]:
             lines.append(("ELSE " if r else "") + then)
             continue

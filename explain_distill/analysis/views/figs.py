@@ -76,6 +76,7 @@ class SumOfTreesView(SumDrawingMixin):
             trees.append(tree)
         view = cls(trees=trees, bias=estimator.bias_, feature_names=fn, class_names=cn)
         view.units = raw_units_of(estimator, fn)
+        view.temperature = getattr(estimator, "label_temperature_", None)
         for tree in trees:  # each tree prints its conditions in the same units
             tree.units = view.units
         return view

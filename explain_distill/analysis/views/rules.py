@@ -83,6 +83,7 @@ class RuleListView(RuleListDrawingMixin):
             class_names = fitted_class_names(estimator, len(estimator.classes_)) or [str(c) for c in estimator.classes_]
         view = cls(rules=estimator.rules_, feature_names=fn, class_names=class_names)
         view.units = raw_units_of(estimator, view.feature_names)
+        view.temperature = getattr(estimator, "label_temperature_", None)
         return view
 
     @property

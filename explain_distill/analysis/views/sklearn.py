@@ -145,6 +145,7 @@ def _of_tree_arrays(est: Any, *, feature_names: Any = None, class_names: Any = N
 
 def _with_units(est: Any, view: TreeView) -> TreeView:
     view.units = raw_units_of(est, view.feature_names)
+    view.temperature = getattr(est, "label_temperature_", None)
     return view
 
 

@@ -68,6 +68,7 @@ def _of_soft_tree(est: Any, *, feature_names: Any = None, class_names: Any = Non
         ))
     view = TreeView(kind="oblique", nodes=nodes, feature_names=names, class_names=class_names, input_shape=shape)
     view.units = raw_units_of(est, view.feature_names)
+    view.temperature = getattr(est, "label_temperature_", None)
     return view
 
 
