@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from ._io import read_json, write_json
+from ._progress import progress
 from ._stats import wilson_interval
 from ._device import resolve_device
 from ._validation import (
@@ -298,8 +299,10 @@ class Teacher:
         """The module's outputs batch by batch, on its device.  ``nonfinite`` (a bool tensor on the
         device) is or-ed with "this batch of X holds NaN/inf": a scan without a host round trip."""
         dtype = self.dtype
-        with eval_mode(self.module), torch.no_grad():
+        many = len(X) > 8 * self.batch_size  # a bar only where labelling can take a while
+        with eval_mode(self.module), torch.no_grad(), progress(len(X), "teacher", unit="row", disable=None if many else True) as bar:
             for start in range(0, len(X), self.batch_size):
+                bar.update(min(self.batch_size, len(X) - start))
                 xn = np.ascontiguousarray(X[start : start + self.batch_size])
                 if not xn.flags.writeable:  # a read-only memmap: torch only wraps writable memory
                     xn = xn.copy()

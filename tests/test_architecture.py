@@ -17,7 +17,7 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "explain_distill"
 ORDER = ["data", "teacher", "features", "transfer", "parallel", "surrogates", "distill", "analysis", "viz", "report", "cli"]
-BASE = {"_validation", "_stats", "_gate", "_io", "_version", "_device", "_display"}
+BASE = {"_validation", "_stats", "_gate", "_progress", "_io", "_version", "_device", "_display"}
 # (importer, imported) pairs allowed only inside a function body: rich display drawing lazily.
 LAZY_ONLY = {("analysis", "viz")}
 # Stages that must not touch torch or models at all.

@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from .._progress import progress
+
 from .attribution import AttributionReport, attribution_report
 from .baseline import TeacherCheck, teacher_check
 from .fidelity import AuditResult, FidelityReport, audit, fidelity_report, to_jsonable
@@ -185,7 +187,9 @@ def run_analyses(
     t0 = time.perf_counter()
     X_raw = d.inverse_transform(X) if getattr(d, "scaling", None) else None  # what the user reads: raw units
     fid: dict[str, FidelityReport] = {}
+    bar = progress(len(distillation.surrogates) + 3, "analyses", unit="step")
     for name, est in distillation.surrogates.items():
+        bar.update(1)
         fid[name] = fidelity_report(
             P,
             est.predict_proba(X),
@@ -201,6 +205,7 @@ def run_analyses(
         )
     timings["fidelity"] = time.perf_counter() - t0
 
+    bar.update(1)
     rob = None
     if robustness:
         t0 = time.perf_counter()
@@ -210,6 +215,7 @@ def run_analyses(
         rob = robustness_report(teacher, distillation.surrogates, X[sub], y[sub], sigmas=sigmas, epsilons=epsilons, seed=seed)
         timings["robustness"] = time.perf_counter() - t0
 
+    bar.update(1)
     att = None
     if attributions:
         t0 = time.perf_counter()
@@ -226,8 +232,10 @@ def run_analyses(
         )
         timings["attribution"] = time.perf_counter() - t0
 
+    bar.update(1)
     t0 = time.perf_counter()
     pat = pattern_analysis(distillation)
+    bar.close()
     if pat is not None:
         timings["patterns"] = time.perf_counter() - t0
     logger.info("analyses done: %s", {k: round(v, 2) for k, v in timings.items()})

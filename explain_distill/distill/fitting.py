@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._progress import progress
 from ..data import Dataset
 from ..features import FeatureSurrogate
 from ..surrogates import SURROGATES
@@ -106,6 +107,7 @@ class Fitter:
         self.fitted: dict[str, Any] = {}
         self.shared: dict[str, Any] = {}
         self.timings = timings
+        self.bar: Any = None  # a progress bar over the fits, while fit_families runs
 
     def configured(self, name: str, overrides: Mapping[str, Any] | None = None) -> Any:
         """A new, unfitted estimator for ``name`` with the run's and the user's parameters (then ``overrides``)."""
@@ -176,6 +178,8 @@ class Fitter:
         self.fitted[name] = self.wrap(est, name)
         self.timings[f"fit_{name}_s"] = time.perf_counter() - t1
         logger.info("fitted %s in %.2fs", name, self.timings[f"fit_{name}_s"])
+        if self.bar is not None:
+            self.bar.update(1)
 
 
 def fit_families(fitter: Fitter) -> dict[str, Any]:
@@ -187,6 +191,14 @@ def fit_families(fitter: Fitter) -> dict[str, Any]:
     thread count while it trains; every fit is seeded on its own, so the models are the same.
     """
     names = fitter.plan.names
+    with progress(len(names), "surrogates", unit="fit") as fitter.bar:
+        try:
+            return _fit_in_order(fitter, names)
+        finally:
+            fitter.bar = None
+
+
+def _fit_in_order(fitter: Fitter, names: list[str]) -> dict[str, Any]:
     beside = ("student" if "student" in names and (os.cpu_count() or 1) >= 2
               and not _on_gpu(fitter.configured("student")) else None)
     first = [n for n in names if split_name(n)[0] in _TORCH_FAMILIES and n != beside]

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._gate import Gate, agreement_stats, decide
+from .._progress import progress
 from .._stats import wilson_interval
 from ..surrogates import SURROGATES
 from .fitting import Fitter
@@ -144,7 +145,9 @@ def fit_ladders(fitter: Fitter, fitted: dict[str, Any], X_val: np.ndarray) -> tu
     t1 = time.perf_counter()
     _warn_small_validation(len(X_val), plan.min_agreement)
     t_val = plan.teacher.predict(X_val) if len(X_val) else np.zeros(0, dtype=np.int64)
+    bar = progress(len(plan.families), "ladders", unit="family")
     for name in plan.families:
+        bar.update(1)
         family, label = split_name(name)
         cls = SURROGATES[family]
         main = fitter.shared.get(name) or (fitted[name].estimator if label is not None else fitted[name])
@@ -162,6 +165,7 @@ def fit_ladders(fitter: Fitter, fitted: dict[str, Any], X_val: np.ndarray) -> tu
         if info["chosen"] is not None and not info["explicit"]:
             fitted[name] = ladders[name][info["chosen"]]
         _log_choice(name, cls, info, user, plan.min_agreement, len(X_val))
+    bar.close()
     fitter.timings["ladders_s"] = time.perf_counter() - t1
     logger.info("fitted the ladders of %s in %.2fs (%s)", ", ".join(plan.families), fitter.timings["ladders_s"],
                 ", ".join(f"{n} {fitter.timings[f'ladder_{n}_s']:.1f}s" for n in plan.families))
