@@ -66,7 +66,7 @@ def test_frontier_report_scores_every_size_on_the_test_split(front_run, digits):
             assert r["interval"] == pytest.approx(list(wilson_interval(k, len(t_pred))))
             unit = "leaves" if name == "tree" else "rules"
             assert r[unit] == r["size"]
-    assert "smallest readable model that clears 0.700" in rep["verdict"]
+    assert "smallest readable model that clears 0.700 on the validation split" in rep["verdict"]
     doc = ed.run_analyses(front_run, robustness=False, attributions=False).to_json()
     json.dumps(doc, allow_nan=False)
     assert {"size", "leaves", "fidelity", "interval"} <= set(doc["frontier"]["tree"][0])
@@ -141,7 +141,7 @@ def test_frontier_figure_and_report_section(front_run, tmp_path):
     assert legend.get_bbox_to_anchor().y0 < ax.get_window_extent().y0  # below the axes, not over the lines
     html = ed.build_report(front_run, tmp_path / "r", analyses=analyses, min_agreement=0.7).read_text()
     assert html.index('id="frontier"') < html.index('id="summary"')  # the report leads with it
-    assert "The smallest readable model that clears 0.700" in html and 'id="frontier-table"' in html
+    assert "The smallest readable model that clears 0.700 on the validation split" in html and 'id="frontier-table"' in html
 
 
 def test_reasons_flag_same_answers_different_reasons():
@@ -154,6 +154,20 @@ def test_reasons_flag_same_answers_different_reasons():
     assert rep["b"]["flags"] == [] and rep["b"]["flag"] is None and rep["b"]["noise_fidelity"] == 0.93
     assert rep["b"]["attribution_method"] == "FeatureAblation"
     assert rep["c"]["flags"] == [] and rep["c"]["attribution_spearman"] is None  # low fidelity: nothing to flag
+
+
+def test_reasons_flag_is_calibrated_between_a_random_model_and_the_teacher_under_noise():
+    def flags(sp, floor, ceiling):
+        attribution = {"methods": {"a": "IntegratedGradients"}, "reference": {"teacher": {"floor": floor, "ceiling": ceiling}},
+                       "agreement": {"a": {"spearman": sp, "against": "teacher", "k": 10}}}
+        return reasons_report({"a": 0.95}, attribution)["a"]
+
+    low = flags(0.15, 0.10, 0.90)  # just above what random models reach: the reasons differ
+    assert low["flags"] == ["reasons"] and "random linear models reach 0.10" in low["flag"]
+    assert low["attribution_calibrated"] == pytest.approx(0.0625)
+    assert flags(0.15, -0.05, 0.60)["flags"] == []  # well above chance when chance is near 0
+    assert flags(0.45, -0.05, 0.97)["flags"] == []  # 0.45 on digits' images: not flagged any more
+    assert flags(0.05, 0.02, 0.15)["flags"] == [] and flags(0.05, 0.02, 0.15)["attribution_calibrated"] is None  # cannot judge
 
 
 def test_cli_param_flags_are_checked_before_training(tmp_path, monkeypatch, capsys):

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .._gate import Gate, agreement_stats, decide
 from .._stats import wilson_interval
 from ..distill.plan import readable_at
 
@@ -43,6 +44,9 @@ def frontier_report(distillation: Any, *, teacher_pred: np.ndarray | None = None
     t_pred = distillation.teacher.predict(X) if teacher_pred is None else np.asarray(teacher_pred)
     families: dict[str, list[dict[str, Any]]] = {}
     chosen: dict[str, int | None] = {}
+    bar = meta.get("min_agreement")
+    gate = None if bar is None else Gate(bar, gate=getattr(distillation, "gate", "per_class"),  # type: ignore[arg-type]
+                                         min_class_agreement=getattr(distillation, "min_class_agreement", 0.5))
     for name, models in ladders.items():
         info = meta["families"][name]
         unit = info["unit"]
@@ -51,6 +55,8 @@ def frontier_report(distillation: Any, *, teacher_pred: np.ndarray | None = None
             pred = np.asarray(est.predict(X))
             agree = int(np.sum(pred == t_pred))
             lo, hi = wilson_interval(agree, len(X))
+            verdict = (decide(agreement_stats(t_pred, pred, d.n_classes), gate, d.class_names)
+                       if gate is not None else None)
             rows.append({
                 "size": int(rung["size"]),
                 unit: int(rung["size"]),
@@ -64,6 +70,8 @@ def frontier_report(distillation: Any, *, teacher_pred: np.ndarray | None = None
                 "validation_passed": rung.get("passed"),
                 "validation_reason": rung.get("reason"),
                 "readable": readable_at(name, size=int(rung["size"])),
+                "passed": None if verdict is None else verdict.passed,
+                "reason": None if verdict is None else verdict.reason,
                 "chosen": i == info["chosen"],
             })
         families[name] = rows
@@ -114,9 +122,16 @@ def frontier_verdict(frontier: dict[str, Any]) -> str:
     lo, hi = r["interval"]
     others = ", ".join(f"{n} at {p['size']} {_unit(p)}" for _, n, p in picks[1:])
     text = (
-        f"The smallest readable model that clears {bar:.3f} is {name} with {size} {_unit(r)}: test fidelity "
-        f"{r['fidelity']:.3f} [{lo:.3f}, {hi:.3f}] (chosen on the validation split)."
+        f"The smallest readable model that clears {bar:.3f} on the validation split is {name} with {size} "
+        f"{_unit(r)}: test fidelity {r['fidelity']:.3f} [{lo:.3f}, {hi:.3f}]"
     )
+    if r.get("passed") is False:
+        text += (f", which does not pass on the test split ({r['reason']}): the choice is not certified there; "
+                 f"a larger size or more validation rows are needed.")
+    elif r.get("passed"):
+        text += ", and it passes on the test split too."
+    else:
+        text += "."
     if others:
         text += f" Also clearing it: {others}."
     missing = [n for n in families if (frontier.get("chosen") or {}).get(n) is None]

@@ -55,6 +55,7 @@ OPAQUE_FAMILIES: tuple[str, ...] = ("student",)
 #: Linear families: a weight per input (or per feature) and class.
 _LINEAR: tuple[str, ...] = ("logistic", "naive_bayes")
 _UNITS = {"tree": "leaves", "figs": "leaves", "rules": "rules", "gam": "terms"}
+_NAMES = {"tree": "tree", "figs": "sum of trees", "rules": "rule list", "gam": "additive model"}
 
 
 def _family(name: str) -> tuple[str, str | None]:
@@ -159,7 +160,8 @@ def _what(name: str) -> str:
     if family in _LINEAR:
         return "a weight for every input and class: faithful or not, not read as an explanation"
     if readable_size(family) is not None:
-        return f"a {family} larger than a person reads (more than {readable_size(family)} {_UNITS.get(family, 'parts')})"
+        what = _NAMES.get(family, family)
+        return f"a {what} larger than a person reads (more than {readable_size(family)} {_UNITS.get(family, 'parts')})"
     return "oblique splits over every input: faithful or not, not read as an explanation"
 
 

@@ -767,6 +767,7 @@ def _frontier_section(analyses: Any) -> dict[str, Any] | None:
             "chosen": chosen,
             "best": best,
             "ladder": ladder,
+            "readable": bool(chosen.get("readable")) if chosen else any(r.get("readable") for r in ladder),
         })
     figure = _figure("fidelity against size", frontier_figure, families, min_agreement=bar)
     validation = front.get("validation") or {}
