@@ -63,19 +63,25 @@ class CsvTable:
     read: dict[str, Any] = field(default_factory=dict)
 
 
+def _float_or_nan(v: str) -> float:
+    try:
+        f = float(v)
+    except ValueError:
+        return np.nan
+    return f if f == f else np.nan  # a spelling of NaN we do not list ("nAn"): not a number
+
+
 def _parse_floats(col: np.ndarray, miss: np.ndarray) -> np.ndarray:
-    """Float value of each cell; NaN where missing or not a number."""
+    """Float value of each cell; NaN where missing or not a number (one vectorised pass when every
+    filled cell is a number, else each distinct text parsed once)."""
     out = np.full(len(col), np.nan)
-    for i, v in enumerate(col):
-        if miss[i]:
-            continue
-        try:
-            f = float(v)
-        except ValueError:
-            continue
-        if f != f:  # a spelling of NaN we do not list ("nAn"): treat as not a number
-            continue
-        out[i] = f
+    present = col[~miss]
+    try:
+        vals = np.asarray(present, dtype=np.float64)
+    except ValueError:
+        levels, inverse = np.unique(present.astype(str), return_inverse=True)
+        vals = np.array([_float_or_nan(v) for v in levels], dtype=np.float64)[inverse]
+    out[~miss] = vals
     return out
 
 
@@ -165,7 +171,7 @@ def _read_rows(path: Path, text: str, delimiter: str) -> tuple[list[str], np.nda
         header = [h.strip() for h in next(reader)]
     except StopIteration:
         raise ValueError(f"CSV file {str(path)!r} is empty; expected a header row and data rows.") from None
-    numbered = [(reader.line_num, r) for r in reader if any(cell.strip() for cell in r)]
+    numbered = [(reader.line_num, r) for r in reader if r and (len(r) > 1 or r[0].strip())]
     if not numbered:
         raise ValueError(f"CSV file {str(path)!r} has a header but no data rows.")
     lines = np.array([ln for ln, _ in numbered], dtype=np.int64)
@@ -184,10 +190,17 @@ def _decimal_comma_columns(header: list[str], cols: list[np.ndarray]) -> list[st
     """Columns whose every filled cell is a number written with a decimal comma (``3,14``, ``1.234,5``)."""
     out = []
     for h, col in zip(header, cols):
-        present = [v for v in col if v not in MISSING_MARKERS]
-        if present and all(_DECIMAL_COMMA.match(v) for v in present):
+        present = col[~_missing(col)]
+        if not len(present) or not _DECIMAL_COMMA.match(present[0]):  # one look before a full scan
+            continue
+        if all(_DECIMAL_COMMA.match(v) for v in present):
             out.append(h)
     return out
+
+
+def _missing(col: np.ndarray) -> np.ndarray:
+    """Which cells hold a missing-value marker."""
+    return np.fromiter((v in MISSING_MARKERS for v in col), dtype=bool, count=len(col))
 
 
 def _point(v: str) -> str:
@@ -218,7 +231,7 @@ class _Encoder:
         self.missing_cells: list[tuple[int, str, str]] = []  # (row, column, marker)
 
     def add(self, h: str, col: np.ndarray) -> None:
-        miss = np.array([v in MISSING_MARKERS for v in col])
+        miss = _missing(col)
         present = col[~miss]
         if len(present) == 0:
             raise ValueError(
@@ -383,7 +396,7 @@ def read_csv(
                        "pass decimal=',' (CLI: --decimal ,) to read them as numbers", path.name, comma[:5])
     t = header.index(target)
     y_raw = cols[t]
-    y_missing = np.array([v in MISSING_MARKERS for v in y_raw])
+    y_missing = _missing(y_raw)
     if y_missing.any() and missing != "drop":
         where = ", ".join(f"line {lines[i]} ({y_raw[i]!r})" for i in np.nonzero(y_missing)[0][:5])
         raise ValueError(
