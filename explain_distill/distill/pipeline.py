@@ -30,7 +30,8 @@ from .transfer_set import TransferStage, feature_columns, transfer_stage
 __all__ = ["distill"]
 
 
-def _info(plan: Plan, dataset: Dataset, stage: TransferStage, timings: dict[str, float]) -> dict[str, Any]:
+def _info(plan: Plan, dataset: Dataset, stage: TransferStage, timings: dict[str, float],
+          budget: dict[str, Any] | None = None) -> dict[str, Any]:
     """The run's provenance: versions, teachers, the transfer set's composition, timings, fingerprints."""
     counts = stage.transfer.counts()
     if plan.families:
@@ -45,6 +46,7 @@ def _info(plan: Plan, dataset: Dataset, stage: TransferStage, timings: dict[str,
         "timings": {k: round(v, 4) for k, v in timings.items()},
         "data_sha256": dataset.fingerprint(),
         "teacher_sha256": plan.teacher.fingerprint(),
+        "budget": dict(budget or {}),
     }
     if plan.maps:
         info["features"] = {label: {**fm.spec(), "n_columns": fm.n_features} for label, fm in plan.maps.items()}
@@ -162,7 +164,7 @@ def distill(
     ladders_, choice = fit_ladders(fitter, fitted, stage.X_val)
     result = Distillation(
         teacher=plan.teacher, dataset=dataset, surrogates=fitted, temperature=plan.temperature, seed=seed,
-        transfer=stage.transfer, info=_info(plan, dataset, stage, timings), features=plan.maps, ladders=ladders_,
+        transfer=stage.transfer, info=_info(plan, dataset, stage, timings, fitter.budget), features=plan.maps, ladders=ladders_,
         frontier=_frontier(plan, stage, choice), min_agreement=plan.min_agreement, gate=gate, teacher_check=check,
         min_class_agreement=min_class_agreement,
     )
