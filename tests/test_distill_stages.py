@@ -101,13 +101,13 @@ def test_network_surrogates_spend_a_sample_budget_on_large_transfer_sets(iris, i
 
     fitting = importlib.import_module("explain_distill.distill.fitting")  # ed.distill is the function
 
-    monkeypatch.setattr(fitting, "SAMPLE_BUDGET", 500)  # iris' 89 fitting rows x 40 epochs = 3,560 passes
+    monkeypatch.setattr(fitting, "SAMPLE_BUDGET", 500)  # iris: 112 rows x 40 epochs = 4,480 passes
     plan = _plan(iris_teacher, iris, surrogates=["soft_tree", "tree"], frontier=False)
     stage = transfer_stage(plan, iris, transfer=None, queries=None)
     fitter = Fitter(plan, iris, stage.transfer, {}, {})
     est = fitter.configured("soft_tree")
-    assert est.epochs == -(-500 // len(stage.transfer)) == 6
-    assert fitter.budget["epochs"]["soft_tree"] == {"default": 40, "used": 6}
+    assert est.epochs == -(-500 // len(stage.transfer)) == 5  # 112 rows: 5 epochs of 500 passes
+    assert fitter.budget["epochs"]["soft_tree"] == {"default": 40, "used": 5}
     assert "epochs" not in fitter.budget["epochs"].get("tree", {})  # families without epochs are untouched
     plan = _plan(iris_teacher, iris, surrogates=["soft_tree"], frontier=False, params={"soft_tree": {"epochs": 30}})
     assert Fitter(plan, iris, stage.transfer, {}, {}).configured("soft_tree").epochs == 30  # the user's choice is kept
