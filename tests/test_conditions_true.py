@@ -162,3 +162,13 @@ def test_binary_integer_and_onehot_columns_read_as_such(case):
             assert m.group(2) == "=" and value in ("0", "1"), line
         if kind == "integer":
             assert re.fullmatch(r"-?\d+", value), line
+
+
+def test_the_reports_rule_table_states_each_feature_once(case):
+    from explain_distill.analysis.readable import rule_list_table
+
+    name, data, result, _ = case
+    table = rule_list_table(result.surrogates["rules"], data.X_test, result.teacher.predict(data.X_test))
+    for row in table["rules"]:
+        feats = _Predicate(" and ".join(row["conditions"]), data.feature_names, _onehot(data)).features()
+        assert len(feats) == len(set(feats)), f"{name}: {row['conditions']}"

@@ -41,7 +41,8 @@ def rule_list_table(estimator: Any, X: Any, teacher_pred: Any, *, decimals: int 
     Returns
     -------
     dict
-        ``rules``: ``[{"position" (1-based, in the list), "conditions": [str], "class", "p",
+        ``rules``: ``[{"position" (1-based, in the list), "conditions": [str] (as printed: each feature
+        once), "class", "p",
         "train_coverage", "train_fidelity", "n", "coverage", "agreement", "is_else"}]`` for the
         rules that decide at least one row of ``X`` (the ``else`` always); ``hidden``: how many
         rules decide none; ``n_rules``: rules before the ``else``; ``n``: rows of ``X``.
@@ -71,7 +72,7 @@ def rule_list_table(estimator: Any, X: Any, teacher_pred: Any, *, decimals: int 
             continue
         rows.append({
             "position": r + 1,
-            "conditions": [c["condition"] for c in d["conditions"]],
+            "conditions": list(d["text"]),
             "class": d["class"],
             "p": float(d["probability"]),
             "train_coverage": float(rule["coverage"]),

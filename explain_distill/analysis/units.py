@@ -151,7 +151,7 @@ class RawUnits:
         raw = self(feature, value)
         if feature in self.onehot and 0.0 < raw < 1.0:
             column, level = self.onehot[feature]
-            return f"{column} {'=' if op == '>' else '!='} {level}"
+            return self._column_text(column, level, []) if op == ">" else self._column_text(column, None, [level])
         if self.kinds[feature] == "binary" and 0.0 <= raw < 1.0:
             return f"{name} = {1 if op == '>' else 0}"
         if self.grid is None and self.kinds[feature] == "real" and decimals is not None:
@@ -193,6 +193,8 @@ class RawUnits:
         return out
 
     def _column_text(self, column: str, level: str | None, excluded: list[str]) -> str:
+        """``col = level``; with only exclusions ``col != a`` / ``col not in {a, b}``, or ``col = c`` when
+        one level is left (a yes/no column reads ``partner = Yes``, not ``partner != No``)."""
         if level is not None:
             return f"{column} = {level}"
         left = [lv for lv in self.levels.get(column, []) if lv not in excluded]

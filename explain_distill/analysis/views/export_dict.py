@@ -65,6 +65,7 @@ def rule_list_dict(view: Any, *, inverse: Inverse = None) -> dict[str, Any]:
         fid = rule["fidelity"]
         rules.append({
             "conditions": conds,
+            "text": writer.texts(view.decision_conditions(r)),  # as printed: each feature once
             "class": view.class_names[k],
             "probability": float(rule["value"][k]),
             "value": [float(v) for v in rule["value"]],
