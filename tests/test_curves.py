@@ -51,3 +51,38 @@ def test_kd_vs_hard_reuses_the_runs_student(blob_run):
     own = float(np.mean(run.surrogates["student"].predict(run.dataset.X_test) == t_pred))
     assert res["soft"]["fidelity"] == pytest.approx(own)
     assert res["hard"]["params"] == res["soft"]["params"]
+
+
+def test_truncations_equal_the_tree_cut_row_by_row(digits):
+    from sklearn.tree import DecisionTreeClassifier
+
+    from explain_distill.analysis.curves import _truncations
+
+    est = DecisionTreeClassifier(max_depth=6, random_state=0).fit(digits.X_train, digits.y_train)
+    t = est.tree_
+    path = est.decision_path(digits.X_test).tocsr()
+    depth = np.zeros(t.node_count, dtype=int)
+    for i in range(t.node_count):
+        for c in (t.children_left[i], t.children_right[i]):
+            if c >= 0:
+                depth[c] = depth[i] + 1
+    for k, pred, n_nodes in _truncations(est, digits.X_test, [1, 3, 6]):
+        expected = []
+        for r in range(len(digits.X_test)):  # the deepest node of the row's path at depth <= k
+            nodes = path.indices[path.indptr[r]:path.indptr[r + 1]]
+            node = nodes[depth[nodes] <= k][-1]
+            expected.append(est.classes_[np.argmax(t.value[node])])
+        np.testing.assert_array_equal(pred, expected)
+        assert n_nodes == int(np.sum(depth <= k))
+
+
+def test_curves_refit_on_a_recorded_sample_of_large_splits(monkeypatch, iris, iris_teacher):
+    import explain_distill as ed
+    from explain_distill.analysis import curves
+
+    monkeypatch.setattr(curves, "MAX_ROWS", 50)
+    run = ed.distill(iris_teacher, iris, surrogates=["tree"], queries=None, frontier=False)
+    t = curves.temperature_curve(run, temperatures=(1, 4), surrogates=["tree"])
+    assert t["rows_used"] == 50 and t["rows_total"] == len(iris.X_train)
+    s = curves.size_curve(run, depths=(2, 3))
+    assert s["rows_used"] == 50 and s["rows_total"] == len(run.transfer)

@@ -23,6 +23,18 @@ __all__ = ["temperature_curve", "size_curve", "kd_vs_hard"]
 
 CHEAP = ("tree", "logistic", "naive_bayes", "rules")
 
+#: The curves refit surrogates many times over; past this many rows each refit uses a seeded sample of
+#: the rows (the one place this is decided; the curve records ``rows_used`` and ``rows_total``).
+MAX_ROWS = 20_000
+
+
+def _sample(n: int, seed: int, what: str) -> np.ndarray:
+    """Row indices a curve fits on: all ``n``, or ``MAX_ROWS`` of them (seeded, sorted), logged."""
+    if n <= MAX_ROWS:
+        return np.arange(n)
+    logger.info("%s: refitting on %d of %d rows (MAX_ROWS)", what, MAX_ROWS, n)
+    return np.sort(np.random.default_rng(seed).choice(n, MAX_ROWS, replace=False))
+
 
 def _check(distillation: Any) -> Distillation:
     if not isinstance(distillation, Distillation):
@@ -67,10 +79,13 @@ def temperature_curve(
         raise ValueError(f"temperatures must be positive finite numbers; received {temps}.")
     params = dict(params or {})
     t_pred = d.teacher.predict(d.dataset.X_test)
+    rows = _sample(len(d.dataset.X_train), d.seed, "temperature curve")
     out: dict[str, Any] = {"temperatures": temps, "surrogates": {n: {"fidelity": [], "accuracy": []} for n in surrogates},
-                           "queries": dict(queries) if queries else None}
+                           "queries": dict(queries) if queries else None, "rows_used": int(len(rows)),
+                           "rows_total": int(len(d.dataset.X_train))}
     for T in temps:
-        ts = build_transfer_set(d.teacher, d.dataset.X_train, d.dataset.y_train, temperature=T, queries=queries, seed=d.seed)
+        ts = build_transfer_set(d.teacher, d.dataset.X_train[rows], d.dataset.y_train[rows], temperature=T,
+                                queries=queries, seed=d.seed)
         for name in surrogates:
             est = _make(name, d.seed, **{**dict(params.get(name, {})), "temperature": T, "input_shape": tuple(d.dataset.input_shape)})
             kw = {"y_true": ts.y} if "y_true" in getattr(est, "_fit_extra", ()) else {}
@@ -110,8 +125,13 @@ def size_curve(
     ts = transfer or d.transfer or build_transfer_set(d.teacher, d.dataset.X_train, d.dataset.y_train, temperature=d.temperature)
     t_pred = d.teacher.predict(d.dataset.X_test)
     names = list(surrogates) + (["tree_hard", "tree_hard_gini"] if hard_baseline else [])
+    fit_rows = _sample(len(ts), d.seed, "size curve")
+    hard_rows = _sample(len(d.dataset.X_train), d.seed, "size curve (hard labels)")
+    X_fit, P_fit = np.asarray(ts.X)[fit_rows], np.asarray(ts.P)[fit_rows]
+    X_hard, y_hard = d.dataset.X_train[hard_rows], d.dataset.y_train[hard_rows]
     out: dict[str, Any] = {"depths": depths, "surrogates": {n: {"fidelity": [], "accuracy": [], "params": []} for n in names},
-                           "transfer_set": ts.counts(), "temperature": ts.temperature}
+                           "transfer_set": ts.counts(), "temperature": ts.temperature,
+                           "rows_used": int(len(fit_rows)), "rows_total": int(len(ts))}
     deepest = max(depths)
     for name in names:
         row = out["surrogates"][name]
@@ -122,11 +142,11 @@ def size_curve(
             if name == "tree_hard_gini":
                 from sklearn.tree import DecisionTreeClassifier
 
-                est = DecisionTreeClassifier(max_depth=deepest, random_state=d.seed).fit(d.dataset.X_train, d.dataset.y_train)
+                est = DecisionTreeClassifier(max_depth=deepest, random_state=d.seed).fit(X_hard, y_hard)
             elif name == "tree_hard":
-                est = _make("tree", d.seed, max_depth=deepest).fit(d.dataset.X_train, d.dataset.y_train)
+                est = _make("tree", d.seed, max_depth=deepest).fit(X_hard, y_hard)
             else:
-                est = _make("tree", d.seed, max_depth=deepest).fit(ts.X, ts.P)
+                est = _make("tree", d.seed, max_depth=deepest).fit(X_fit, P_fit)
             for k, pred, n_nodes in _truncations(est, d.dataset.X_test, depths):
                 row["fidelity"].append(float(np.mean(pred == t_pred)))
                 row["accuracy"].append(float(np.mean(pred == d.dataset.y_test)))
@@ -136,7 +156,7 @@ def size_curve(
             est = _make(name, d.seed, **{_SIZE_PARAM[name]: k})
             if name == "rules":
                 est.set_params(max_rules=2**k)
-            est.fit(ts.X, ts.P)
+            est.fit(X_fit, P_fit)
             s = _scores(est, d, t_pred)
             row["fidelity"].append(s["fidelity"])
             row["accuracy"].append(s["accuracy"])
@@ -145,24 +165,29 @@ def size_curve(
 
 
 def _truncations(est: Any, X: np.ndarray, depths: Sequence[int]) -> list[tuple[int, np.ndarray, int]]:
-    """Predictions and node counts of a fitted sklearn-style tree cut at each depth in ``depths``."""
+    """Predictions and node counts of a fitted sklearn-style tree cut at each depth in ``depths``
+    (vectorised: each row's leaf, then the leaf's ancestor at depth k)."""
     tree = est.tree_
-    node_depth = np.zeros(tree.node_count, dtype=np.int64)
-    for i in range(tree.node_count):  # parents precede children in sklearn's node order
+    n = tree.node_count
+    node_depth = np.zeros(n, dtype=np.int64)
+    parent = np.full(n, -1, dtype=np.int64)
+    for i in range(n):  # parents precede children in sklearn's node order
         for child in (tree.children_left[i], tree.children_right[i]):
             if child >= 0:
                 node_depth[child] = node_depth[i] + 1
+                parent[child] = i
     inner = getattr(est, "estimator_", est)
-    path = inner.decision_path(np.asarray(X, dtype=np.float32)).tocsr()
-    values = tree.value.reshape(tree.node_count, -1)
+    leaf = inner.apply(np.asarray(X, dtype=np.float32))
+    values = tree.value.reshape(n, -1)
     out = []
     for k in depths:
-        node = np.empty(len(X), dtype=np.int64)
-        for r in range(len(X)):
-            nodes = path.indices[path.indptr[r] : path.indptr[r + 1]]
-            nodes = nodes[node_depth[nodes] <= k]
-            node[r] = nodes[np.argmax(node_depth[nodes])]
-        pred = est.classes_[np.argmax(values[node], axis=1)]
+        anc = np.arange(n)
+        while True:  # move every node deeper than k up to its parent, until all sit at depth <= k
+            deep = node_depth[anc] > k
+            if not deep.any():
+                break
+            anc[deep] = parent[anc[deep]]
+        pred = est.classes_[np.argmax(values[anc[leaf]], axis=1)]
         out.append((k, pred, int(np.sum(node_depth <= k))))
     return out
 
@@ -187,12 +212,15 @@ def kd_vs_hard(
     if not params and transfer is None and "student" in d.surrogates:
         soft = d.surrogates["student"]  # the run's own KD student: same settings, no second fit
     else:
+        rows = _sample(len(ts), d.seed, "KD student")
         soft = _make("student", d.seed, **{"input_shape": shape, "temperature": ts.temperature, **params})
-        soft.fit(ts.X, ts.P, y_true=ts.y)
+        soft.fit(np.asarray(ts.X)[rows], np.asarray(ts.P)[rows], y_true=np.asarray(ts.y)[rows])
     hard = _make("student", d.seed, **{"input_shape": shape, **params, "temperature": 1.0, "alpha": 1.0})
-    hard.fit(d.dataset.X_train, d.dataset.y_train)
+    hard_rows = _sample(len(d.dataset.X_train), d.seed, "hard-label student")
+    hard.fit(d.dataset.X_train[hard_rows], d.dataset.y_train[hard_rows])
     res = {}
     for key, est in (("soft", soft), ("hard", hard)):
-        res[key] = {**_scores(est, d, t_pred), "params": int(est.n_params_), "n_train": int(len(ts) if key == "soft" else len(d.dataset.X_train))}
+        res[key] = {**_scores(est, d, t_pred), "params": int(est.n_params_),
+                    "n_train": int(len(ts) if key == "soft" else len(hard_rows))}
     res["student_params"] = {k: v for k, v in soft.get_params().items() if isinstance(v, (int, float, str, tuple, type(None)))}
     return res
