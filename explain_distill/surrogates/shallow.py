@@ -539,8 +539,10 @@ class SoftLabelGaussianNB(SoftTargetMixin, ClassifierMixin, BaseEstimator):
             raise ValueError("The sample weights are all zero; at least one sample needs a positive weight.")
         self.epsilon_ = float(self.var_smoothing * np.var(X, axis=0).max()) if len(X) > 1 else float(self.var_smoothing)
         safe = np.where(mass > 0, mass, 1.0)[:, None]
-        theta = (W.T @ X) / safe
-        var = (W.T @ (X**2)) / safe - theta**2
+        # Soft counts with einsum, not BLAS: a (K, n) @ (n, d) product with tiny K makes OpenBLAS spin up its
+        # threads against the student training beside it (600k rows: 46 s once, 0.1 s this way).
+        theta = np.einsum("nk,nd->kd", W, X) / safe
+        var = np.einsum("nk,nd->kd", W, X * X) / safe - theta**2
         empty = mass <= 0
         if empty.any():
             theta[empty] = X.mean(axis=0)
