@@ -399,3 +399,52 @@ def test_distill_fits_a_prefix_family_once_and_reads_the_configured_size_off_it(
     ref = RuleListClassifier(max_rules=4).fit(res.transfer.X, res.transfer.P)
     np.testing.assert_allclose(est.predict_proba(iris.X_test), ref.predict_proba(iris.X_test))
     assert [e.size_ for e in res.ladders["rules"]] == sorted({e.size_ for e in res.ladders["rules"]})
+
+
+def test_node_local_queries_stay_in_the_data_domain(tmp_path):
+    # a table with a 0/1, an integer and a one-hot column: every input the tree asks the teacher about
+    # is one the data could hold (one level hot, 0/1 and integers whole), and inside its node's box.
+    import torch
+
+    import explain_distill as ed
+    from explain_distill import surrogates as S
+
+    rng = np.random.default_rng(0)
+    lines = ["tenure,senior,charges,contract,label"]
+    for i in range(240):
+        contract = ["month", "year", "two-year"][i % 3]
+        tenure, senior = int(rng.integers(0, 72)), int(rng.integers(0, 2))
+        label = "yes" if (tenure < 20) != (contract == "month") or senior else "no"
+        lines.append(f"{tenure},{senior},{rng.normal(70, 20):.2f},{contract},{label}")
+    path = tmp_path / "churn.csv"
+    path.write_text("\n".join(lines) + "\n")
+    data = ed.Dataset.from_csv(path, target="label")
+    teacher = ed.train_teacher(data, epochs=30, seed=0)
+    asked = []
+
+    class Probe(SoftLabelTreeClassifier):
+        def fit(self, X, y, sample_weight=None, oracle=None):
+            def spy(Q):
+                asked.append(np.array(Q))
+                return oracle(Q)
+
+            spy.project = oracle.project
+            return super().fit(X, y, sample_weight=sample_weight, oracle=spy)
+
+    S.SURROGATES["probe_domain"] = Probe
+    try:
+        with torch.no_grad():
+            res = ed.distill(teacher, data, surrogates=["probe_domain"], queries=None, frontier=False,
+                             params={"probe_domain": {"max_depth": 6, "min_samples": 60, "query_budget": 600}})
+    finally:
+        del S.SURROGATES["probe_domain"]
+    assert asked, "no node-local query was drawn"
+    Q = np.concatenate(asked)
+    assert len(Q) == res.surrogates["probe_domain"].queries_["queries"]
+    assert not data.domain().outside(Q).any()
+    raw = data.inverse_transform(Q)
+    names = data.feature_names
+    assert set(np.unique(raw[:, names.index("senior")]).round(4)) <= {0.0, 1.0}
+    assert np.allclose(raw[:, names.index("tenure")], np.round(raw[:, names.index("tenure")]), atol=1e-3)
+    onehot = raw[:, [names.index(f"contract={lv}") for lv in ("month", "year", "two-year")]]
+    assert np.allclose(onehot.sum(1), 1.0, atol=1e-4)

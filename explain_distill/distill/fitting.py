@@ -58,13 +58,16 @@ def _attention(teachers: list[Teacher], w: np.ndarray, X: np.ndarray) -> np.ndar
     return np.sum([wi * m for wi, m in zip(w, maps)], axis=0).astype(np.float32)
 
 
-def _oracle(teachers: list[Teacher], w: np.ndarray, temperature: float) -> Any:
+def _oracle(teachers: list[Teacher], w: np.ndarray, temperature: float, project: Any = None) -> Any:
     """The teachers as a plain labelling function X -> soft labels (n, K) at the run's temperature,
-    for surrogates that draw node-local queries (they see this callable, never a Teacher)."""
+    for surrogates that draw node-local queries (they see this callable, never a Teacher).  Its
+    ``project`` attribute (the data's ``Domain.project``) moves a drawn query into the data's domain
+    before the teacher is asked about it, as the global queries are."""
 
     def oracle(X: Any) -> np.ndarray:
         return soft_labels(teachers, X, temperature=temperature, weights=w)
 
+    oracle.project = project  # type: ignore[attr-defined]
     return oracle
 
 
@@ -160,7 +163,7 @@ class Fitter:
                 raise ValueError(f"attention transfer needs raw image/signal inputs; set attention_weight=0 over {label}.")
             kwargs["teacher_attention"] = _attention(plan.teachers, plan.weights, self.transfer.X)
         if "oracle" in extra and label is None:
-            kwargs["oracle"] = _oracle(plan.teachers, plan.weights, plan.temperature)
+            kwargs["oracle"] = _oracle(plan.teachers, plan.weights, plan.temperature, self.dataset.domain().project)
         return kwargs
 
     def name(self, est: Any, label: str | None) -> Any:

@@ -8,8 +8,11 @@ Here the "teacher" is an ``oracle``: a plain callable ``X -> soft labels (n, K)`
 builds from the teacher(s) at the run's temperature (surrogates never see a teacher).  The
 :class:`RegionSampler` draws from the rows already in the node: a random convex combination of two
 of them (the box is convex, so it stays inside) plus Gaussian jitter of ``jitter`` times each
-feature's spread, clipped to the box and to the range of the data.  :class:`QueryBudget` caps the
-teacher calls one fit may make.
+feature's spread, clipped to the box and to the range of the data.  Where the oracle carries a
+``project`` (``distill`` gives it the data's ``Domain.project``: one level hot per one-hot group,
+0/1 columns in {0, 1}, integers integral), each draw is moved into the data's domain and a draw
+that the move took out of the node's box is dropped, so the teacher is never asked about an input
+that cannot exist.  :class:`QueryBudget` caps the teacher calls one fit may make.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import numpy as np
 
 from .._validation import check_soft_labels
 
-__all__ = ["RegionSampler", "QueryBudget", "call_oracle", "check_oracle"]
+__all__ = ["RegionSampler", "QueryBudget", "call_oracle", "check_oracle", "in_box"]
 
 
 def check_oracle(oracle: Any) -> Callable[[np.ndarray], Any] | None:
@@ -51,6 +54,18 @@ class QueryBudget:
         self.left -= m
         self.used += m
         return m
+
+    def give_back(self, m: int) -> None:
+        """Return ``m`` taken inputs that were not labelled after all (dropped outside the domain)."""
+        m = max(0, min(int(m), self.used))
+        self.left += m
+        self.used -= m
+
+
+def in_box(Q: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Per row of float32 ``Q``: inside the node's box ``lo < x <= hi`` (the tree's own float32 test)."""
+    Qd = np.asarray(Q, dtype=np.float32).astype(np.float64)
+    return ((Qd > np.asarray(lo, dtype=np.float64)) & (Qd <= np.asarray(hi, dtype=np.float64))).all(axis=1)
 
 
 def _open_low(lo: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ._queries import QueryBudget, RegionSampler, call_oracle
+from ._queries import QueryBudget, RegionSampler, call_oracle, in_box
 from ._sktree import make_regressor
 
 __all__ = ["grow_with_queries"]
@@ -68,6 +68,7 @@ def grow_with_queries(
     Xall, Pall, wall = Xs[0], Ps[0], ws[0]
     nodes: list[_Node] = [_Node(np.arange(len(X)), 0, np.full(d, -np.inf), np.full(d, np.inf))]
     nodes_queried = 0
+    project = getattr(oracle, "project", None)
 
     def refresh() -> None:
         nonlocal Xall, Pall, wall
@@ -81,6 +82,13 @@ def grow_with_queries(
         if m <= 0:
             return
         Q = sampler.sample(Xall[node.rows], node.lo, node.hi, m, rng)
+        if project is not None:  # into the data's domain; a draw the move took out of the node is dropped
+            Q = np.asarray(project(Q), dtype=np.float32)
+            Q = Q[in_box(Q, node.lo, node.hi)]
+            budget.give_back(m - len(Q))
+            m = len(Q)
+            if m == 0:
+                return
         PQ = call_oracle(oracle, Q, K)
         mass = float(wall[node.rows].sum())
         share = len(node.rows) / (len(node.rows) + m)
