@@ -111,3 +111,24 @@ def test_network_surrogates_spend_a_sample_budget_on_large_transfer_sets(iris, i
     assert "epochs" not in fitter.budget["epochs"].get("tree", {})  # families without epochs are untouched
     plan = _plan(iris_teacher, iris, surrogates=["soft_tree"], frontier=False, params={"soft_tree": {"epochs": 30}})
     assert Fitter(plan, iris, stage.transfer, {}, {}).configured("soft_tree").epochs == 30  # the user's choice is kept
+
+
+def test_default_queries_are_sized_to_the_data_and_the_decision_is_recorded(iris, iris_teacher, monkeypatch):
+    import importlib
+
+    from explain_distill.distill.plan import DEFAULT_QUERIES, QUERY_CELLS, sized_queries
+
+    # up to QUERY_CELLS / 20,000 features the default stays; 784 pixels get a quarter, same proportions
+    assert sized_queries(64) == (dict(DEFAULT_QUERIES), None)
+    q, note = sized_queries(784)
+    assert sum(q.values()) == note["used"] <= QUERY_CELLS // 784 < note["default"] == sum(DEFAULT_QUERIES.values())
+    assert q["jitter"] == q["mixup"] and note["n_features"] == 784
+    # through the stage: iris has 4 features, so a budget of 4 x 300 cells leaves 300 queries
+    plan_mod = importlib.import_module("explain_distill.distill.plan")
+    monkeypatch.setattr(plan_mod, "QUERY_CELLS", 1200)
+    plan = _plan(iris_teacher, iris, surrogates=["tree"], frontier=False)
+    stage = transfer_stage(plan, iris, transfer=None, queries=DEFAULT_QUERIES)
+    assert len(stage.transfer) - stage.transfer.n_real == 300 == stage.queries["used"]
+    # queries the user passes are kept as given, even when equal to the default
+    stage = transfer_stage(plan, iris, transfer=None, queries=dict(DEFAULT_QUERIES))
+    assert len(stage.transfer) - stage.transfer.n_real == 20000 and stage.queries is None

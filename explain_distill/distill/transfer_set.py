@@ -19,7 +19,7 @@ import numpy as np
 from ..data import Dataset
 from ..features import PatternFeatures
 from ..transfer import QuerySpec, TransferSet, build_transfer_set
-from .plan import VALIDATION_FRACTION, Plan
+from .plan import DEFAULT_QUERIES, VALIDATION_FRACTION, Plan, sized_queries
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,9 @@ class TransferStage:
     seconds : float
     started : float
         ``time.perf_counter()`` when the stage began.
+    queries : dict or None
+        When the default queries were sized to the data (``sized_queries``): the decision (default
+        and used counts, the cell budget); None otherwise.
     """
 
     transfer: TransferSet
@@ -47,6 +50,7 @@ class TransferStage:
     X_val: np.ndarray
     seconds: float
     started: float = 0.0
+    queries: dict[str, Any] | None = None
 
     @property
     def source(self) -> str:
@@ -100,6 +104,14 @@ def transfer_stage(
     """The transfer set (built, or the precomputed one checked) and the validation rows held out of it."""
     t0 = time.perf_counter()
     val_rows = np.zeros(0, dtype=np.int64)
+    sized = None
+    if transfer is None and queries is DEFAULT_QUERIES:  # the user left the default: size it to the data
+        queries, sized = sized_queries(dataset.n_features)
+        if sized is not None:
+            logger.info("queries: %d instead of the default %d (%s): %d features x %d queries stay within the budget "
+                        "of %d cells (QUERY_CELLS; pass queries= to choose)", sized["used"], sized["default"],
+                        ", ".join(f"{k} {v}" for k, v in queries.items()), dataset.n_features, sized["used"],
+                        sized["cells"])
     if transfer is None:
         fit_rows = np.arange(len(dataset.X_train))
         if plan.families:
@@ -113,7 +125,8 @@ def transfer_stage(
     X_val = dataset.X_train[val_rows]
     if plan.families and not len(val_rows):
         transfer, X_val = _carve_from_transfer(transfer, plan.seed)
-    return TransferStage(transfer=transfer, val_rows=val_rows, X_val=X_val, seconds=time.perf_counter() - t0, started=t0)
+    return TransferStage(transfer=transfer, val_rows=val_rows, X_val=X_val, seconds=time.perf_counter() - t0, started=t0,
+                         queries=sized)
 
 
 def feature_columns(plan: Plan, dataset: Dataset, transfer: TransferSet, timings: dict[str, float]) -> dict[str, np.ndarray]:
