@@ -132,3 +132,15 @@ def test_default_queries_are_sized_to_the_data_and_the_decision_is_recorded(iris
     # queries the user passes are kept as given, even when equal to the default
     stage = transfer_stage(plan, iris, transfer=None, queries=dict(DEFAULT_QUERIES))
     assert len(stage.transfer) - stage.transfer.n_real == 20000 and stage.queries is None
+
+
+def test_feature_columns_are_mapped_in_blocks_equal_to_one_pass(digits, digits_teacher, monkeypatch):
+    import importlib
+
+    ts_mod = importlib.import_module("explain_distill.distill.transfer_set")
+    monkeypatch.setattr(ts_mod, "FEATURE_BLOCK", 300)  # digits: 1,437 rows in 5 blocks
+    plan = _plan(digits_teacher, digits, surrogates=["tree@patterns"], frontier=False)
+    stage = transfer_stage(plan, digits, transfer=None, queries=None)
+    cols = feature_columns(plan, digits, stage.transfer, {})
+    assert len(stage.transfer) > 300
+    np.testing.assert_allclose(cols["patterns"], plan.maps["patterns"].transform(stage.transfer.X), rtol=1e-6, atol=1e-6)

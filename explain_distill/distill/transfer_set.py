@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .._progress import progress
 from ..data import Dataset
 from ..features import PatternFeatures
 from ..transfer import QuerySpec, TransferSet, build_transfer_set
@@ -129,6 +130,22 @@ def transfer_stage(
                          queries=sized)
 
 
+#: Rows mapped through a feature map at a time by :func:`feature_columns` (a progress bar counts them).
+FEATURE_BLOCK = 8192
+
+
+def _transform_blocks(fm: Any, X: np.ndarray, label: str) -> np.ndarray:
+    """``fm.transform(X)`` in blocks of ``FEATURE_BLOCK`` rows, with a progress bar on long runs."""
+    if len(X) <= FEATURE_BLOCK:
+        return fm.transform(X)
+    parts = []
+    with progress(len(X), f"{label} features", unit="row") as bar:
+        for start in range(0, len(X), FEATURE_BLOCK):
+            parts.append(fm.transform(X[start : start + FEATURE_BLOCK]))
+            bar.update(len(parts[-1]))
+    return np.concatenate(parts)
+
+
 def feature_columns(plan: Plan, dataset: Dataset, transfer: TransferSet, timings: dict[str, float]) -> dict[str, np.ndarray]:
     """Each feature set's columns of the transfer set's inputs (label -> (n, m)), mapped once, batched,
     on the teacher's device; a pattern map is first fitted on the training split (its response units)."""
@@ -137,7 +154,7 @@ def feature_columns(plan: Plan, dataset: Dataset, transfer: TransferSet, timings
         t1 = time.perf_counter()
         if isinstance(fm, PatternFeatures) and fm.scale is None:
             fm.fit(dataset.X_train)  # responses in units of each channel's top-1% response on the training data
-        columns[label] = fm.transform(transfer.X)
+        columns[label] = _transform_blocks(fm, transfer.X, label)
         timings[f"features_{label}_s"] = time.perf_counter() - t1
         logger.info("%s features: %d columns in %.2fs", label, columns[label].shape[1], timings[f"features_{label}_s"])
     return columns
