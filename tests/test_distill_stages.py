@@ -144,3 +144,25 @@ def test_feature_columns_are_mapped_in_blocks_equal_to_one_pass(digits, digits_t
     cols = feature_columns(plan, digits, stage.transfer, {})
     assert len(stage.transfer) > 300
     np.testing.assert_allclose(cols["patterns"], plan.maps["patterns"].transform(stage.transfer.X), rtol=1e-6, atol=1e-6)
+
+
+def test_soft_trees_keep_the_sample_passes_of_the_default_queries_when_they_are_sized_down(iris, iris_teacher,
+                                                                                          monkeypatch):
+    import importlib
+
+    from explain_distill.distill.plan import DEFAULT_QUERIES
+
+    monkeypatch.setattr(importlib.import_module("explain_distill.distill.plan"), "QUERY_CELLS", 1200)  # 300 queries
+    plan = _plan(iris_teacher, iris, surrogates=["soft_tree", "student"], frontier=False)
+    stage = transfer_stage(plan, iris, transfer=None, queries=DEFAULT_QUERIES)
+    fitter = Fitter(plan, iris, stage.transfer, {}, {}, queries=stage.queries)
+    rows, full = len(stage.transfer), stage.transfer.n_real + 20000
+    assert fitter.configured("soft_tree").epochs == min(-(-10 * full // rows), -(-fitting_budget() // rows))
+    assert fitter.configured("student").epochs == 12  # the student keeps its epochs
+    assert Fitter(plan, iris, stage.transfer, {}, {}).configured("soft_tree").epochs == 10  # queries not sized: as before
+
+
+def fitting_budget():
+    from explain_distill.distill.fitting import SAMPLE_BUDGET
+
+    return SAMPLE_BUDGET
