@@ -121,9 +121,9 @@ class _StudentCNN(nn.Module):
     ``pool="flatten"``: a 2x max pool and every position into the head (the layout of runs saved
     before ``pool`` existed).  ``pool="grid"`` (large inputs): a 2x max pool after every
     convolution, then the strongest response of each channel in each cell of a coarse grid
-    (``GRID`` cells a side) into the head, so where a shape sits still counts (28x28 digits: 0.92
-    fidelity against 0.87 for the global max) and the second convolution runs on a quarter of the
-    positions.
+    (``GRID`` cells a side) into the head, so where a shape sits still counts (28x28 digits, same
+    8,100 rows and epochs: 0.974 fidelity against 0.718 for the global max, in a third of the time)
+    and the second convolution runs on a quarter of the positions.
     """
 
     def __init__(
