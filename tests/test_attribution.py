@@ -189,3 +189,36 @@ def test_run_analyses_on_digits_run(digits_run):
     for key in ("spearman", "top_k", "sign", "gradcam"):
         assert set(doc["attribution"][key]) >= ({"teacher"} if key == "gradcam" else {"tree", "logistic"})
     assert an.fidelity["tree"].leaves  # TreeView wired in for the tree surrogate
+
+
+def test_feature_ablation_over_patches_when_inputs_are_many():
+    from explain_distill.analysis.attribution import ABLATION_GROUPS_ABOVE, ablation_groups
+
+    assert ablation_groups(64, (1, 8, 8)) == (None, None)  # few inputs: one at a time
+    mask, info = ablation_groups(784, (1, 28, 28))
+    assert info == {"kind": "patches", "side": 2, "groups": 196, "features": 784} and 196 <= ABLATION_GROUPS_ABOVE
+    img = mask.reshape(28, 28)
+    assert img[0, 0] == img[1, 1] != img[0, 2] and img[2, 0] == img[3, 1] != img[0, 0]
+    mask3, info3 = ablation_groups(3 * 32 * 32, (3, 32, 32))  # every channel of a patch together
+    assert info3["side"] == 2 and (mask3.reshape(3, 32, 32)[0] == mask3.reshape(3, 32, 32)[2]).all()
+    assert ablation_groups(1000)[1] == {"kind": "runs", "length": 4, "groups": 250, "features": 1000}
+
+    class Linear:  # p(target) = sigmoid(w . x): the drop of removing a patch is the drop of all its pixels together
+        n_features_in_ = 784
+
+        def __init__(self):
+            self.w = np.random.default_rng(0).normal(size=784).astype(np.float32) / 10
+
+        def predict_proba(self, X):
+            p = 1 / (1 + np.exp(-(np.asarray(X) @ self.w)))
+            return np.stack([1 - p, p], axis=1)
+
+    m = Linear()
+    X = np.random.default_rng(1).normal(size=(3, 784)).astype(np.float32)
+    fa = feature_ablation(m, X, np.ones(3, dtype=np.int64), feature_mask=mask)
+    Xa = X.copy()
+    Xa[:, mask == 5] = 0.0
+    drop = m.predict_proba(X)[:, 1] - m.predict_proba(Xa)[:, 1]
+    np.testing.assert_allclose(fa[:, mask == 5], np.repeat(drop[:, None], 4, axis=1), atol=1e-5)
+    with pytest.raises(ValueError, match="feature_mask has 10 entries"):
+        feature_ablation(m, X, np.ones(3, dtype=np.int64), feature_mask=np.zeros(10))

@@ -111,3 +111,58 @@ def test_network_surrogates_spend_a_sample_budget_on_large_transfer_sets(iris, i
     assert "epochs" not in fitter.budget["epochs"].get("tree", {})  # families without epochs are untouched
     plan = _plan(iris_teacher, iris, surrogates=["soft_tree"], frontier=False, params={"soft_tree": {"epochs": 30}})
     assert Fitter(plan, iris, stage.transfer, {}, {}).configured("soft_tree").epochs == 30  # the user's choice is kept
+
+
+def test_default_queries_are_sized_to_the_data_and_the_decision_is_recorded(iris, iris_teacher, monkeypatch):
+    import importlib
+
+    from explain_distill.distill.plan import DEFAULT_QUERIES, QUERY_CELLS, sized_queries
+
+    # up to QUERY_CELLS / 20,000 features the default stays; 784 pixels get a quarter, same proportions
+    assert sized_queries(64) == (dict(DEFAULT_QUERIES), None)
+    q, note = sized_queries(784)
+    assert sum(q.values()) == note["used"] <= QUERY_CELLS // 784 < note["default"] == sum(DEFAULT_QUERIES.values())
+    assert q["jitter"] == q["mixup"] and note["n_features"] == 784
+    # through the stage: iris has 4 features, so a budget of 4 x 300 cells leaves 300 queries
+    plan_mod = importlib.import_module("explain_distill.distill.plan")
+    monkeypatch.setattr(plan_mod, "QUERY_CELLS", 1200)
+    plan = _plan(iris_teacher, iris, surrogates=["tree"], frontier=False)
+    stage = transfer_stage(plan, iris, transfer=None, queries=DEFAULT_QUERIES)
+    assert len(stage.transfer) - stage.transfer.n_real == 300 == stage.queries["used"]
+    # queries the user passes are kept as given, even when equal to the default
+    stage = transfer_stage(plan, iris, transfer=None, queries=dict(DEFAULT_QUERIES))
+    assert len(stage.transfer) - stage.transfer.n_real == 20000 and stage.queries is None
+
+
+def test_feature_columns_are_mapped_in_blocks_equal_to_one_pass(digits, digits_teacher, monkeypatch):
+    import importlib
+
+    ts_mod = importlib.import_module("explain_distill.distill.transfer_set")
+    monkeypatch.setattr(ts_mod, "FEATURE_BLOCK", 300)  # digits: 1,437 rows in 5 blocks
+    plan = _plan(digits_teacher, digits, surrogates=["tree@patterns"], frontier=False)
+    stage = transfer_stage(plan, digits, transfer=None, queries=None)
+    cols = feature_columns(plan, digits, stage.transfer, {})
+    assert len(stage.transfer) > 300
+    np.testing.assert_allclose(cols["patterns"], plan.maps["patterns"].transform(stage.transfer.X), rtol=1e-6, atol=1e-6)
+
+
+def test_soft_trees_keep_the_sample_passes_of_the_default_queries_when_they_are_sized_down(iris, iris_teacher,
+                                                                                          monkeypatch):
+    import importlib
+
+    from explain_distill.distill.plan import DEFAULT_QUERIES
+
+    monkeypatch.setattr(importlib.import_module("explain_distill.distill.plan"), "QUERY_CELLS", 1200)  # 300 queries
+    plan = _plan(iris_teacher, iris, surrogates=["soft_tree", "student"], frontier=False)
+    stage = transfer_stage(plan, iris, transfer=None, queries=DEFAULT_QUERIES)
+    fitter = Fitter(plan, iris, stage.transfer, {}, {}, queries=stage.queries)
+    rows, full = len(stage.transfer), stage.transfer.n_real + 20000
+    assert fitter.configured("soft_tree").epochs == min(-(-10 * full // rows), -(-fitting_budget() // rows))
+    assert fitter.configured("student").epochs == 12  # the student keeps its epochs
+    assert Fitter(plan, iris, stage.transfer, {}, {}).configured("soft_tree").epochs == 10  # queries not sized: as before
+
+
+def fitting_budget():
+    from explain_distill.distill.fitting import SAMPLE_BUDGET
+
+    return SAMPLE_BUDGET

@@ -133,3 +133,19 @@ def test_soft_logistic_equals_sklearn_on_replicated_rows(K):
         np.repeat(X, K, axis=0), np.tile(np.arange(K), len(X)), sample_weight=P.ravel()
     )
     np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-4)
+
+
+def test_large_logistic_warm_starts_from_a_subsample_and_reports_its_budget():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 30))
+    Z = X @ rng.normal(size=(30, 4))
+    P = np.exp(Z) / np.exp(Z).sum(axis=1, keepdims=True)
+    cold = SoftLabelLogisticRegression(tol=1e-8, max_iter=5000, warm_start_cells=None).fit(X, P)
+    assert cold.warm_start_ is None and cold.converged_
+    warm = SoftLabelLogisticRegression(tol=1e-8, max_iter=5000, warm_start_cells=20000, refine_iter=2000).fit(X, P)
+    # 60,000 cells over a budget of 20,000: every 3rd row first, then all rows from there
+    assert warm.warm_start_["rows"] == 667 and warm.warm_start_["of"] == 2000 and warm.converged_
+    assert warm.n_iter_[0] == warm.warm_start_["iterations"] + warm.warm_start_["refine_iterations"]
+    np.testing.assert_allclose(warm.predict_proba(X), cold.predict_proba(X), atol=1e-3)  # the same minimiser
+    capped = SoftLabelLogisticRegression(tol=1e-12, max_iter=5000, warm_start_cells=20000, refine_iter=1).fit(X, P)
+    assert not capped.converged_ and capped.warm_start_["refine_iterations"] == 1  # the budget, stated, no warning

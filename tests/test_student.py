@@ -194,3 +194,22 @@ def test_compression_report_counts_against_references(iris, iris_teacher):
     assert rep["student"]["cpu_latency_s_per_sample"] > 0
     with pytest.raises(TypeError, match="NeuralStudent"):
         compression_report(iris_teacher, object())
+
+
+def test_student_capacity_follows_the_input_size(tmp_path, rng):
+    from explain_distill.surrogates.student import GRID, GRID_ABOVE, resolve_pool
+
+    assert resolve_pool("auto", (1, 8, 8)) == "max" and resolve_pool("auto", (1, 40)) == "max"
+    assert resolve_pool("auto", (1, 28, 28)) == "grid" and 28 * 28 > GRID_ABOVE
+    assert resolve_pool("max", (1, 28, 28)) == "max"  # an explicit choice is kept
+    X = rng.normal(size=(60, 400)).astype(np.float32)
+    y = (X[:, :200].sum(1) > X[:, 200:].sum(1)).astype(int)
+    st = NeuralStudent(**{**FAST, "epochs": 1}, input_shape=(1, 20, 20), channels=(4, 8)).fit(X, y)
+    # 20x20: conv 1->4, 2x pool, conv 4->8, 2x pool (5x5), a max per cell of a 4x4 grid, one linear layer
+    assert st.n_params_ == (4 * 9 + 4) + (8 * 4 * 9 + 8) + (8 * GRID * GRID * 2 + 2)
+    small = NeuralStudent(**{**FAST, "epochs": 1}, input_shape=(1, 10, 10), channels=(4, 8)).fit(X[:, :100], y)
+    assert small.n_params_ == (4 * 9 + 4) + (8 * 4 * 9 + 8) + (8 * 2 + 2)  # 100 positions: the global max
+    save_surrogate(st, tmp_path / "grid", name="student")
+    back = load_surrogate(tmp_path / "grid")
+    assert back.n_params_ == st.n_params_
+    np.testing.assert_allclose(back.predict_proba(X), st.predict_proba(X), rtol=1e-5, atol=1e-6)

@@ -25,6 +25,7 @@ convolution, upsampled), for images (C, H, W) and 1-D signals (C, L).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import warnings
@@ -44,10 +45,12 @@ from .robustness import differentiable_module
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "ABLATION_GROUPS_ABOVE",
     "METHODS",
     "AttributionReport",
     "attribution_report",
     "attribute",
+    "ablation_groups",
     "feature_ablation",
     "gradcam",
     "attention_map",
@@ -264,6 +267,37 @@ def _captum_call(
     return NoiseTunnel(Saliency(fwd)).attribute(x, nt_type="smoothgrad", nt_samples=nt_samples, stdevs=stdevs, abs=False, **kw)
 
 
+#: Above this many inputs, feature ablation removes groups of neighbouring inputs (patches of an
+#: image, runs of a signal) instead of one input at a time: at most this many model calls per
+#: example (28x28: 196 patches of 2x2 instead of 784 pixels).
+ABLATION_GROUPS_ABOVE = 256
+
+
+def ablation_groups(d: int, input_shape: Sequence[int] | None = None, *,
+                    max_groups: int = ABLATION_GROUPS_ABOVE) -> tuple[np.ndarray | None, dict[str, Any] | None]:
+    """The feature mask (d,) that groups ``d`` inputs into at most ``max_groups`` neighbourhoods, and its
+    description; ``(None, None)`` when ``d <= max_groups`` (every input on its own).
+
+    An image (C, H, W) is cut into square patches of side p (every channel of a patch together), the
+    smallest p with at most ``max_groups`` patches; any other input into runs of consecutive features.
+    """
+    if d <= max_groups:
+        return None, None
+    shape = tuple(int(s) for s in input_shape) if input_shape is not None else None
+    if shape is not None and len(shape) == 3 and int(np.prod(shape)) == d:
+        _, H, W = shape
+        p = 1
+        while -(-H // p) * -(-W // p) > max_groups:
+            p += 1
+        rows, cols = np.arange(H) // p, np.arange(W) // p
+        cell = rows[:, None] * (-(-W // p)) + cols[None, :]
+        mask = np.broadcast_to(cell, shape).reshape(-1)
+        return mask.astype(np.int64), {"kind": "patches", "side": p, "groups": int(mask.max()) + 1, "features": d}
+    run = -(-d // max_groups)
+    mask = np.arange(d) // run
+    return mask.astype(np.int64), {"kind": "runs", "length": run, "groups": int(mask.max()) + 1, "features": d}
+
+
 def feature_ablation(
     model: Any,
     X: Any,
@@ -272,11 +306,13 @@ def feature_ablation(
     baseline: float = 0.0,
     perturbations_per_eval: int = 16,
     batch_size: int = 256,
+    feature_mask: Any = None,
 ) -> np.ndarray:
     """Captum ``FeatureAblation`` over ``model.predict_proba`` (any classifier, no gradient needed); (n, d).
 
     Each feature is replaced by ``baseline`` in turn; the attribution is the drop in the
-    probability of ``target``.
+    probability of ``target``.  ``feature_mask`` (d,) of group ids removes each group at once
+    (every member gets the group's drop; see :func:`ablation_groups`).
     """
     from captum.attr import FeatureAblation
 
@@ -298,6 +334,11 @@ def feature_ablation(
         return torch.from_numpy(np.asarray(proba(x.detach().cpu().numpy()), dtype=np.float32))
 
     batch_size = check_int(batch_size, "batch_size", low=1)
+    mask = None
+    if feature_mask is not None:
+        mask = np.asarray(feature_mask, dtype=np.int64).reshape(-1)
+        if mask.shape[0] != X.shape[1]:
+            raise ValueError(f"feature_mask has {mask.shape[0]} entries for {X.shape[1]} features; pass one group id per feature.")
     fa = FeatureAblation(forward)
     out = np.empty(X.shape, dtype=np.float32)
     for start in range(0, len(X), batch_size):  # memory: batch_size * perturbations_per_eval rows
@@ -307,6 +348,7 @@ def feature_ablation(
             baselines=float(baseline),
             target=torch.from_numpy(t[start:stop]),
             perturbations_per_eval=perturbations_per_eval,
+            **({} if mask is None else {"feature_mask": torch.from_numpy(mask)[None, :].expand(stop - start, -1)}),
         )
         out[start:stop] = attr.detach().float().numpy()
     return out
@@ -528,6 +570,9 @@ class AttributionReport:
         with itself), and ``floor``, the mean Spearman of random linear models' maps with it (what
         agreement by chance looks like: on images a map follows the input's intensities, so the
         floor is rarely 0).
+    ablation_groups : dict or None
+        When the inputs were ablated in groups (more than ``ABLATION_GROUPS_ABOVE`` inputs): the
+        grouping (``kind`` "patches" with ``side``, or "runs" with ``length``; ``groups``, ``features``).
     """
 
     method: str
@@ -542,6 +587,7 @@ class AttributionReport:
     nan_count: dict[str, int] = field(default_factory=dict)
     input_shape: tuple[int, ...] | None = None
     reference: dict[str, dict[str, float]] = field(default_factory=dict)
+    ablation_groups: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         sp = {n: a.get("spearman") for n, a in self.agreement.items()}
@@ -560,6 +606,7 @@ class AttributionReport:
                 "agreement": self.agreement,
                 "nan_count": self.nan_count,
                 "reference": self.reference,
+                "ablation_groups": self.ablation_groups,
                 "gradcam": self.gradcam,
                 "attention": self.attention,
             }
@@ -612,6 +659,12 @@ def attribution_report(
     names = class_names if class_names is not None else teacher.class_names
 
     kw = dict(method=method, baselines=baselines, n_steps=n_steps, seed=seed, batch_size=batch_size)
+    mask, groups = ablation_groups(X.shape[1], teacher.input_shape)
+    ablate = functools.partial(feature_ablation, feature_mask=mask)
+    if groups is not None and any(differentiable_module(est) is None for est in surrogates.values()):
+        logger.info("feature ablation over %d inputs: %d groups (%s) instead of one input at a time",
+                    X.shape[1], groups["groups"], f"{groups['side']}x{groups['side']} patches" if groups["kind"] == "patches"
+                    else f"runs of {groups['length']}")
     maps: dict[str, np.ndarray] = {"teacher": attribute(teacher, X, targets, **kw)}
     methods = {"teacher": method}
     nan_count: dict[str, int] = {}
@@ -624,17 +677,17 @@ def attribution_report(
             ref_name = "teacher"
         else:
             if "teacher:FeatureAblation" not in maps:
-                maps["teacher:FeatureAblation"] = feature_ablation(teacher, X, targets)
+                maps["teacher:FeatureAblation"] = ablate(teacher, X, targets)
                 methods["teacher:FeatureAblation"] = "FeatureAblation"
                 _count_nan("teacher:FeatureAblation", maps["teacher:FeatureAblation"], nan_count)
-            maps[name] = feature_ablation(est, X, targets)
+            maps[name] = ablate(est, X, targets)
             methods[name] = "FeatureAblation"
             ref_name = "teacher:FeatureAblation"
         _count_nan(name, maps[name], nan_count)
         agreement[name] = attribution_agreement(maps[ref_name], maps[name], top_k=top_k, classes=targets, class_names=names)
         agreement[name]["against"] = ref_name
 
-    reference = {ref: _reference(teacher, X, targets, maps[ref], methods[ref], kw, top_k)
+    reference = {ref: _reference(teacher, X, targets, maps[ref], methods[ref], {**kw, "feature_mask": mask}, top_k)
                  for ref in ("teacher", "teacher:FeatureAblation") if ref in maps and len(X) > 1}
     shape = teacher.input_shape
     cams: dict[str, np.ndarray] = {}
@@ -660,6 +713,7 @@ def attribution_report(
         nan_count=nan_count,
         input_shape=tuple(shape) if shape is not None else None,
         reference=reference,
+        ablation_groups=groups if "teacher:FeatureAblation" in maps else None,
     )
 
 
@@ -697,9 +751,10 @@ def _reference(teacher: Teacher, X: np.ndarray, targets: np.ndarray, ref_map: np
     """The ceiling and floor of agreement with ``ref_map`` (see :attr:`AttributionReport.reference`)."""
     rng = np.random.default_rng(int(kw.get("seed", 0)) + 7)
     noisy = (X + REFERENCE_NOISE * rng.standard_normal(X.shape)).astype(np.float32)
+    mask = kw.pop("feature_mask", None)
     if method == "FeatureAblation":
-        again = feature_ablation(teacher, noisy, targets)
-        chance = [feature_ablation(_RandomLinear(X.shape[1], teacher.n_classes, s), X, targets)
+        again = feature_ablation(teacher, noisy, targets, feature_mask=mask)
+        chance = [feature_ablation(_RandomLinear(X.shape[1], teacher.n_classes, s), X, targets, feature_mask=mask)
                   for s in range(REFERENCE_RANDOM_MODELS)]
     else:
         again = attribute(teacher, noisy, targets, **kw)

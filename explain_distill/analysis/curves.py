@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .._progress import progress
 from ..distill import Distillation
 from ..surrogates import SURROGATES
 from ..transfer import TransferSet, build_transfer_set
@@ -83,7 +84,9 @@ def temperature_curve(
     out: dict[str, Any] = {"temperatures": temps, "surrogates": {n: {"fidelity": [], "accuracy": []} for n in surrogates},
                            "queries": dict(queries) if queries else None, "rows_used": int(len(rows)),
                            "rows_total": int(len(d.dataset.X_train))}
+    bar = progress(len(temps), "temperature curve", unit="T")
     for T in temps:
+        bar.update(1)
         ts = build_transfer_set(d.teacher, d.dataset.X_train[rows], d.dataset.y_train[rows], temperature=T,
                                 queries=queries, seed=d.seed)
         for name in surrogates:
@@ -94,6 +97,7 @@ def temperature_curve(
             out["surrogates"][name]["fidelity"].append(s["fidelity"])
             out["surrogates"][name]["accuracy"].append(s["accuracy"])
         logger.debug("temperature %.3g done", T)
+    bar.close()
     return out
 
 
@@ -133,7 +137,9 @@ def size_curve(
                            "transfer_set": ts.counts(), "temperature": ts.temperature,
                            "rows_used": int(len(fit_rows)), "rows_total": int(len(ts))}
     deepest = max(depths)
+    bar = progress(len(names), "size curve", unit="model")
     for name in names:
+        bar.update(1)
         row = out["surrogates"][name]
         if name in ("tree", "tree_hard", "tree_hard_gini"):
             # Greedy top-down growth: the depth-k tree is the deepest tree cut at depth k (node
@@ -161,6 +167,7 @@ def size_curve(
             row["fidelity"].append(s["fidelity"])
             row["accuracy"].append(s["accuracy"])
             row["params"].append(int(est.n_params_))
+    bar.close()
     return out
 
 
@@ -215,8 +222,16 @@ def kd_vs_hard(
         rows = _sample(len(ts), d.seed, "KD student")
         soft = _make("student", d.seed, **{"input_shape": shape, "temperature": ts.temperature, **params})
         soft.fit(np.asarray(ts.X)[rows], np.asarray(ts.P)[rows], y_true=np.asarray(ts.y)[rows])
-    hard = _make("student", d.seed, **{"input_shape": shape, **params, "temperature": 1.0, "alpha": 1.0})
     hard_rows = _sample(len(d.dataset.X_train), d.seed, "hard-label student")
+    hard = _make("student", d.seed, **{"input_shape": shape, **params, "temperature": 1.0, "alpha": 1.0})
+    if "epochs" not in params:  # the run's budget of sample-passes, as distill spends it
+        from ..distill.fitting import SAMPLE_BUDGET
+
+        epochs = max(1, min(int(hard.epochs), -(-SAMPLE_BUDGET // max(len(hard_rows), 1))))
+        if epochs < hard.epochs:
+            logger.info("hard-label student: %d epochs instead of %d over %d rows (SAMPLE_BUDGET %d sample-passes)",
+                        epochs, hard.epochs, len(hard_rows), SAMPLE_BUDGET)
+            hard.set_params(epochs=epochs)
     hard.fit(d.dataset.X_train[hard_rows], d.dataset.y_train[hard_rows])
     res = {}
     for key, est in (("soft", soft), ("hard", hard)):

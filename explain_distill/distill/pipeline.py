@@ -46,7 +46,7 @@ def _info(plan: Plan, dataset: Dataset, stage: TransferStage, timings: dict[str,
         "timings": {k: round(v, 4) for k, v in timings.items()},
         "data_sha256": dataset.fingerprint(),
         "teacher_sha256": plan.teacher.fingerprint(),
-        "budget": dict(budget or {}),
+        "budget": {**dict(budget or {}), **({"queries": dict(stage.queries)} if stage.queries else {})},
     }
     if plan.maps:
         info["features"] = {label: {**fm.spec(), "n_columns": fm.n_features} for label, fm in plan.maps.items()}
@@ -102,7 +102,9 @@ def distill(
     seed : int
         Passed to every surrogate with a ``random_state``, and seeds the query synthesis.
     queries : dict or QuerySpec or None, default=DEFAULT_QUERIES
-        Synthesized inputs the teacher labels on top of the training split, e.g.
+        Synthesized inputs the teacher labels on top of the training split.  Left at the default,
+        they are sized to the data: at most ``QUERY_CELLS`` queries x features (28x28 images: 5,102
+        instead of 20,000), recorded in ``info["budget"]["queries"]``.  Pass them to choose, e.g.
         ``{"jitter": 2000, "mixup": 2000, "class": 2000, "boundary": 2000}``
         (see :class:`explain_distill.transfer.QuerySpec`); ``None`` or ``{}`` for none.
     transfer : TransferSet, optional
@@ -159,7 +161,7 @@ def distill(
     stage = transfer_stage(plan, dataset, transfer=transfer, queries=queries)
     timings = {"teacher_check_s": stage.started - t0, "soft_labels_s": stage.seconds}
     columns = feature_columns(plan, dataset, stage.transfer, timings)
-    fitter = Fitter(plan, dataset, stage.transfer, columns, timings)
+    fitter = Fitter(plan, dataset, stage.transfer, columns, timings, queries=stage.queries)
     fitted = fit_families(fitter)
     ladders_, choice = fit_ladders(fitter, fitted, stage.X_val)
     result = Distillation(

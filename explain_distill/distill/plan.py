@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_FEATURE_SURROGATES",
     "DEFAULT_QUERIES",
     "DEFAULT_SURROGATES",
+    "QUERY_CELLS",
     "EPOCHS_WITH_QUERIES",
     "FEATURE_PARAMS",
     "Plan",
@@ -38,6 +39,7 @@ __all__ = [
     "readable_at",
     "readable_families",
     "resolve_surrogates",
+    "sized_queries",
     "split_name",
 ]
 
@@ -67,6 +69,25 @@ FEATURE_PARAMS: dict[str, dict[str, Any]] = {"rules": {"max_rules": 29}, "tree":
 #: jitter (0.5 std) and mixup.  Chosen on digits: with the "entropy" tree they lift the depth-8
 #: tree's fidelity from ~0.83 (hard labels) to ~0.90 (benchmarks/RESULTS.md, bench_fidelity).
 DEFAULT_QUERIES: dict[str, int] = {"jitter": 10000, "mixup": 10000}
+
+#: Cells (queries x features) the default queries may fill: the synthesized set is sized to the data
+#: instead of a fixed 20,000 rows, since every surrogate's cost grows with rows x features.  Up to 200
+#: features (digits' 64, tables) the default stays 20,000; 28x28 images (784) get 5,102 queries on top
+#: of the training rows, 3x32x32 (3,072) 1,302.  On 28x28 digits every surrogate's fidelity stays
+#: within ~0.01 of the 20,000-query run at a quarter of the rows (benchmarks/RESULTS.md).
+QUERY_CELLS = 4_000_000
+
+
+def sized_queries(n_features: int) -> tuple[dict[str, int], dict[str, Any] | None]:
+    """The default queries for ``n_features`` inputs: ``DEFAULT_QUERIES`` scaled down so that they fill at
+    most ``QUERY_CELLS`` cells, in the same proportions.  Returns (queries, the decision as plain data or
+    None when the default fits)."""
+    total = sum(DEFAULT_QUERIES.values())
+    cap = max(1, QUERY_CELLS // max(int(n_features), 1))
+    if total <= cap:
+        return dict(DEFAULT_QUERIES), None
+    out = {k: max(1, int(v * cap // total)) for k, v in DEFAULT_QUERIES.items()}
+    return out, {"default": total, "used": sum(out.values()), "cells": QUERY_CELLS, "n_features": int(n_features)}
 
 #: Epochs of the network surrogates when the transfer set carries synthesized queries and the
 #: user set none: the set is then ~16x the training split (digits, default queries), so fewer

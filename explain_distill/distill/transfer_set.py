@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from .._progress import progress
 from ..data import Dataset
 from ..features import PatternFeatures
 from ..transfer import QuerySpec, TransferSet, build_transfer_set
-from .plan import VALIDATION_FRACTION, Plan
+from .plan import DEFAULT_QUERIES, VALIDATION_FRACTION, Plan, sized_queries
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,9 @@ class TransferStage:
     seconds : float
     started : float
         ``time.perf_counter()`` when the stage began.
+    queries : dict or None
+        When the default queries were sized to the data (``sized_queries``): the decision (default
+        and used counts, the cell budget); None otherwise.
     """
 
     transfer: TransferSet
@@ -47,6 +51,7 @@ class TransferStage:
     X_val: np.ndarray
     seconds: float
     started: float = 0.0
+    queries: dict[str, Any] | None = None
 
     @property
     def source(self) -> str:
@@ -100,6 +105,14 @@ def transfer_stage(
     """The transfer set (built, or the precomputed one checked) and the validation rows held out of it."""
     t0 = time.perf_counter()
     val_rows = np.zeros(0, dtype=np.int64)
+    sized = None
+    if transfer is None and queries is DEFAULT_QUERIES:  # the user left the default: size it to the data
+        queries, sized = sized_queries(dataset.n_features)
+        if sized is not None:
+            logger.info("queries: %d instead of the default %d (%s): %d features x %d queries stay within the budget "
+                        "of %d cells (QUERY_CELLS; pass queries= to choose)", sized["used"], sized["default"],
+                        ", ".join(f"{k} {v}" for k, v in queries.items()), dataset.n_features, sized["used"],
+                        sized["cells"])
     if transfer is None:
         fit_rows = np.arange(len(dataset.X_train))
         if plan.families:
@@ -113,7 +126,24 @@ def transfer_stage(
     X_val = dataset.X_train[val_rows]
     if plan.families and not len(val_rows):
         transfer, X_val = _carve_from_transfer(transfer, plan.seed)
-    return TransferStage(transfer=transfer, val_rows=val_rows, X_val=X_val, seconds=time.perf_counter() - t0, started=t0)
+    return TransferStage(transfer=transfer, val_rows=val_rows, X_val=X_val, seconds=time.perf_counter() - t0, started=t0,
+                         queries=sized)
+
+
+#: Rows mapped through a feature map at a time by :func:`feature_columns` (a progress bar counts them).
+FEATURE_BLOCK = 8192
+
+
+def _transform_blocks(fm: Any, X: np.ndarray, label: str) -> np.ndarray:
+    """``fm.transform(X)`` in blocks of ``FEATURE_BLOCK`` rows, with a progress bar on long runs."""
+    if len(X) <= FEATURE_BLOCK:
+        return fm.transform(X)
+    parts = []
+    with progress(len(X), f"{label} features", unit="row") as bar:
+        for start in range(0, len(X), FEATURE_BLOCK):
+            parts.append(fm.transform(X[start : start + FEATURE_BLOCK]))
+            bar.update(len(parts[-1]))
+    return np.concatenate(parts)
 
 
 def feature_columns(plan: Plan, dataset: Dataset, transfer: TransferSet, timings: dict[str, float]) -> dict[str, np.ndarray]:
@@ -124,7 +154,7 @@ def feature_columns(plan: Plan, dataset: Dataset, transfer: TransferSet, timings
         t1 = time.perf_counter()
         if isinstance(fm, PatternFeatures) and fm.scale is None:
             fm.fit(dataset.X_train)  # responses in units of each channel's top-1% response on the training data
-        columns[label] = fm.transform(transfer.X)
+        columns[label] = _transform_blocks(fm, transfer.X, label)
         timings[f"features_{label}_s"] = time.perf_counter() - t1
         logger.info("%s features: %d columns in %.2fs", label, columns[label].shape[1], timings[f"features_{label}_s"])
     return columns

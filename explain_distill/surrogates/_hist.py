@@ -145,12 +145,14 @@ class Histograms:
         The last bin of each feature is no threshold (everything would go left): ``valid`` is False there.
         """
         C = np.cumsum(H, axis=0)
-        start = np.repeat(self.offsets, self.n_bins)
-        base = np.where(start[:, None] > 0, C[np.maximum(start - 1, 0)], 0.0)
-        left = C - base
-        valid = np.ones(self.total, dtype=bool)
-        valid[self.offsets + self.n_bins - 1] = False
-        return left, valid
+        # what precedes each feature's first bin, repeated over its bins (a copy, not a gather per bin)
+        before = np.zeros((self.d, C.shape[1]), dtype=C.dtype)
+        before[1:] = C[self.offsets[1:] - 1]
+        C -= np.repeat(before, self.n_bins, axis=0)
+        if getattr(self, "_valid", None) is None or len(self._valid) != self.total:
+            self._valid = np.ones(self.total, dtype=bool)
+            self._valid[self.offsets + self.n_bins - 1] = False
+        return C, self._valid.copy()
 
     def locate(self, flat: int) -> tuple[int, int]:
         """(feature, bin) of a flat bin index."""

@@ -380,7 +380,7 @@ def _refit(model: _Model, leaf_of: np.ndarray, P: np.ndarray, w: np.ndarray, *, 
     leaves = model.leaves
     with warnings.catch_warnings():  # a capped polish from the greedy values, not a fit to convergence
         warnings.simplefilter("ignore", ConvergenceWarning)
-        W, b, _ = _fit_soft_multinomial(
+        W, b, _, _ = _fit_soft_multinomial(
             A, P, C=1.0 / l2, max_iter=max_iter, tol=1e-5, sample_weight=w, init=(model.value[leaves].T, model.bias)
         )
     out = copy.copy(model)

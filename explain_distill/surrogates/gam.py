@@ -240,7 +240,7 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         start = None
         if init is not None:
             start = (np.concatenate(init[0], axis=0).T, init[1])
-        W, b, n_iter = _fit_soft_multinomial(Z, P, C=float(self.C), max_iter=int(self.max_iter), tol=float(self.tol),
+        W, b, n_iter, _ = _fit_soft_multinomial(Z, P, C=float(self.C), max_iter=int(self.max_iter), tol=float(self.tol),
                                              sample_weight=None if np.all(w == 1.0) else w, init=start)
         self.n_iter_ = np.array([n_iter])
         blocks, at = [], 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 from typing import Any, Literal
 
 import numpy as np
@@ -32,6 +33,8 @@ from ._base import SoftTargetMixin, TreeDisplayMixin
 from ._queries import check_oracle
 from ._sktree import NODE_FIELDS, best_first_order, make_regressor, truncate
 from ._target import TARGETS, agreement, hard_targets, split_validation
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["SoftLabelTreeClassifier", "SoftLabelLogisticRegression", "SoftLabelGaussianNB"]
 
@@ -338,12 +341,14 @@ def _fit_soft_multinomial(
     tol: float,
     sample_weight: np.ndarray | None = None,
     init: tuple[np.ndarray, np.ndarray] | None = None,
-) -> tuple[np.ndarray, np.ndarray, int]:
+    warn: bool = True,
+) -> tuple[np.ndarray, np.ndarray, int, bool]:
     """argmin_W,b  C * sum_i w_i sum_k P_ik (-log softmax(X W^T + b)_ik) + ||W||^2 / 2, by L-BFGS.
 
     ``X`` may be a scipy sparse matrix (the additive surrogates pass one-hot and spline bases);
     ``sample_weight`` (w, ones by default) weighs the rows; ``init`` = (W (K, d), b (K,)) warm-starts
-    the solver (K > 2 only).
+    the solver (K > 2 only).  Returns (W, b, iterations, converged); ``warn`` False: no
+    ConvergenceWarning when the iterations run out (the caller reports it).
     """
     from scipy.optimize import minimize
     import scipy.sparse as sp
@@ -391,7 +396,8 @@ def _fit_soft_multinomial(
         res = minimize(
             objective, theta0, jac=True, method="L-BFGS-B", options={"maxiter": max_iter, "gtol": tol}
         )
-    if not res.success and res.nit >= max_iter:
+    converged = not (not res.success and res.nit >= max_iter)
+    if not converged and warn:
         import warnings
 
         from sklearn.exceptions import ConvergenceWarning
@@ -407,7 +413,7 @@ def _fit_soft_multinomial(
     if free < K:
         W = np.concatenate([np.zeros((1, d)), W])
         b = np.concatenate([[0.0], b])
-    return W, b, int(res.nit)
+    return W, b, int(res.nit), converged
 
 
 class SoftLabelLogisticRegression(SoftTargetMixin, ClassifierMixin, BaseEstimator):
@@ -420,18 +426,38 @@ class SoftLabelLogisticRegression(SoftTargetMixin, ClassifierMixin, BaseEstimato
     (tested against it), without the K-fold copy of the data.  The fitted coefficients live in
     a ``LogisticRegression`` (``estimator_``) so its predict/decision functions apply.
 
+    On a large problem (more than ``warm_start_cells`` rows x features: 28x28 images with their
+    queries) the solver starts from a fit on every k-th row (at most ``warm_start_cells`` cells,
+    ``max_iter`` iterations) and refines on all rows for at most ``refine_iter`` iterations: a
+    fixed budget whose outcome is kept in ``converged_`` and logged, in place of hundreds of
+    iterations over every row (784 pixels, 23,000 rows: 49 s without converging before).
+
     Parameters
     ----------
     C : float, default=1.0
         Inverse L2 regularisation strength, as in scikit-learn.
     max_iter : int, default=500
     tol : float, default=1e-4
+    warm_start_cells : int or None, default=2_500_000
+        Rows x features above which the fit warm-starts from a strided subsample; None: never.
+    refine_iter : int, default=50
+        Iterations on all rows after the warm start.
+
+    Attributes
+    ----------
+    converged_ : bool
+        Whether the last solver run met ``tol`` (False: it stopped at its iteration budget).
+    warm_start_ : dict or None
+        ``{"rows", "of", "iterations", "refine_iterations"}`` when the fit warm-started.
     """
 
-    def __init__(self, *, C: float = 1.0, max_iter: int = 500, tol: float = 1e-4) -> None:
+    def __init__(self, *, C: float = 1.0, max_iter: int = 500, tol: float = 1e-4,
+                 warm_start_cells: int | None = 2_500_000, refine_iter: int = 50) -> None:
         self.C = C
         self.max_iter = max_iter
         self.tol = tol
+        self.warm_start_cells = warm_start_cells
+        self.refine_iter = refine_iter
 
     def fit(self, X: Any, y: Any) -> "SoftLabelLogisticRegression":
         check_positive(self.C, "C")
@@ -440,7 +466,30 @@ class SoftLabelLogisticRegression(SoftTargetMixin, ClassifierMixin, BaseEstimato
         X, P = self._validate_fit(X, y)
         if (P.sum(axis=0) > 0).sum() < 2:
             raise ValueError("the soft labels put all their mass on a single class; at least 2 classes are needed.")
-        coef, intercept, n_iter = _fit_soft_multinomial(X, P, C=float(self.C), max_iter=int(self.max_iter), tol=float(self.tol))
+        if self.warm_start_cells is not None:
+            check_int(self.warm_start_cells, "warm_start_cells", low=1)
+        check_int(self.refine_iter, "refine_iter", low=1)
+        n, d = X.shape
+        self.warm_start_ = None
+        init = None
+        if self.warm_start_cells is not None and n * d > self.warm_start_cells and P.shape[1] > 2:
+            step = -(-n * d // int(self.warm_start_cells))
+            sub = slice(None, None, step)  # every step-th row: deterministic, spread over the set's sources
+            W0, b0, it0, _ = _fit_soft_multinomial(X[sub], P[sub], C=float(self.C), max_iter=int(self.max_iter),
+                                                   tol=float(self.tol), warn=False)
+            init = (W0, b0)
+            self.warm_start_ = {"rows": int(len(X[sub])), "of": int(n), "iterations": it0}
+        coef, intercept, n_iter, converged = _fit_soft_multinomial(
+            X, P, C=float(self.C), max_iter=int(self.refine_iter if init is not None else self.max_iter),
+            tol=float(self.tol), init=init, warn=init is None)
+        self.converged_ = bool(converged)
+        if init is not None:
+            self.warm_start_["refine_iterations"] = n_iter
+            logger.info("logistic: %d rows x %d features: warm start on every %d-th row (%d rows, %d iterations), then "
+                        "%d iterations on all rows (budget refine_iter=%d): %s", n, d, step, self.warm_start_["rows"],
+                        self.warm_start_["iterations"], n_iter, self.refine_iter,
+                        "converged" if converged else "stopped at the budget, not converged to tol")
+            n_iter += self.warm_start_["iterations"]
         est = LogisticRegression(C=self.C, max_iter=self.max_iter, tol=self.tol)
         if P.shape[1] == 2:  # scikit-learn's binary layout: one row, for class 1 against class 0
             coef, intercept = coef[1:] - coef[:1], intercept[1:] - intercept[:1]

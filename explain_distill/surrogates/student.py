@@ -81,6 +81,22 @@ def attention_loss(student_maps: torch.Tensor, teacher_maps: torch.Tensor) -> to
 
 
 # ---------------------------------------------------------------------------- networks
+#: ``pool="auto"`` reads a CNN student's channels through one global max up to this many input
+#: positions (digits 8x8: 64, mnist1d: 40) and through a ``GRID`` grid of cells above it (28x28: 784),
+#: so its capacity and cost follow the input size.
+GRID_ABOVE = 256
+
+#: Cells a side of the ``pool="grid"`` read-out (4 x 4 cells of a 2-D input, 4 of a 1-D one).
+GRID = 4
+
+
+def resolve_pool(pool: str, input_shape: Sequence[int]) -> str:
+    """``pool`` as the student builds it: ``"auto"`` is ``"max"`` for up to ``GRID_ABOVE`` positions, else ``"grid"``."""
+    if pool != "auto":
+        return pool
+    return "grid" if int(np.prod(tuple(input_shape)[1:])) > GRID_ABOVE else "max"
+
+
 class _StudentMLP(nn.Module):
     def __init__(self, n_features: int, n_classes: int, hidden: Sequence[int]):
         super().__init__()
@@ -103,7 +119,11 @@ class _StudentCNN(nn.Module):
     positions, so the student recognises a shape wherever it sits, as a convolutional teacher
     does (on mnist1d this lifts a 3k-parameter student from 0.80 to 0.96 fidelity).
     ``pool="flatten"``: a 2x max pool and every position into the head (the layout of runs saved
-    before ``pool`` existed).
+    before ``pool`` existed).  ``pool="grid"`` (large inputs): a 2x max pool after every
+    convolution, then the strongest response of each channel in each cell of a coarse grid
+    (``GRID`` cells a side) into the head, so where a shape sits still counts (28x28 digits, same
+    8,100 rows and epochs: 0.974 fidelity against 0.718 for the global max, in a third of the time)
+    and the second convolution runs on a quarter of the positions.
     """
 
     def __init__(
@@ -117,10 +137,14 @@ class _StudentCNN(nn.Module):
         c = input_shape[0]
         for ch in channels:
             layers += [conv(c, ch, k, padding=k // 2), nn.ReLU()]
+            if pool == "grid":
+                layers.append((nn.MaxPool1d if dims == 1 else nn.MaxPool2d)(2, ceil_mode=True))
             c = ch
         self.features = nn.Sequential(*layers)
         if pool == "max":
             self.pool = nn.AdaptiveMaxPool1d(1) if dims == 1 else nn.AdaptiveMaxPool2d(1)
+        elif pool == "grid":
+            self.pool = nn.AdaptiveMaxPool1d(GRID) if dims == 1 else nn.AdaptiveMaxPool2d(GRID)
         else:
             self.pool = (nn.MaxPool1d if dims == 1 else nn.MaxPool2d)(2)
         with torch.no_grad():
@@ -159,9 +183,12 @@ class NeuralStudent(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         CNN (its pooled channels feed one linear layer).
     channels : tuple of int, default=(16, 32)
         Convolution widths of the CNN.
-    pool : {"max", "flatten"}, default="max"
+    pool : {"auto", "max", "grid", "flatten"}, default="auto"
         How the CNN's last convolution reaches the head: a global max over positions per
-        channel (shift-invariant, few parameters), or a 2x max pool flattened.
+        channel (shift-invariant, few parameters), a 2x max pool after every convolution and a
+        max per cell of a 4x4 grid (where a shape sits counts; a quarter of the work per layer),
+        or a 2x max pool flattened.  ``"auto"``: ``"max"`` up to ``GRID_ABOVE`` (256) input
+        positions, ``"grid"`` above (the capacity and the cost follow the input size).
     temperature : float, default=4.0
         T of the soft labels passed to ``fit`` (``distill`` sets the run's).
     alpha : float in [0, 1], default=0.1
@@ -193,7 +220,7 @@ class NeuralStudent(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         arch: Literal["auto", "mlp", "cnn"] = "auto",
         hidden: tuple[int, ...] | None = None,
         channels: tuple[int, ...] = (16, 32),
-        pool: Literal["max", "flatten"] = "max",
+        pool: Literal["auto", "max", "grid", "flatten"] = "auto",
         temperature: float = 4.0,
         alpha: float = 0.1,
         attention_weight: float = 0.0,
@@ -224,7 +251,7 @@ class NeuralStudent(SoftTargetMixin, ClassifierMixin, BaseEstimator):
     # -- helpers
     def _check_params(self, n_features: int) -> tuple[str, tuple[int, ...]]:
         check_choice(self.arch, "arch", ("auto", "mlp", "cnn"))
-        check_choice(self.pool, "pool", ("max", "flatten"))
+        check_choice(self.pool, "pool", ("auto", "max", "grid", "flatten"))
         check_positive(self.temperature, "temperature")
         check_fraction(self.alpha, "alpha")
         check_positive(self.attention_weight, "attention_weight", strict=False)
@@ -254,7 +281,8 @@ class NeuralStudent(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         else:
             hidden = tuple(int(h) for h in self.hidden)
         if arch == "cnn":
-            return _StudentCNN(shape, n_classes, tuple(int(c) for c in self.channels), hidden, pool or self.pool)
+            return _StudentCNN(shape, n_classes, tuple(int(c) for c in self.channels), hidden,
+                               resolve_pool(pool or self.pool, shape))
         return _StudentMLP(int(np.prod(shape)), n_classes, hidden)
 
     def fit(
@@ -405,7 +433,7 @@ class NeuralStudent(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         arrays = {f"w.{k}": v.detach().cpu().contiguous().numpy() for k, v in self.module_.state_dict().items()}
         meta = {"arch": self.arch_, "input_shape": list(self.input_shape_), "n_classes": int(len(self.classes_))}
         if self.arch_ == "cnn":
-            meta["pool"] = self.pool
+            meta["pool"] = resolve_pool(self.pool, self.input_shape_)
         return arrays, meta
 
     def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
