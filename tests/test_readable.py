@@ -92,9 +92,39 @@ def test_tree_auto_target_validates_both(blobs):
     X, P, _ = blobs
     est = SoftLabelTreeClassifier(max_leaf_nodes=16, max_depth=None, target="auto", random_state=0).fit(X, P)
     v = est.validation_
-    assert est.target_ in ("soft", "hard") and set(v) == {"sizes", "soft", "hard"}
-    assert len(v["soft"]) == len(v["sizes"]) == len(v["hard"]) and all(0 <= f <= 1 for f in v["soft"] + v["hard"])
+    assert est.target_ in ("soft", "hard") and set(v["scores"]) == {"soft/entropy", "hard/entropy"} and v["source"] == "carved"
+    assert all(len(f) == len(v["sizes"]) and all(0 <= x <= 1 for x in f) for f in v["scores"].values())
     assert est.size_ <= 16
+
+
+def test_tree_auto_keeps_the_candidate_most_faithful_on_the_given_validation_at_each_size(blobs):
+    """With validation rows given, every (target, criterion) candidate fits on all rows, and each rung
+    of the ladder is the candidate that agrees most with the teacher on the validation rows at that size."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, P, _ = blobs
+    rng = np.random.default_rng(3)
+    Xv = rng.normal(size=(400, 5))
+    Zv = np.stack([2 * Xv[:, 0], -2 * Xv[:, 0], 2 * Xv[:, 1], -2 * Xv[:, 1] + Xv[:, 0]], 1) * 2
+    Pv = _soft(Zv / 2.0)
+    est = SoftLabelTreeClassifier(max_leaf_nodes=32, max_depth=None, target="auto", criterion="auto",
+                                  random_state=0).fit(X, P, validation=(Xv, Pv))
+    v = est.validation_
+    assert v["source"] == "given" and v["n"] == 400
+    assert set(v["scores"]) == {"soft/entropy", "hard/entropy", "hard/squared_error"}
+    for rung in est.ladder_([4, 8, 32]):
+        mine = np.mean(rung.predict(Xv) == Pv.argmax(1))
+        for crit in ("gini", "entropy"):  # scikit-learn's trees on the teacher's hard labels, the same rows
+            sk = DecisionTreeClassifier(criterion=crit, max_leaf_nodes=rung.max_leaf_nodes, random_state=0).fit(X, P.argmax(1))
+            assert mine >= np.mean(sk.predict(Xv) == Pv.argmax(1)) - 1e-12
+        others = [v["scores"][k][v["sizes"].index(rung.max_leaf_nodes)] for k in v["scores"]]
+        assert mine == pytest.approx(max(others))
+    hard_gini = SoftLabelTreeClassifier(max_leaf_nodes=8, max_depth=None, target="hard", criterion="squared_error",
+                                        random_state=0).fit(X, P)
+    sk = DecisionTreeClassifier(criterion="gini", max_leaf_nodes=8, random_state=0).fit(X, P.argmax(1))
+    assert np.mean(hard_gini.predict(X) == sk.predict(X)) > 0.99
+    with pytest.raises(ValueError, match="validation"):
+        SoftLabelTreeClassifier(target="auto").fit(X, P, validation=(Xv[:, :3], Pv))
 
 
 # ---------------------------------------------------------------------------- node-local queries

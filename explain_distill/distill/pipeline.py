@@ -159,7 +159,7 @@ def distill(
     stage = transfer_stage(plan, dataset, transfer=transfer, queries=queries)
     timings = {"teacher_check_s": stage.started - t0, "soft_labels_s": stage.seconds}
     columns = feature_columns(plan, dataset, stage.transfer, timings)
-    fitter = Fitter(plan, dataset, stage.transfer, columns, timings)
+    fitter = Fitter(plan, dataset, stage.transfer, columns, timings, X_val=stage.X_val)
     fitted = fit_families(fitter)
     ladders_, choice = fit_ladders(fitter, fitted, stage.X_val)
     result = Distillation(
