@@ -219,12 +219,34 @@ def test_figs_finds_an_additive_model_in_stumps(rng):
 
 
 def test_figs_ladder_rung_is_the_fit_with_that_budget(blobs):
+    """Every rung equals a direct fit at that budget, also where the larger fit's next split started a tree
+    that a fit at the smaller budget has no room for (it then takes a leaf split: the growth is rerun)."""
     X, P, _ = blobs
     est = SumOfTreesClassifier(max_leaves=24, random_state=0).fit(X, P)
-    rung = est.ladder_([10])[0]
-    ref = SumOfTreesClassifier(max_leaves=10, random_state=0).fit(X, P)
-    assert rung.size_ == ref.size_ <= 10
-    np.testing.assert_allclose(rung.predict_proba(X), ref.predict_proba(X), atol=1e-8)
+    for k in range(3, 24):
+        rung = est.ladder_([k])[0]
+        ref = SumOfTreesClassifier(max_leaves=k, random_state=0).fit(X, P)
+        assert rung.size_ == ref.size_ <= k
+        np.testing.assert_allclose(rung.predict_proba(X), ref.predict_proba(X), atol=1e-8)
+
+
+def test_figs_loss_auto_keeps_the_candidate_most_faithful_on_the_given_validation(blobs):
+    X, P, _ = blobs
+    rng = np.random.default_rng(3)
+    Xv = rng.normal(size=(400, 5))
+    Pv = _soft(np.stack([2 * Xv[:, 0], -2 * Xv[:, 0], 2 * Xv[:, 1], -2 * Xv[:, 1] + Xv[:, 0]], 1) * 2 / 2.0)
+    est = SumOfTreesClassifier(max_leaves=16, loss="auto", random_state=0).fit(X, P, validation=(Xv, Pv))
+    v = est.validation_
+    assert v["source"] == "given" and set(v["scores"]) == {"soft/logistic/depth 3", "hard/squared_error/depth None"}
+    for rung in est.ladder_([4, 8, 16]):
+        mine = np.mean(rung.predict(Xv) == Pv.argmax(1))
+        assert mine == pytest.approx(max(f[v["sizes"].index(rung.max_leaves)] for f in v["scores"].values()))
+        assert rung.size_ <= rung.max_leaves
+    figs_like = SumOfTreesClassifier(max_leaves=8, loss="squared_error", target="hard", max_depth=None, refit=False,
+                                     random_state=0).fit(X, P)
+    # FIGS's model: the scores are the class shares plus each leaf's mean residual of the one-hot labels
+    assert figs_like.loss_ == "squared_error" and np.all(figs_like.predict_proba(X) > 0)
+    np.testing.assert_allclose(figs_like.bias_, np.bincount(P.argmax(1), minlength=4) / len(P), atol=1e-12)
 
 
 def test_figs_beats_one_tree_of_the_same_leaves(blobs):

@@ -167,7 +167,8 @@ class Fitter:
         if "oracle" in extra and label is None:
             kwargs["oracle"] = _oracle(plan.teachers, plan.weights, plan.temperature)
         params = est.get_params()
-        if "validation" in extra and len(self.X_val) and "auto" in (params.get("target"), params.get("criterion")):
+        if "validation" in extra and len(self.X_val) and "auto" in (params.get("target"), params.get("criterion"),
+                                                                    params.get("loss")):
             kwargs["validation"] = self.validation(label)
         return kwargs
 
