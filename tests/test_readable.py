@@ -258,6 +258,20 @@ def test_figs_beats_one_tree_of_the_same_leaves(blobs):
 
 
 # ---------------------------------------------------------------------------- gam
+def test_gam_auto_target_fits_both_on_every_row_and_keeps_the_one_the_given_validation_prefers(blobs):
+    X, P, _ = blobs
+    rng = np.random.default_rng(5)
+    Xv = rng.normal(size=(300, 5))
+    Pv = _soft(np.stack([2 * Xv[:, 0], -2 * Xv[:, 0], 2 * Xv[:, 1], -2 * Xv[:, 1] + Xv[:, 0]], 1) * 2 / 2.0)
+    est = AdditiveClassifier(target="auto", random_state=0).fit(X, P, validation=(Xv, Pv))
+    v = est.validation_
+    assert v["source"] == "given" and v["n"] == 300
+    assert est.target_ == ("hard" if v["hard"] > v["soft"] else "soft")
+    ref = AdditiveClassifier(target=est.target_, random_state=0).fit(X, P)  # the same target on every row
+    np.testing.assert_allclose(est.predict_proba(Xv), ref.predict_proba(Xv), atol=1e-8)
+    assert np.mean(est.predict(Xv) == Pv.argmax(1)) == pytest.approx(max(v["soft"], v["hard"]))
+
+
 def test_gam_is_an_exact_sum_of_centred_shapes(rng):
     X = rng.normal(size=(1200, 3))
     Z = np.stack([np.sin(2 * X[:, 0]) * 2, X[:, 1] ** 2, np.zeros(len(X))], 1)
