@@ -6,6 +6,9 @@ tree or sums of trees >= 0.95 at <= 256 leaves, >= 0.88 at <= 64, >= 0.78 at <= 
 with <= 30 rules, >= 0.93 with <= 100; additive model >= 0.98 on digits, >= 0.75 on mnist1d, fit
 <= 10 s on digits; node-local queries: the gain over global queries at equal teacher calls, per depth.
 
+``--side-by-side`` (:func:`run_side_by_side`, issue 24) writes the table of ours against the best peer at
+every size bucket instead, digits and mnist1d, raw and over the teacher's patterns.
+
 Peers (the optional ``bench`` extra: imodels, interpret-core) are fitted on the same transfer set
 with the teacher's hard labels (they take hard labels): imodels' FIGS, one-vs-rest RuleFit and
 BoostedRules (binary only), InterpretML's explainable boosting machine (EBM).  A peer that is not
@@ -353,6 +356,20 @@ def run(*, device: str = "cpu", quick: bool = False) -> dict:
     return {"title": TITLE, "markdown": _markdown(by_ds, quick), "data": {"results": _jsonable(by_ds), "quick": quick}}
 
 
+SIDE_TITLE = "Ours against the best peer, size bucket by size bucket (digits and mnist1d, raw and over patterns)"
+
+
+def run_side_by_side(*, quick: bool = False, names: tuple[str, ...] = ("digits", "mnist1d")) -> dict:
+    """Issue 24's table (``benchmarks/_side_by_side.py``): per data set, inputs (raw, the teacher's patterns),
+    family and size bucket, ours as ``distill`` fits them against the best peer fitted in this process on the
+    same transfer rows with the teacher's hard labels, the paired difference with its 95% interval, who leads."""
+    from benchmarks._side_by_side import markdown, side_by_side
+
+    with _one_thread():
+        res = [side_by_side(n, quick=quick) for n in (names[:1] if quick else names)]
+    return {"title": SIDE_TITLE, "markdown": markdown(res), "data": {"results": _jsonable(res), "quick": quick}}
+
+
 def _revive(obj: Any) -> Any:
     """A cached result with its integer size keys back."""
     if isinstance(obj, dict):
@@ -365,4 +382,7 @@ def _revive(obj: Any) -> Any:
 if __name__ == "__main__":
     import sys
 
-    print(run(quick="--quick" in sys.argv)["markdown"])
+    if "--side-by-side" in sys.argv:
+        print(run_side_by_side(quick="--quick" in sys.argv)["markdown"])
+    else:
+        print(run(quick="--quick" in sys.argv)["markdown"])

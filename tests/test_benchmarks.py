@@ -170,6 +170,28 @@ def test_readable_benchmark_reports_targets_met_and_not_met():
     assert set(br.peers_available()) == {"imodels", "interpret"}
 
 
+def test_side_by_side_table_says_who_leads_and_by_how_much():
+    import numpy as np
+
+    from benchmarks._side_by_side import _paired, markdown
+
+    a = np.array([1, 1, 1, 0] * 25, dtype=bool)
+    b = np.array([1, 1, 0, 0] * 25, dtype=bool)
+    diff, lo, hi = _paired(a, b)
+    assert diff == pytest.approx(0.25) and lo < 0.25 < hi and lo > 0  # 25 discordant pairs, all for a
+    assert _paired(a, a) == (0.0, 0.0, 0.0)
+    row = {"dataset": "mnist1d", "view": "raw", "family": "figs", "bucket": 16, "unit": "leaves", "ours_size": 16, "ours": 0.28,
+           "ours_setting": "hard/squared_error/depth None", "peer": "imodels FIGS", "peer_size": 17, "peer_fid": 0.30,
+           "diff": -0.02, "diff_low": -0.05, "diff_high": 0.01, "lead": "peer"}
+    lead = dict(row, family="gam", bucket="additive", unit="terms", ours=0.5, peer_fid=0.46, diff=0.04, lead="ours")
+    md = markdown([{"rows": [row, lead, {"dataset": "mnist1d", "view": "raw", "fit_cpu_s": {"tree_fit_s": 1.0},
+                                        "peer_fit_cpu_s": {"EBM": 9.0}, "skipped": {}}]}])
+    lines = [line for line in md.splitlines() if line.startswith("| mnist1d")]
+    assert "<= 16 leaves" in lines[0] and "peer, by 0.020" in lines[0] and "imodels FIGS (17)" in lines[0]
+    assert lines[1].endswith("| ours |") and "additive" in lines[1]
+    assert "EBM 9.0" in md and "tree 1.0" in md
+
+
 def test_gpu_fit_benchmark_runs_on_the_cpu_and_the_new_fit_equals_the_old():
     """bench_gpu_fit --quick on the CPU: in memory the new fit visits the rows in the order of 8d8999f
     with the same arithmetic, so both versions train the same tree (the benchmark checks predict too)."""

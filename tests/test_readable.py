@@ -92,9 +92,39 @@ def test_tree_auto_target_validates_both(blobs):
     X, P, _ = blobs
     est = SoftLabelTreeClassifier(max_leaf_nodes=16, max_depth=None, target="auto", random_state=0).fit(X, P)
     v = est.validation_
-    assert est.target_ in ("soft", "hard") and set(v) == {"sizes", "soft", "hard"}
-    assert len(v["soft"]) == len(v["sizes"]) == len(v["hard"]) and all(0 <= f <= 1 for f in v["soft"] + v["hard"])
+    assert est.target_ in ("soft", "hard") and set(v["scores"]) == {"soft/entropy", "hard/entropy"} and v["source"] == "carved"
+    assert all(len(f) == len(v["sizes"]) and all(0 <= x <= 1 for x in f) for f in v["scores"].values())
     assert est.size_ <= 16
+
+
+def test_tree_auto_keeps_the_candidate_most_faithful_on_the_given_validation_at_each_size(blobs):
+    """With validation rows given, every (target, criterion) candidate fits on all rows, and each rung
+    of the ladder is the candidate that agrees most with the teacher on the validation rows at that size."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, P, _ = blobs
+    rng = np.random.default_rng(3)
+    Xv = rng.normal(size=(400, 5))
+    Zv = np.stack([2 * Xv[:, 0], -2 * Xv[:, 0], 2 * Xv[:, 1], -2 * Xv[:, 1] + Xv[:, 0]], 1) * 2
+    Pv = _soft(Zv / 2.0)
+    est = SoftLabelTreeClassifier(max_leaf_nodes=32, max_depth=None, target="auto", criterion="auto",
+                                  random_state=0).fit(X, P, validation=(Xv, Pv))
+    v = est.validation_
+    assert v["source"] == "given" and v["n"] == 400
+    assert set(v["scores"]) == {"soft/entropy", "hard/entropy", "hard/squared_error"}
+    for rung in est.ladder_([4, 8, 32]):
+        mine = np.mean(rung.predict(Xv) == Pv.argmax(1))
+        for crit in ("gini", "entropy"):  # scikit-learn's trees on the teacher's hard labels, the same rows
+            sk = DecisionTreeClassifier(criterion=crit, max_leaf_nodes=rung.max_leaf_nodes, random_state=0).fit(X, P.argmax(1))
+            assert mine >= np.mean(sk.predict(Xv) == Pv.argmax(1)) - 1e-12
+        others = [v["scores"][k][v["sizes"].index(rung.max_leaf_nodes)] for k in v["scores"]]
+        assert mine == pytest.approx(max(others))
+    hard_gini = SoftLabelTreeClassifier(max_leaf_nodes=8, max_depth=None, target="hard", criterion="squared_error",
+                                        random_state=0).fit(X, P)
+    sk = DecisionTreeClassifier(criterion="gini", max_leaf_nodes=8, random_state=0).fit(X, P.argmax(1))
+    assert np.mean(hard_gini.predict(X) == sk.predict(X)) > 0.99
+    with pytest.raises(ValueError, match="validation"):
+        SoftLabelTreeClassifier(target="auto").fit(X, P, validation=(Xv[:, :3], Pv))
 
 
 # ---------------------------------------------------------------------------- node-local queries
@@ -189,12 +219,34 @@ def test_figs_finds_an_additive_model_in_stumps(rng):
 
 
 def test_figs_ladder_rung_is_the_fit_with_that_budget(blobs):
+    """Every rung equals a direct fit at that budget, also where the larger fit's next split started a tree
+    that a fit at the smaller budget has no room for (it then takes a leaf split: the growth is rerun)."""
     X, P, _ = blobs
     est = SumOfTreesClassifier(max_leaves=24, random_state=0).fit(X, P)
-    rung = est.ladder_([10])[0]
-    ref = SumOfTreesClassifier(max_leaves=10, random_state=0).fit(X, P)
-    assert rung.size_ == ref.size_ <= 10
-    np.testing.assert_allclose(rung.predict_proba(X), ref.predict_proba(X), atol=1e-8)
+    for k in range(3, 24):
+        rung = est.ladder_([k])[0]
+        ref = SumOfTreesClassifier(max_leaves=k, random_state=0).fit(X, P)
+        assert rung.size_ == ref.size_ <= k
+        np.testing.assert_allclose(rung.predict_proba(X), ref.predict_proba(X), atol=1e-8)
+
+
+def test_figs_loss_auto_keeps_the_candidate_most_faithful_on_the_given_validation(blobs):
+    X, P, _ = blobs
+    rng = np.random.default_rng(3)
+    Xv = rng.normal(size=(400, 5))
+    Pv = _soft(np.stack([2 * Xv[:, 0], -2 * Xv[:, 0], 2 * Xv[:, 1], -2 * Xv[:, 1] + Xv[:, 0]], 1) * 2 / 2.0)
+    est = SumOfTreesClassifier(max_leaves=16, loss="auto", random_state=0).fit(X, P, validation=(Xv, Pv))
+    v = est.validation_
+    assert v["source"] == "given" and set(v["scores"]) == {"soft/logistic/depth 3", "hard/squared_error/depth None"}
+    for rung in est.ladder_([4, 8, 16]):
+        mine = np.mean(rung.predict(Xv) == Pv.argmax(1))
+        assert mine == pytest.approx(max(f[v["sizes"].index(rung.max_leaves)] for f in v["scores"].values()))
+        assert rung.size_ <= rung.max_leaves
+    figs_like = SumOfTreesClassifier(max_leaves=8, loss="squared_error", target="hard", max_depth=None, refit=False,
+                                     random_state=0).fit(X, P)
+    # FIGS's model: the scores are the class shares plus each leaf's mean residual of the one-hot labels
+    assert figs_like.loss_ == "squared_error" and np.all(figs_like.predict_proba(X) > 0)
+    np.testing.assert_allclose(figs_like.bias_, np.bincount(P.argmax(1), minlength=4) / len(P), atol=1e-12)
 
 
 def test_figs_beats_one_tree_of_the_same_leaves(blobs):
@@ -206,6 +258,20 @@ def test_figs_beats_one_tree_of_the_same_leaves(blobs):
 
 
 # ---------------------------------------------------------------------------- gam
+def test_gam_auto_target_fits_both_on_every_row_and_keeps_the_one_the_given_validation_prefers(blobs):
+    X, P, _ = blobs
+    rng = np.random.default_rng(5)
+    Xv = rng.normal(size=(300, 5))
+    Pv = _soft(np.stack([2 * Xv[:, 0], -2 * Xv[:, 0], 2 * Xv[:, 1], -2 * Xv[:, 1] + Xv[:, 0]], 1) * 2 / 2.0)
+    est = AdditiveClassifier(target="auto", random_state=0).fit(X, P, validation=(Xv, Pv))
+    v = est.validation_
+    assert v["source"] == "given" and v["n"] == 300
+    assert est.target_ == ("hard" if v["hard"] > v["soft"] else "soft")
+    ref = AdditiveClassifier(target=est.target_, random_state=0).fit(X, P)  # the same target on every row
+    np.testing.assert_allclose(est.predict_proba(Xv), ref.predict_proba(Xv), atol=1e-8)
+    assert np.mean(est.predict(Xv) == Pv.argmax(1)) == pytest.approx(max(v["soft"], v["hard"]))
+
+
 def test_gam_is_an_exact_sum_of_centred_shapes(rng):
     X = rng.normal(size=(1200, 3))
     Z = np.stack([np.sin(2 * X[:, 0]) * 2, X[:, 1] ** 2, np.zeros(len(X))], 1)

@@ -25,7 +25,7 @@ from ..surrogates import SURROGATES
 from ..surrogates._base import set_names, set_units
 from ..teacher import Teacher
 from ..transfer import TransferSet, soft_labels
-from .plan import EPOCHS_WITH_QUERIES, FEATURE_PARAMS, Plan, split_name
+from .plan import EPOCHS_WITH_QUERIES, FEATURE_PARAMS, VALIDATED_PARAMS, Plan, split_name
 
 logger = logging.getLogger(__name__)
 
@@ -113,8 +113,12 @@ class Fitter:
     """
 
     def __init__(self, plan: Plan, dataset: Dataset, transfer: TransferSet, columns: Mapping[str, np.ndarray],
-                 timings: dict[str, float], queries: Mapping[str, Any] | None = None) -> None:
+                 timings: dict[str, float], queries: Mapping[str, Any] | None = None,
+                 X_val: np.ndarray | None = None) -> None:
         self.plan, self.dataset, self.transfer, self.columns = plan, dataset, transfer, columns
+        #: The real training rows held out for choosing (never fitted on); empty without a frontier.
+        self.X_val = np.zeros((0, transfer.X.shape[1]), dtype=transfer.X.dtype) if X_val is None else np.asarray(X_val)
+        self._validation: dict[str | None, tuple[np.ndarray, np.ndarray]] = {}
         self.context = {"random_state": plan.seed, "input_shape": tuple(dataset.input_shape),
                         "temperature": plan.temperature}
         self.units = dataset.units()
@@ -139,6 +143,8 @@ class Fitter:
                 user[key] = None if (key == "input_shape" and label is not None) else self.context[key]
         if label is not None:
             user = {**FEATURE_PARAMS.get(family, {}), **user}
+        if len(self.X_val) and self.plan.families:
+            user = {**{k: v for k, v in VALIDATED_PARAMS.get(family, {}).items() if k in accepted}, **user}
         queries = len(self.transfer) > self.transfer.n_real
         if family in EPOCHS_WITH_QUERIES and "epochs" in accepted and "epochs" not in user and queries:
             user["epochs"] = EPOCHS_WITH_QUERIES[family]
@@ -180,7 +186,23 @@ class Fitter:
             kwargs["teacher_attention"] = _attention(plan.teachers, plan.weights, self.transfer.X)
         if "oracle" in extra and label is None:
             kwargs["oracle"] = _oracle(plan.teachers, plan.weights, plan.temperature, self.dataset.domain().project)
+        params = est.get_params()
+        if "validation" in extra and len(self.X_val) and "auto" in (params.get("target"), params.get("criterion"),
+                                                                    params.get("loss")):
+            kwargs["validation"] = self.validation(label)
         return kwargs
+
+    def validation(self, label: str | None) -> tuple[np.ndarray, np.ndarray]:
+        """(inputs or feature set ``label``'s columns, the teachers' soft labels at T) of the held-out rows."""
+        if label not in self._validation:
+            plan = self.plan
+            if None in self._validation:
+                P = self._validation[None][1]
+            else:
+                P = soft_labels(plan.teachers, self.X_val, temperature=plan.temperature, weights=plan.weights)
+            X = self.X_val if label is None else plan.maps[label].transform(self.X_val)
+            self._validation[label] = (np.asarray(X), np.asarray(P))
+        return self._validation[label]
 
     def name(self, est: Any, label: str | None) -> Any:
         """Attach the names the model prints with (and, over raw inputs, the data's raw units)."""

@@ -161,7 +161,7 @@ def distill(
     stage = transfer_stage(plan, dataset, transfer=transfer, queries=queries)
     timings = {"teacher_check_s": stage.started - t0, "soft_labels_s": stage.seconds}
     columns = feature_columns(plan, dataset, stage.transfer, timings)
-    fitter = Fitter(plan, dataset, stage.transfer, columns, timings, queries=stage.queries)
+    fitter = Fitter(plan, dataset, stage.transfer, columns, timings, queries=stage.queries, X_val=stage.X_val)
     fitted = fit_families(fitter)
     ladders_, choice = fit_ladders(fitter, fitted, stage.X_val)
     result = Distillation(

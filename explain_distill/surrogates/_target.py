@@ -51,3 +51,33 @@ def agreement(proba: np.ndarray, P: np.ndarray, w: np.ndarray | None = None) -> 
     if w is None:
         return float(same.mean())
     return float(np.sum(w * same) / max(float(np.sum(w)), 1e-12))
+
+
+def check_validation(validation: object, n_features: int, n_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(X_val, P_val, ones)`` from a fit's ``validation=(X_val, P_val)`` (None when not given or empty).
+
+    ``P_val`` may be soft labels (n, K) or hard labels (n,) (integers in ``0 .. K-1``).
+    """
+    if validation is None:
+        return None
+    try:
+        X_val, P_val = validation  # type: ignore[misc]
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            "validation must be a pair (X_val, P_val): held-out inputs and the teacher's soft labels on them; "
+            f"received {type(validation).__name__}."
+        ) from exc
+    X_val = np.asarray(X_val, dtype=np.float64)
+    P_val = np.asarray(P_val)
+    if len(X_val) == 0:
+        return None
+    if P_val.ndim == 1:
+        H = np.zeros((len(P_val), n_classes))
+        H[np.arange(len(P_val)), P_val.astype(np.int64)] = 1.0
+        P_val = H
+    if X_val.ndim != 2 or X_val.shape[1] != n_features or P_val.shape != (len(X_val), n_classes):
+        raise ValueError(
+            f"validation=(X_val, P_val) must hold (n, {n_features}) inputs and (n, {n_classes}) soft labels like the "
+            f"training data; received X_val {X_val.shape} and P_val {P_val.shape}."
+        )
+    return X_val, P_val.astype(np.float64), np.ones(len(X_val))

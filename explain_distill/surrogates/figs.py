@@ -14,9 +14,11 @@ gain is older than the last step is re-scored only when it reaches the top of th
 greedy), so each step costs a few histograms rather than one per tree.
 
 Size: ``size_`` counts the leaves of all trees (``size_unit = "leaves"``), the budget is
-``max_leaves``.  The splits are recorded in the order they were made, so every smaller budget is a
+``max_leaves``.  The splits are recorded in the order they were made, so a smaller budget is a
 prefix of one fit: :meth:`SumOfTreesClassifier.ladder_` returns those smaller models, their leaf
-values refitted on the training rows.
+values refitted on the training rows.  Each rung is the model a fit at that budget gives: where the
+prefix stops one leaf short (the larger fit's next split started a new tree, which a fit at the
+smaller budget has no room for, so it takes a leaf split instead), the growth is rerun at that budget.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from .._validation import check_choice, check_fraction, check_int, check_positive
 from ._base import SoftTargetMixin, TreeDisplayMixin
 from ._hist import Binner, Histograms, Split, best_newton_split
-from ._target import TARGETS, agreement, hard_targets, split_validation
+from ._target import TARGETS, agreement, check_validation, hard_targets, split_validation
 from .shallow import _fit_soft_multinomial
 
 logger = logging.getLogger(__name__)
@@ -62,6 +64,14 @@ _SLACK = 0.2
 #: mass has q near 0 the plain Newton step and gain blow up (a split of 7k digits rows asked for
 #: 8 logits and the loss exploded); the floor keeps both bounded by 1 / 0.05 = 20 per unit gradient.
 _MIN_HESSIAN = 0.05
+
+
+#: The losses a sum of trees is grown with; "auto" chooses on validation.
+LOSSES = ("logistic", "squared_error", "auto")
+
+
+def _key(cfg: tuple[str, str, int | None]) -> str:
+    return f"{cfg[0]}/{cfg[1]}/depth {cfg[2]}"
 
 
 def _softmax(F: np.ndarray) -> np.ndarray:
@@ -112,11 +122,17 @@ class _Growth:
     bias: np.ndarray
 
 
-def _channels(F: np.ndarray, P: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """[gradient (K) | hessian diagonal (K) | weight] of the soft cross-entropy at logits F."""
-    Q = _softmax(F)
+def _channels(F: np.ndarray, P: np.ndarray, w: np.ndarray, loss: str = "logistic") -> np.ndarray:
+    """[gradient (K) | hessian diagonal (K) | weight] of the soft cross-entropy at logits F (``loss="logistic"``),
+    or of half the squared error of scores F to the targets (``"squared_error"``, FIGS's loss: hessian 1)."""
     out = np.empty((len(F), 2 * P.shape[1] + 1))
     K = P.shape[1]
+    if loss == "squared_error":
+        out[:, :K] = (F - P) * w[:, None]
+        out[:, K : 2 * K] = w[:, None]
+        out[:, 2 * K] = w
+        return out
+    Q = _softmax(F)
     out[:, :K] = (Q - P) * w[:, None]
     out[:, K : 2 * K] = np.maximum(Q * (1.0 - Q), _MIN_HESSIAN) * w[:, None]
     out[:, 2 * K] = w  # a leaf's size is its weight (integer weights act as repeated rows)
@@ -157,15 +173,19 @@ def _grow(
     max_trees: int | None,
     min_leaf: int,
     l2: float,
+    loss: str = "logistic",
 ) -> _Growth:
     n, K = P.shape
     mass = (w[:, None] * P).sum(axis=0) / max(float(w.sum()), 1e-12)
-    bias = np.log(np.clip(mass, 1e-6, None))
-    bias -= bias.mean()
+    if loss == "squared_error":  # FIGS: scores start at the class shares, each leaf adds its mean residual
+        bias = mass.copy()
+    else:
+        bias = np.log(np.clip(mass, 1e-6, None))
+        bias -= bias.mean()
     F = np.tile(bias, (n, 1))
     # The channels of every row at the current logits, and their sums over the bins of all rows
     # (the root of a new tree): kept current by adding the change of the rows each step moves.
-    V = _channels(F, P, w)
+    V = _channels(F, P, w, loss)
     root_sums = hist.sums(None, V)
     trees: list[_Tree] = []
     steps: list[tuple[int, int]] = []
@@ -248,9 +268,11 @@ def _grow(
         kids = []
         for part in (rows_l, rows_r):
             G, H = V[part, :K].sum(axis=0), V[part, K : 2 * K].sum(axis=0)
-            delta = _damped(F[part], P[part], w[part], -G / (H + l2), G)  # the Newton step of this side
+            delta = -G / (H + l2)  # the Newton step of this side (exact for the squared error)
+            if loss != "squared_error":
+                delta = _damped(F[part], P[part], w[part], delta, G)
             F[part] += delta
-            V[part] = _channels(F[part], P[part], w[part])
+            V[part] = _channels(F[part], P[part], w[part], loss)
             kids.append((tree.add(tree.depth[node] + 1, tree.value[node] + delta), part))
         # The bin sums of the moved rows, before and after: the parent's and the root's change by
         # the same amount; the smaller child is summed, the larger one is the difference.
@@ -413,9 +435,18 @@ class SumOfTreesClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, B
     refit : bool, default=True
         Refit all leaf values jointly (exact soft-label multinomial fit) once the splits are chosen.
     target : {"soft", "hard", "auto"}, default="soft"
-        Fit the teacher's distribution, its top class, or whichever is more faithful on a
-        validation split of the training rows (``validation_fraction`` of them; with "auto" the
-        model is fitted on the other rows).
+        Fit the teacher's distribution, its top class, or whichever is more faithful on validation.
+    loss : {"logistic", "squared_error", "auto"}, default="logistic"
+        What the splits lower: the soft cross-entropy of the summed logits (second-order gain), or,
+        as imodels' FIGS does, the squared error of summed scores to the targets (each leaf adds its
+        mean residual; the leaf values are then refitted as logits when ``refit``).  "auto" adds
+        FIGS's own model as a candidate: squared error on the teacher's hard labels, trees of any
+        depth (on mnist1d's raw inputs it leads at 16 and 64 leaves, where the logistic sum leads on
+        digits).  With "auto" (``target`` or ``loss``) every candidate is grown and, at each size of
+        :meth:`ladder_` (and at ``max_leaves``), the one most faithful on validation is kept (ties:
+        the configured model): ``fit(..., validation=(X_val, P_val))`` when given (``distill``
+        passes its held-out real rows; the candidates fit on every row), else
+        ``validation_fraction`` of the rows, held out of the fit.
     validation_fraction : float, default=0.2
     random_state : int or None
 
@@ -428,10 +459,11 @@ class SumOfTreesClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, B
     bias_ : ndarray (K,)
     size_ : int
         Leaves over all trees.
-    target_ : str
-        "soft" or "hard": the target the model was fitted to.
+    target_, loss_, depth_ : str, str, int or None
+        The target, loss and depth limit of the candidate fitted.
     validation_ : dict or None
-        With ``target="auto"``: fidelity on the validation split per target and size.
+        With "auto": ``{"sizes", "source", "n", "scores"}``, ``scores`` mapping each candidate
+        ("target/loss/depth d") to its validation fidelity at each of ``sizes``.
     """
 
     size_unit = "leaves"
@@ -442,6 +474,8 @@ class SumOfTreesClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, B
     #: A rung of :meth:`ladder_` is the model a fit at that size gives, so ``distill`` fits the family
     #: once, at the top of its ladder, and reads the configured size off it too.
     ladder_prefix = True
+    #: ``distill`` passes ``validation=(X_val, P_val)`` (its held-out real rows) to a fit that asks for it.
+    _fit_extra = ("validation",)
 
     def __init__(
         self,
@@ -454,6 +488,7 @@ class SumOfTreesClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, B
         max_bins: int = 64,
         refit: bool = True,
         target: Literal["soft", "hard", "auto"] = "soft",
+        loss: Literal["logistic", "squared_error", "auto"] = "logistic",
         validation_fraction: float = 0.2,
         random_state: int | None = None,
     ) -> None:
@@ -465,6 +500,7 @@ class SumOfTreesClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, B
         self.max_bins = max_bins
         self.refit = refit
         self.target = target
+        self.loss = loss
         self.validation_fraction = validation_fraction
         self.random_state = random_state
 
@@ -481,10 +517,16 @@ class SumOfTreesClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, B
         if not isinstance(self.refit, (bool, np.bool_)):
             raise TypeError(f"refit must be True or False; received {self.refit!r}.")
         check_choice(self.target, "target", TARGETS)
+        check_choice(self.loss, "loss", LOSSES)
         check_fraction(self.validation_fraction, "validation_fraction", inclusive=False)
 
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "SumOfTreesClassifier":
-        """Fit on hard labels (n,) or soft labels (n, K); returns self."""
+    def fit(self, X: Any, y: Any, sample_weight: Any = None, validation: Any = None) -> "SumOfTreesClassifier":
+        """Fit on hard labels (n,) or soft labels (n, K); returns self.
+
+        ``validation``: held-out rows ``(X_val, P_val)`` on which ``target="auto"`` / ``loss="auto"``
+        choose (``distill`` passes the real training rows it holds out); the candidates then fit on
+        every row.  Without it, "auto" holds out ``validation_fraction`` of the rows.
+        """
         self._check_params()
         X, P = self._validate_fit(X, y)
         w = np.ones(len(X)) if sample_weight is None else _check_sample_weight(sample_weight, X, dtype=np.float64)
@@ -492,50 +534,99 @@ class SumOfTreesClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, B
         self.binner_thresholds_ = binner.thresholds_
         codes = binner.transform(X)
         self.validation_ = None
-        split = split_validation(P, self.validation_fraction, self.random_state) if self.target == "auto" else None
-        if split is None:
-            target = "hard" if self.target == "hard" else "soft"
-            T = hard_targets(P) if target == "hard" else P
-            growth = self._grow(codes, T, w)
-            self._growths = {target: (growth, codes, T, w)}
-            self.target_ = target
-        else:
-            tr, va = split
-            growths = {}
-            for target in ("soft", "hard"):
-                T = hard_targets(P[tr]) if target == "hard" else P[tr]
-                growths[target] = (self._grow(codes[tr], T, w[tr]), codes[tr], T, w[tr])
-            self._growths = growths
-            self.validation_ = self._validate(codes[va], P[va], w[va])
-            top = self.validation_["sizes"].index(self._size_cap())
-            self.target_ = "hard" if self.validation_["hard"][top] > self.validation_["soft"][top] else "soft"
-        self._set_model(self._model_at(self.target_, self.max_leaves))
+        self._regrown, self._models = {}, {}
+        configs = self._configs()
+        val = check_validation(validation, X.shape[1], P.shape[1]) if len(configs) > 1 else None
+        split = None
+        if len(configs) > 1 and val is None:
+            split = split_validation(P, self.validation_fraction, self.random_state)
+            if split is None:
+                configs = configs[:1]
+        tr = split[0] if split is not None else np.arange(len(X))
+        self._growths = {}
+        for cfg in configs:
+            T = hard_targets(P[tr]) if cfg[0] == "hard" else P[tr]
+            self._growths[cfg] = (self._grow(codes[tr], T, w[tr], cfg), codes[tr], T, w[tr])
+        self.target_, self.loss_, self.depth_ = configs[0]
+        if len(configs) > 1:
+            if val is not None:
+                codes_va, P_va, w_va = binner.transform(val[0]), val[1], val[2]
+            else:
+                va = split[1]
+                codes_va, P_va, w_va = codes[va], P[va], w[va]
+            self.validation_ = self._validate(codes_va, P_va, w_va)
+            self.validation_.update(source="given" if val is not None else "carved", n=int(len(P_va)))
+            self.target_, self.loss_, self.depth_ = self._best(int(self.max_leaves))
+        self._set_model(self._model_at((self.target_, self.loss_, self.depth_), self.max_leaves))
         return self
+
+    def _configs(self) -> list[tuple[str, str, int | None]]:
+        """The (target, loss, max_depth) candidates, the configured model first (it wins ties).
+
+        ``loss="auto"`` adds FIGS's own choice: the squared error on the teacher's hard labels, trees
+        of any depth; ``target="auto"`` adds the hard target to each logistic candidate.
+        """
+        first = "hard" if self.target == "hard" else "soft"
+        losses = ("logistic", "squared_error") if self.loss == "auto" else (self.loss,)
+        out: list[tuple[str, str, int | None]] = []
+        for loss in losses:
+            if loss == "squared_error" and self.loss == "auto":
+                out.append(("hard", "squared_error", None))
+                continue
+            out.append((first, loss, self.max_depth))
+            if self.target == "auto":
+                out.append(("hard", loss, self.max_depth))
+        return list(dict.fromkeys(out))
 
     def _size_cap(self) -> int:
         return int(self.max_leaves)
 
-    def _grow(self, codes: np.ndarray, P: np.ndarray, w: np.ndarray) -> _Growth:
+    def _grow(self, codes: np.ndarray, P: np.ndarray, w: np.ndarray, cfg: tuple[str, str, int | None],
+              max_leaves: int | None = None) -> _Growth:
         hist = Histograms(codes, np.array([len(t) + 1 for t in self.binner_thresholds_]))
-        return _grow(hist, P, w, max_leaves=int(self.max_leaves), max_depth=self.max_depth, max_trees=self.max_trees,
-                     min_leaf=int(self.min_samples_leaf), l2=float(self.l2))
+        return _grow(hist, P, w, max_leaves=int(max_leaves or self.max_leaves), max_depth=cfg[2], max_trees=self.max_trees,
+                     min_leaf=int(self.min_samples_leaf), l2=float(self.l2), loss=cfg[1])
 
-    def _model_at(self, target: str, max_leaves: int) -> _Model:
-        growth, codes, P, w = self._growths[target]
-        model = _prefix(growth, _steps_for(growth, max_leaves))
+    def _model_at(self, cfg: tuple[str, str, int | None], max_leaves: int) -> _Model:
+        """The model a fit with budget ``max_leaves`` gives: a prefix of the growth, or, where the prefix stops
+        short of the budget because the next split of the larger fit started a tree with no room left for it
+        (a fit at this budget takes a leaf split instead), the growth rerun at this budget."""
+        done = self._models.get((cfg, int(max_leaves)))
+        if done is not None:
+            return done
+        growth, codes, P, w = self._growths[cfg]
+        steps = _steps_for(growth, max_leaves)
+        model = _prefix(growth, steps)
+        leaves = int(np.sum(model.left < 0)) if len(model.roots) else 0
+        if steps < len(growth.steps) and leaves < max_leaves:
+            key = (cfg, int(max_leaves))
+            if key not in self._regrown:
+                self._regrown[key] = self._grow(codes, P, w, cfg, max_leaves=max_leaves)
+            growth = self._regrown[key]
+            model = _prefix(growth, len(growth.steps))
         if self.refit and len(model.roots):
             model = _refit(model, _route(model, codes, None), P, w, l2=float(self.l2), max_iter=_REFIT_ITER)
+        self._models[(cfg, int(max_leaves))] = model  # validation and the ladder read the same models
         return model
 
     def _validate(self, codes: np.ndarray, P: np.ndarray, w: np.ndarray) -> dict[str, Any]:
         sizes = sorted({s for s in self.size_ladder if s < self.max_leaves} | {int(self.max_leaves)})
-        out: dict[str, Any] = {"sizes": sizes, "soft": [], "hard": []}
-        for target in ("soft", "hard"):
+        out: dict[str, Any] = {"sizes": sizes, "scores": {}}
+        for cfg in self._growths:
+            scores = []
             for s in sizes:
-                m = self._model_at(target, s)
-                out[target].append(agreement(_decision(m, _route(m, codes, None)), P, w) if len(m.roots) else
-                                   agreement(np.tile(m.bias, (len(P), 1)), P, w))
+                m = self._model_at(cfg, s)
+                scores.append(agreement(_decision(m, _route(m, codes, None)), P, w) if len(m.roots) else
+                              agreement(np.tile(m.bias, (len(P), 1)), P, w))
+            out["scores"][_key(cfg)] = scores
         return out
+
+    def _best(self, k: int) -> tuple[str, str, int | None]:
+        """The candidate most faithful on validation at ``k`` leaves (the nearest size validated; ties: the first)."""
+        vs = self.validation_["sizes"]
+        i = min(range(len(vs)), key=lambda j: (abs(vs[j] - k), vs[j]))
+        cfgs = list(self._growths)
+        return max(cfgs, key=lambda c: (self.validation_["scores"][_key(c)][i], -cfgs.index(c)))
 
     def _set_model(self, model: _Model) -> None:
         self.model_ = model
@@ -563,15 +654,13 @@ class SumOfTreesClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, B
         out = []
         for s in sizes:
             check_int(s, "size", low=2)
-            target = self.target_
+            cfg = (self.target_, self.loss_, self.depth_)
             if self.validation_ is not None:
-                vs = self.validation_["sizes"]
-                i = min(range(len(vs)), key=lambda j: abs(vs[j] - s))
-                target = "hard" if self.validation_["hard"][i] > self.validation_["soft"][i] else "soft"
+                cfg = self._best(s)
             est = copy.copy(self)
             est.max_leaves = int(min(s, self.max_leaves))
-            est.target_ = target
-            est._set_model(self._model_at(target, est.max_leaves))
+            est.target_, est.loss_, est.depth_ = cfg
+            est._set_model(self._model_at(cfg, est.max_leaves))
             out.append(est)
         return out
 
@@ -649,7 +738,7 @@ class SumOfTreesClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, B
         m = self.model_
         arrays = {"roots": m.roots, "feature": m.feature, "bin": m.bin, "left": m.left, "right": m.right,
                   "value": m.value, "bias": m.bias, "thresholds": self.thresholds_}
-        return arrays, {"target": self.target_, "validation": self.validation_}
+        return arrays, {"target": self.target_, "loss": self.loss_, "depth": self.depth_, "validation": self.validation_}
 
     def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         self.model_ = _Model(roots=arrays["roots"], feature=arrays["feature"], bin=arrays["bin"], left=arrays["left"],
@@ -657,5 +746,7 @@ class SumOfTreesClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, B
         self.thresholds_ = arrays["thresholds"]
         self.bias_ = self.model_.bias
         self.target_ = str(meta.get("target", "soft"))
+        self.loss_ = str(meta.get("loss", "logistic"))
+        self.depth_ = meta.get("depth", self.max_depth)
         self.validation_ = meta.get("validation")
         self.soft_fit_ = True

@@ -37,7 +37,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from .._validation import check_choice, check_fraction, check_int, check_positive
 from ._base import SoftTargetMixin
 from ._hist import midpoint_edges, weighted_quantile
-from ._target import TARGETS, agreement, hard_targets, split_validation
+from ._target import TARGETS, agreement, check_validation, hard_targets, split_validation
 from .shallow import _fit_soft_multinomial
 
 logger = logging.getLogger(__name__)
@@ -122,8 +122,9 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
     max_iter : int, default=300
     tol : float, default=1e-4
     target : {"soft", "hard", "auto"}, default="soft"
-        Fit the teacher's distribution, its top class, or whichever is more faithful on a
-        validation split of the training rows (with "auto" the model is fitted on the others).
+        Fit the teacher's distribution, its top class, or whichever is more faithful on validation:
+        ``fit(..., validation=(X_val, P_val))`` when given (both then fit on every row; ``distill``
+        passes its held-out real rows), else a split of the training rows (the model fits the others).
     validation_fraction : float, default=0.2
     random_state : int or None
         Seeds the validation split.
@@ -147,6 +148,8 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
 
     size_unit = "terms"
     size_param = "max_terms"
+    #: ``distill`` passes ``validation=(X_val, P_val)`` (its held-out real rows) to a fit that asks for it.
+    _fit_extra = ("validation",)
     size_ladder = (2, 4, 8, 16, 32, 64, 128)
 
     def __init__(
@@ -187,23 +190,32 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         check_choice(self.target, "target", TARGETS)
         check_fraction(self.validation_fraction, "validation_fraction", inclusive=False)
 
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "AdditiveClassifier":
-        """Fit on hard labels (n,) or soft labels (n, K); returns self."""
+    def fit(self, X: Any, y: Any, sample_weight: Any = None, validation: Any = None) -> "AdditiveClassifier":
+        """Fit on hard labels (n,) or soft labels (n, K); returns self.
+
+        ``validation``: held-out rows ``(X_val, P_val)`` on which ``target="auto"`` chooses (``distill``
+        passes the real training rows it holds out); both targets then fit on every row.
+        """
         self._check_params()
         X, P = self._validate_fit(X, y)
         w = np.ones(len(X)) if sample_weight is None else _check_sample_weight(sample_weight, X, dtype=np.float64)
         if (P.sum(axis=0) > 0).sum() < 2:
             raise ValueError("the labels put all their mass on a single class; at least 2 classes are needed.")
         self.validation_ = None
-        split = split_validation(P, self.validation_fraction, self.random_state) if self.target == "auto" else None
-        if split is None:
+        val = check_validation(validation, X.shape[1], P.shape[1]) if self.target == "auto" else None
+        split = None
+        if self.target == "auto" and val is None:
+            split = split_validation(P, self.validation_fraction, self.random_state)
+        if val is None and split is None:
             self.target_ = "hard" if self.target == "hard" else "soft"
             fit = self._fit_all(X, hard_targets(P) if self.target_ == "hard" else P, w)
         else:
-            tr, va = split
+            tr = np.arange(len(X)) if val is not None else split[0]
+            X_va, P_va, w_va = val if val is not None else (X[split[1]], P[split[1]], w[split[1]])
             fits = {t: self._fit_all(X[tr], hard_targets(P[tr]) if t == "hard" else P[tr], w[tr]) for t in ("soft", "hard")}
-            scores = {t: agreement(self._decision(f[0], f[1], f[2], X[va]), P[va], w[va]) for t, f in fits.items()}
-            self.validation_ = {"soft": scores["soft"], "hard": scores["hard"]}
+            scores = {t: agreement(self._decision(f[0], f[1], f[2], X_va), P_va, w_va) for t, f in fits.items()}
+            self.validation_ = {"soft": scores["soft"], "hard": scores["hard"], "source": "given" if val is not None else "carved",
+                                "n": int(len(X_va))}
             self.target_ = "hard" if scores["hard"] > scores["soft"] else "soft"
             fit = fits[self.target_]
         terms, coef, intercept, importance, self._ladder_data = fit
