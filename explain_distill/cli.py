@@ -248,7 +248,7 @@ def _surrogate_params(args: argparse.Namespace, names: list[str]) -> dict[str, d
 
 
 #: The built-in data sets whose teacher is convolutional (images and signals): patterns need one.
-_CONVOLUTIONAL = {"digits", "mnist1d"}
+_CONVOLUTIONAL = {"digits", "mnist1d", "digits28", "digits32_rgb"}
 
 
 def _check_patterns_args(args: argparse.Namespace, names: list[str]) -> None:
