@@ -194,3 +194,33 @@ def test_colour_prototypes_are_cut_to_the_field_and_drawn_in_colour():
     thumb = pattern_thumbnail(P.pattern(2))
     assert thumb.axes[0].images[0].get_array().shape == (5, 5, 3)
     assert tuple(thumb.get_size_inches()) == (0.6, 0.6)  # square for an image: the field keeps its shape
+
+
+def test_rules_over_grid_patterns_say_where_through_distill():
+    from explain_distill.analysis.patterns import pattern_analysis
+
+    # class = the third of the image (top, middle, bottom) holding a bright blob; a few steps teach it
+    rng = np.random.default_rng(0)
+    y = np.arange(150) % 3
+    X = rng.normal(0, 0.3, size=(150, 1, 16, 16)).astype(np.float32)
+    for i, k in enumerate(y):
+        r, c = 1 + 5 * k + rng.integers(0, 2), rng.integers(1, 12)
+        X[i, 0, r : r + 3, c : c + 3] += 3.0
+    torch.manual_seed(0)
+    net = Plain()
+    opt = torch.optim.Adam(net.parameters(), lr=0.02)
+    for _ in range(60):
+        opt.zero_grad()
+        F.cross_entropy(net(torch.from_numpy(X)), torch.from_numpy(y)).backward()
+        opt.step()
+    t = ed.Teacher(net.eval(), class_names=CLASSES, input_shape=(1, 16, 16), device="cpu")
+    X = X.reshape(150, -1)
+    assert (t.predict(X) == y).mean() > 0.8
+    data = ed.Dataset.from_arrays(X, y, class_names=CLASSES, kind="image", input_shape=(1, 16, 16), scale="none")
+    result = ed.distill(t, data, surrogates=["tree@patterns"], queries=None, seed=0, frontier=False, params={"tree@patterns": {"max_depth": 3}})
+    fmap = result.features["patterns"]
+    assert fmap.grid == 3 and fmap.layer == "nl2"
+    rules = {v.name: v for v in pattern_analysis(result, max_patterns=2, top_k=2).surrogates}["tree@patterns"].rules
+    texts = [text for r in rules for text in r.text]
+    assert texts and all(" at " in text for text in texts)  # every condition names its region
+    assert {text.split(" at ")[1].split(" ")[0] for text in texts} <= set(fmap.cells)
