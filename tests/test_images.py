@@ -220,7 +220,12 @@ def test_rules_over_grid_patterns_say_where_through_distill():
     result = ed.distill(t, data, surrogates=["tree@patterns"], queries=None, seed=0, frontier=False, params={"tree@patterns": {"max_depth": 3}})
     fmap = result.features["patterns"]
     assert fmap.grid == 3 and fmap.layer == "nl2"
-    rules = {v.name: v for v in pattern_analysis(result, max_patterns=2, top_k=2).surrogates}["tree@patterns"].rules
+    pa = pattern_analysis(result, max_patterns=2, top_k=2)
+    rules = {v.name: v for v in pa.surrogates}["tree@patterns"].rules
     texts = [text for r in rules for text in r.text]
     assert texts and all(" at " in text for text in texts)  # every condition names its region
     assert {text.split(" at ")[1].split(" ")[0] for text in texts} <= set(fmap.cells)
+    from explain_distill.report.html import _patterns_section
+
+    section = _patterns_section(result, {"patterns": pa}, None)
+    assert section["thumbs"] and all(t["square"] for t in section["thumbs"])  # image glyphs drawn square and larger
