@@ -61,7 +61,7 @@ def _best_readable(frontier: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-def _one(case: str, tmp: Path, quick: bool) -> dict[str, Any]:
+def _one(case: str, tmp: Path, quick: bool, surrogates: list[str] | None = None) -> dict[str, Any]:
     import torch
 
     import explain_distill as ed
@@ -76,9 +76,19 @@ def _one(case: str, tmp: Path, quick: bool) -> dict[str, Any]:
     data, stages["data"] = _stage(lambda: ed.load_dataset(dataset, n_samples=n, seed=0))
     torch.manual_seed(0)
     net = getattr(_user_nets, net_name)(**net_kw)
-    train, stages["teacher (user's loop)"] = _stage(lambda: _user_nets.train_plain(net, data, seed=0, **loop_kw))
+    cached = Path(os.environ.get("BENCH_IMAGES_WEIGHTS", "/nonexistent")) / f"{case}.pt"
+    if cached.is_file() and not quick:  # the same seeded loop, run earlier: its state dict (safe load, no pickle)
+        net.load_state_dict(torch.load(cached, weights_only=True))
+        net.eval()
+        with torch.no_grad():
+            Xt = torch.from_numpy(data.X_test).reshape(-1, *data.input_shape)
+            acc = float((net(Xt).argmax(1).numpy() == data.y_test).mean())
+        train = {"test_accuracy": acc, "train_s": None, "epochs": loop_kw["epochs"],
+                 "params": int(sum(p.numel() for p in net.parameters())), "cached": str(cached)}
+    else:
+        train, stages["teacher (user's loop)"] = _stage(lambda: _user_nets.train_plain(net, data, seed=0, **loop_kw))
     teacher = ed.Teacher(net, input_shape=data.input_shape, class_names=data.class_names)
-    result, stages["distill"] = _stage(lambda: ed.distill(teacher, data, seed=0, min_agreement=BAR))
+    result, stages["distill"] = _stage(lambda: ed.distill(teacher, data, seed=0, min_agreement=BAR, surrogates=surrogates))
     inner = {k[:-2].replace("_", " "): round(v, 2) for k, v in result.info["timings"].items()
              if k.endswith("_s") and not k.startswith("ladder_")}
     analyses, stages["run_analyses"] = _stage(lambda: ed.run_analyses(result, seed=0))
@@ -92,7 +102,7 @@ def _one(case: str, tmp: Path, quick: bool) -> dict[str, Any]:
                             "interval": [round(v, 3) for v in m.get("fidelity_interval", [float("nan")] * 2)],
                             "params": m.get("params"), "readable": readable_at(name, result.surrogates.get(name))}
     return {
-        "case": case, "n_images": n, "input_shape": list(data.input_shape), "network": net_name,
+        "case": case, "n_images": n, "surrogates_asked": surrogates or "defaults", "input_shape": list(data.input_shape), "network": net_name,
         "teacher": {**{k: (round(v, 3) if isinstance(v, float) else v) for k, v in train.items()}},
         "pattern_layer": None if fmap is None else fmap.layer, "grid": None if fmap is None else fmap.grid,
         "pattern_columns": None if fmap is None else fmap.n_features,
@@ -108,11 +118,15 @@ def _markdown(results: list[dict[str, Any]]) -> str:
     lines = []
     for r in results:
         t = r["teacher"]
+        how = ("its weights loaded from an earlier run of the same seeded loop" if t.get("cached")
+               else "trained in this run")
+        asked = r.get("surrogates_asked", "defaults")
         lines += [
             f"**{r['case']}** ({r['n_images']:,} images {'x'.join(map(str, r['input_shape']))}; teacher {r['network']}, "
-            f"{t['params']:,} parameters, trained outside the toolkit for {t['epochs']} epochs to test accuracy "
+            f"{t['params']:,} parameters, trained outside the toolkit for {t['epochs']} epochs ({how}) to test accuracy "
             f"{t['test_accuracy']:.3f}; patterns from `{r['pattern_layer']}` on a {r['grid']}x{r['grid']} grid, "
-            f"{r['pattern_columns']} columns)",
+            f"{r['pattern_columns']} columns; surrogates: "
+            f"{asked if isinstance(asked, str) else ', '.join(asked)})",
             "",
             "| surrogate | fidelity [95% CI] | size | readable |",
             "|---|---|---|---|",
@@ -134,10 +148,14 @@ def _markdown(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def run(*, device: str = "cpu", quick: bool = False, cases: tuple[str, ...] = tuple(CASES)) -> dict:
-    """Both cases at 5,000 images (1,000 and 2 epochs when quick)."""
+def run(*, device: str = "cpu", quick: bool = False, cases: tuple[str, ...] = tuple(CASES),
+        surrogates: list[str] | None = None) -> dict:
+    """Both cases at 5,000 images (1,000 and 2 epochs when quick); ``surrogates`` None: distill's defaults.
+
+    ``BENCH_IMAGES_WEIGHTS=DIR`` loads ``DIR/<case>.pt`` (a state dict saved from the same seeded
+    loop) instead of training again; the section says so."""
     with tempfile.TemporaryDirectory(prefix="bench_images_") as tmp:
-        results = [_one(c, Path(tmp), quick) for c in cases]
+        results = [_one(c, Path(tmp), quick, surrogates) for c in cases]
     return {"title": TITLE, "markdown": _markdown(results), "data": {"results": results, "quick": quick}}
 
 
@@ -150,6 +168,7 @@ if __name__ == "__main__":
     for noisy in ("matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     only = tuple(a for a in sys.argv[1:] if not a.startswith("--")) or tuple(CASES)
-    out = run(quick="--quick" in sys.argv, cases=only)
+    names = next((a.split("=", 1)[1].split(",") for a in sys.argv[1:] if a.startswith("--surrogates=")), None)
+    out = run(quick="--quick" in sys.argv, cases=only, surrogates=names)
     print(out["markdown"])
     Path(os.environ.get("BENCH_IMAGES_JSON", "/dev/null")).write_text(json.dumps(out["data"], indent=1, default=str))
