@@ -77,7 +77,7 @@ def _one(case: str, tmp: Path, quick: bool, surrogates: list[str] | None = None)
     torch.manual_seed(0)
     net = getattr(_user_nets, net_name)(**net_kw)
     cached = Path(os.environ.get("BENCH_IMAGES_WEIGHTS", "/nonexistent")) / f"{case}.pt"
-    if cached.is_file() and not quick:  # the same seeded loop, run earlier: its state dict (safe load, no pickle)
+    if cached.is_file() and not quick:  # a state dict from an earlier run of the loop (safe load, no pickle)
         net.load_state_dict(torch.load(cached, weights_only=True))
         net.eval()
         with torch.no_grad():
@@ -118,7 +118,7 @@ def _markdown(results: list[dict[str, Any]]) -> str:
     lines = []
     for r in results:
         t = r["teacher"]
-        how = ("its weights loaded from an earlier run of the same seeded loop" if t.get("cached")
+        how = ("its weights loaded from an earlier run of the same loop, BENCH_IMAGES_WEIGHTS" if t.get("cached")
                else "trained in this run")
         asked = r.get("surrogates_asked", "defaults")
         lines += [
@@ -152,8 +152,8 @@ def run(*, device: str = "cpu", quick: bool = False, cases: tuple[str, ...] = tu
         surrogates: list[str] | None = None) -> dict:
     """Both cases at 5,000 images (1,000 and 2 epochs when quick); ``surrogates`` None: distill's defaults.
 
-    ``BENCH_IMAGES_WEIGHTS=DIR`` loads ``DIR/<case>.pt`` (a state dict saved from the same seeded
-    loop) instead of training again; the section says so."""
+    ``BENCH_IMAGES_WEIGHTS=DIR`` loads ``DIR/<case>.pt`` (a state dict saved from an earlier run of
+    the training loop) instead of training again; the section says so."""
     with tempfile.TemporaryDirectory(prefix="bench_images_") as tmp:
         results = [_one(c, Path(tmp), quick, surrogates) for c in cases]
     return {"title": TITLE, "markdown": _markdown(results), "data": {"results": results, "quick": quick}}
