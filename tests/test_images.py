@@ -229,3 +229,16 @@ def test_rules_over_grid_patterns_say_where_through_distill():
 
     section = _patterns_section(result, {"patterns": pa}, None)
     assert section["thumbs"] and all(t["square"] for t in section["thumbs"])  # image glyphs drawn square and larger
+
+
+def test_grid_patterns_add_figs_over_patterns_to_the_defaults():
+    from explain_distill.distill.plan import DEFAULT_SURROGATES, _feature_plan
+
+    torch.manual_seed(0)
+    big, small = _teacher(Plain(), (1, 16, 16)), _teacher(Plain(), (1, 8, 8))
+    names, maps = _feature_plan(list(DEFAULT_SURROGATES), None, "auto", None, big)
+    assert maps["patterns"].grid == 3 and names[-4:] == ["tree@patterns", "rules@patterns", "logistic@patterns", "figs@patterns"]
+    names, maps = _feature_plan(list(DEFAULT_SURROGATES), None, "auto", None, small)  # 8x8: as before
+    assert maps["patterns"].grid == 1 and "figs@patterns" not in names and names[-1] == "logistic@patterns"
+    names, _ = _feature_plan(["tree", "tree@patterns"], ["tree", "tree@patterns"], "auto", None, big)  # named: kept
+    assert names == ["tree", "tree@patterns"]
