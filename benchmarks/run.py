@@ -30,7 +30,8 @@ logger = logging.getLogger("benchmarks.run")
 
 HERE = Path(__file__).resolve().parent
 #: The order sections appear in RESULTS.md; benchmarks not listed follow alphabetically.
-ORDER = ("soft_labels", "soft_tree", "gpu_fit", "fidelity", "readable", "attribution", "report", "load", "e2e", "scaling")
+ORDER = ("soft_labels", "soft_tree", "gpu_fit", "fidelity", "readable", "attribution", "report", "load", "e2e", "scaling",
+         "images")
 
 
 def discover(directory: Path = HERE) -> list[str]:

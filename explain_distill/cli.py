@@ -248,7 +248,7 @@ def _surrogate_params(args: argparse.Namespace, names: list[str]) -> dict[str, d
 
 
 #: The built-in data sets whose teacher is convolutional (images and signals): patterns need one.
-_CONVOLUTIONAL = {"digits", "mnist1d"}
+_CONVOLUTIONAL = {"digits", "mnist1d", "digits28", "digits32_rgb"}
 
 
 def _check_patterns_args(args: argparse.Namespace, names: list[str]) -> None:
@@ -357,6 +357,24 @@ def _load_data(args: argparse.Namespace) -> Any:
     )
 
 
+def _check_feature_layer(args: argparse.Namespace, data: Any) -> None:
+    """--feature-layer names a layer of the teacher about to be trained: checked on the untrained
+    network (same architecture, built in milliseconds) before any training, listing its convolutions."""
+    if not args.feature_layer or args.teacher is not None:
+        return
+    from .features import PatternFeatures
+    from .teacher import Teacher, build_module, default_config
+
+    config = default_config(data)
+    if config.get("arch") != "cnn":
+        return  # tabular data: refused earlier (_check_patterns_args)
+    probe = Teacher(build_module(config), class_names=data.class_names, input_shape=data.input_shape, device="cpu")
+    try:
+        PatternFeatures(probe, layer=args.feature_layer)
+    except ValueError as exc:
+        raise ValueError(f"--feature-layer {args.feature_layer}: {exc}") from None
+
+
 def _teacher(args: argparse.Namespace, data: Any, t0: float) -> Any:
     """The user's network from --teacher FILE (its outputs checked against the classes first), or a trained one."""
     from .teacher import Teacher, check_outputs, train_teacher
@@ -385,6 +403,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 data.name, len(data.X_train), len(data.X_test), data.n_features, data.n_classes, time.perf_counter() - t0)
     for note in data.notes:
         logger.info("  note: %s", note)
+    _check_feature_layer(args, data)  # before the teacher trains
     teacher = _teacher(args, data, t0)
     # --surrogates not given: None lets distill add the pattern surrogates for a convolutional teacher (--features auto)
     result = distill(teacher, data, surrogates=names if args.surrogates is not None else None, temperature=args.temperature,

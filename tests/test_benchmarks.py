@@ -202,3 +202,35 @@ def test_gpu_fit_benchmark_runs_on_the_cpu_and_the_new_fit_equals_the_old():
     assert mem["max_abs_diff_proba"] < 1e-5 and mem["agreement"] == 1.0
     assert mem["new"]["fit_info"]["in_memory"] and not r["data"]["fit_streamed"]["new"]["fit_info"]["in_memory"]
     assert "new / old" in r["markdown"] and r["data"]["predict"]["new"]["rows_per_s"] > 0
+
+
+def test_user_nets_are_the_networks_the_image_benchmark_promises():
+    import torch
+
+    from benchmarks._user_nets import LeNet, SmallResNet
+    from explain_distill.features import conv_layer_names
+
+    lenet, resnet = LeNet(), SmallResNet()
+    assert sum(p.numel() for p in lenet.parameters()) == 114_206  # two 5x5 convolutions, ~114k parameters
+    assert conv_layer_names(lenet) == ["c1", "c3"]
+    assert lenet(torch.zeros(2, 1, 28, 28)).shape == (2, 10) and resnet.eval()(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in resnet.modules())
+    assert isinstance(resnet.pool, torch.nn.AdaptiveAvgPool2d)
+
+
+def test_image_benchmark_markdown_reports_every_surrogate_and_stage():
+    from benchmarks.bench_images import _markdown
+
+    stage = {"seconds": 1.5, "peak_mib": 10.0, "load": 2.0}
+    rec = {"case": "digits28", "n_images": 5000, "input_shape": [1, 28, 28], "network": "LeNet",
+           "teacher": {"params": 114206, "epochs": 8, "test_accuracy": 0.97}, "pattern_layer": "act3", "grid": 3,
+           "pattern_columns": 576,
+           "surrogates": {"tree": {"fidelity": 0.7, "interval": [0.68, 0.72], "params": 127, "readable": True},
+                          "rules@patterns": {"fidelity": 0.88, "interval": [0.86, 0.9], "params": 132, "readable": True}},
+           "best_readable": {"tree": {"size": 64, "fidelity": 0.7, "interval": [0.68, 0.72]}},
+           "chosen": "No readable model clears 0.900.", "stages": {"distill": stage, "run_analyses": stage, "report": stage},
+           "distill_stages": {"transfer": 1.0}, "distill_analyses_report_s": 95.0, "cores": 2}
+    md = _markdown([rec])
+    assert "| rules@patterns | 0.880 [0.860, 0.900] | 132 | yes |" in md
+    assert "| run_analyses | 1.5 | 10 | 2.0 |" in md and "**95.0 s** on 2 cores" in md and "NOT met" in md
+    assert "No readable model clears 0.900." in md and "tree 0.700 at 64" in md

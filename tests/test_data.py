@@ -47,6 +47,45 @@ def test_mnist1d_generated_offline_and_restores_numpy_global_rng(monkeypatch):
     np.testing.assert_array_equal(data.X_train, again.X_train)
 
 
+@pytest.mark.parametrize("name,shape", [("digits28", (1, 28, 28)), ("digits32_rgb", (3, 32, 32))])
+def test_rendered_image_sets_are_real_sized_distinct_seeded_and_split_by_source(monkeypatch, name, shape):
+    import urllib.request
+
+    from explain_distill.data.builtin import _render_digits
+
+    def no_network(*a, **k):
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    data = ed.load_dataset(name, n_samples=300, seed=0)
+    d = int(np.prod(shape))
+    assert data.kind == "image" and data.input_shape == shape and data.n_features == d == len(data.feature_names)
+    assert len(set(data.feature_names)) == d and data.n_classes == 10
+    assert len(data.X_train) + len(data.X_test) == 300
+    raw = data.inverse_transform(np.concatenate([data.X_train, data.X_test]))
+    assert raw.min() >= -1e-5 and raw.max() <= 1 + 1e-5  # intensities in [0, 1]
+    assert len(np.unique(raw.round(4), axis=0)) == 300  # every image distinct
+    X, y, groups = _render_digits(name, 300, seed=0)
+    np.testing.assert_array_equal(X, _render_digits(name, 300, seed=0)[0])  # seeded
+    assert not np.array_equal(X, _render_digits(name, 300, seed=1)[0])
+    tr, te = data.source_rows["train"], data.source_rows["test"]
+    assert not set(groups[tr]) & set(groups[te])  # no source digit on both sides of the split
+    if shape[0] == 3:  # colour: the stroke and background colours vary from image to image
+        means = raw.reshape(300, 3, -1).mean(axis=2)
+        assert means.std(axis=0).min() > 0.1
+
+
+def test_rendered_sources_are_reused_on_one_side_of_the_split():
+    from explain_distill.data.builtin import _render_digits
+
+    _, _, groups = _render_digits("digits28", 2500, seed=0)  # 2,500 > 1,797 sources: some appear twice
+    data = ed.load_dataset("digits28", n_samples=2500, seed=0)
+    assert len(np.unique(groups)) == 1797
+    tr, te = data.source_rows["train"], data.source_rows["test"]
+    assert not set(groups[tr]) & set(groups[te])
+    assert 0.2 < len(te) / 2500 < 0.3
+
+
 def test_scaling_is_fitted_on_the_training_split_only():
     rng = np.random.default_rng(0)
     X = rng.normal(5.0, 3.0, size=(200, 3))

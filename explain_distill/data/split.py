@@ -160,6 +160,22 @@ def _scaling(X_tr: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(sd > 1e-12, sd, 1.0)  # constant features stay constant (zero), never NaN
 
 
+def _group_split(
+    X: np.ndarray, y: np.ndarray, rows: np.ndarray, groups: np.ndarray, *, test_size: float, seed: int,
+    class_names: list[str],
+) -> tuple[np.ndarray, ...]:
+    """Split whole groups (stratified by each group's first class); rows keep their order within a side."""
+    from sklearn.model_selection import train_test_split
+
+    if len(groups) != len(X):
+        raise ValueError(f"groups has {len(groups)} entries for {len(X)} rows; pass one group id per row.")
+    ids, first = np.unique(groups, return_index=True)
+    g_tr, g_te = train_test_split(ids, test_size=test_size, random_state=seed,
+                                  stratify=_stratify(y[first], class_names))
+    test = np.isin(groups, g_te)
+    return X[~test], X[test], y[~test], y[test], rows[~test], rows[test]
+
+
 def split_and_scale(
     X: np.ndarray,
     y: Any,
@@ -181,10 +197,14 @@ def split_and_scale(
     onehot_columns: np.ndarray | None = None,
     max_classes: int | None = None,
     target_name: str = "the target",
+    groups: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The fields of a :class:`~explain_distill.data.Dataset` built from raw ``X`` (n, d) and labels ``y``.
 
     ``rows`` is each row's place in the user's input (array index or CSV line, ``row_kind``).
+    ``groups`` (one id per row, optional) keeps every group on one side of the split: the
+    groups are split (stratified by their first row's class), then their rows follow them, so
+    variants of one source never sit on both sides (the built-in image sets use it).
     """
     from sklearn.model_selection import train_test_split
 
@@ -206,9 +226,15 @@ def split_and_scale(
     y_idx, class_names = encode_labels(y, class_names)
     check_min_classes(y_idx, name="y")
     try:
-        X_tr, X_te, y_tr, y_te, r_tr, r_te = train_test_split(
-            X, y_idx, rows, test_size=test_size, random_state=seed, stratify=_stratify(y_idx, class_names)
-        )
+        if groups is not None:
+            g = np.asarray(groups)
+            g = g[~nan_rows] if missing == "drop" and len(g) == len(nan_rows) else g
+            X_tr, X_te, y_tr, y_te, r_tr, r_te = _group_split(X, y_idx, rows, g, test_size=test_size, seed=seed,
+                                                              class_names=class_names)
+        else:
+            X_tr, X_te, y_tr, y_te, r_tr, r_te = train_test_split(
+                X, y_idx, rows, test_size=test_size, random_state=seed, stratify=_stratify(y_idx, class_names)
+            )
     except ValueError as exc:
         raise ValueError(
             f"Could not split {len(X)} samples of {len(class_names)} classes with test_size={test_size} "

@@ -697,7 +697,8 @@ def _patterns_section(d: Distillation, analyses: Any, min_agreement: float | Non
             p = protos.pattern(c)
             thumb = _figure(f"pattern {c}", pattern_thumbnail, p)
             if thumb is not None:
-                section["thumbs"].append({"channel": int(c), "uri": thumb["uri"]})
+                # images: a square glyph, drawn larger so a receptive field stays readable beside its rule
+                section["thumbs"].append({"channel": int(c), "uri": thumb["uri"], "square": len(p["input_shape"]) == 3})
                 drawn.add(int(c))
             if c not in gallery:  # a thumbnail beside its rules; the full figure only for the gallery's patterns
                 continue

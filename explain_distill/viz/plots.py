@@ -749,6 +749,32 @@ def _segment_grid(seg: np.ndarray, rows: int = 2) -> np.ndarray:
     return out
 
 
+def _rgb_tiles(seg: np.ndarray) -> np.ndarray:
+    """Colour segments (k, 3, h, w) as RGB tiles (k, h, w, 3) in [0, 1]: each stretched over its own
+    range (the colours as the image has them, up to brightness), NaN (past the edge) left NaN."""
+    tiles = np.moveaxis(np.asarray(seg, dtype=float), 1, -1)
+    out = np.full(tiles.shape, np.nan)
+    for i, t in enumerate(tiles):
+        ok = np.isfinite(t)
+        if ok.any():
+            lo, hi = float(t[ok].min()), float(t[ok].max())
+            out[i] = (t - lo) / (hi - lo) if hi > lo else np.where(ok, 0.5, np.nan)
+    return out
+
+
+def _rgb_strip(seg: np.ndarray, rows: int = 2, gap: float = 0.93) -> np.ndarray:
+    """Colour segments side by side in ``rows`` rows (light grey gaps and edges), an RGB image."""
+    tiles = _rgb_tiles(seg)
+    k, h, w, _ = tiles.shape
+    rows = max(1, min(rows, k))
+    cols = math.ceil(k / rows)
+    out = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1, 3), gap)
+    for i in range(k):
+        r, c = divmod(i, cols)
+        out[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = np.where(np.isnan(tiles[i]), gap, tiles[i])
+    return out
+
+
 @_styled
 def pattern_figure(pattern: Mapping[str, Any], *, width: float = 7.2) -> Figure:
     """One teacher pattern for a person: what it responds to, its filter, the classes where it fires.
@@ -773,11 +799,14 @@ def pattern_figure(pattern: Mapping[str, Any], *, width: float = 7.2) -> Figure:
         ax.set_xlabel(f"receptive field ({lines.shape[1]} inputs; gaps: past the edge)" if np.isnan(lines).any()
                       else f"receptive field ({lines.shape[1]} inputs)", parse_math=False)
         ax.set_yticks([])
+    elif seg.shape[1] == 3:  # colour images: the windows in colour
+        ax.imshow(_rgb_strip(seg), interpolation="nearest")
+        ax.set_axis_off()
     else:
         strip = _segment_grid(seg)
         lim = _sym_limit(np.nan_to_num(strip))
         cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="#eef1f6")
-        ax.imshow(np.ma.masked_invalid(strip), cmap=cmap, vmin=-lim, vmax=lim)
+        ax.imshow(np.ma.masked_invalid(strip), cmap=cmap, vmin=-lim, vmax=lim, interpolation="nearest")
         ax.set_axis_off()
     ax.set_title(_short(f"{name}: top {k} training inputs", 44), parse_math=False)
 
@@ -820,10 +849,21 @@ def pattern_figure(pattern: Mapping[str, Any], *, width: float = 7.2) -> Figure:
 
 
 @_styled
-def pattern_thumbnail(pattern: Mapping[str, Any], *, size: tuple[float, float] = (0.9, 0.42)) -> Figure:
-    """A small glyph of one pattern (the mean of its top segments), to sit beside a rule."""
+def pattern_thumbnail(pattern: Mapping[str, Any], *, size: tuple[float, float] | None = None) -> Figure:
+    """A small glyph of one pattern, to sit beside a rule: the mean of its top segments (signals and
+    grayscale images; red above the mean, blue below), the strongest segment in colour (colour images:
+    a mean of differently coloured windows reads as mud).  ``size`` defaults to 0.9 x 0.42 inches for
+    signals, 0.6 x 0.6 for images (square, so a receptive field keeps its shape)."""
     seg, dims = _pattern_parts(pattern)
+    if size is None:
+        size = (0.9, 0.42) if dims == 1 else (0.6, 0.6)
     fig = Figure(figsize=size)
+    if dims == 2 and seg.shape[1] == 3:
+        ax = fig.add_axes((0.02, 0.02, 0.96, 0.96))
+        tile = _rgb_tiles(seg[:1])[0]
+        ax.imshow(np.where(np.isnan(tile), 0.93, tile), interpolation="nearest")
+        ax.set_axis_off()
+        return fig
     ax = fig.add_axes((0.02, 0.02, 0.96, 0.96))
     lines = _quiet_nanmean(seg, axis=1)
     mean = np.nan_to_num(_quiet_nanmean(lines, axis=0))
@@ -839,7 +879,7 @@ def pattern_thumbnail(pattern: Mapping[str, Any], *, size: tuple[float, float] =
         ax.plot(x, mean, color="#d62728", lw=1.4)
     else:
         lim = _sym_limit(mean)
-        ax.imshow(mean, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        ax.imshow(mean, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
     ax.set_axis_off()
     return fig
 

@@ -220,6 +220,7 @@ def describe_condition(feature: Mapping[str, Any], op: str, threshold: float) ->
     """One split on a teacher feature in words; ``feature`` is ``FeatureMap.describe(j)``, ``op`` is ``"<="`` or ``">"``.
 
     ``pattern 7 present (response > 0.80)``, ``pattern 3 absent (response ≤ 0.41)``,
+    ``pattern 12 at top-left present (response > 0.55)`` (a grid region),
     ``pattern 5 at position ≤ 12.4 (of 40)``, ``ink > 3.00``.
     """
     role = feature.get("role")
@@ -227,6 +228,8 @@ def describe_condition(feature: Mapping[str, Any], op: str, threshold: float) ->
     above = op == ">"
     if role == "response":
         pattern = f"pattern {feature['channel']}"
+        if feature.get("cell"):
+            pattern += f" at {feature['cell']}"
         if threshold <= 0:
             return f"{pattern} present" if above else f"{pattern} silent"
         return f"{pattern} present (response > {_short(threshold)})" if above else f"{pattern} absent (response ≤ {_short(threshold)})"
