@@ -27,9 +27,17 @@ def _thresholds(text: str) -> list[float]:
 def test_tree_rules_exports_and_drawings_are_in_pixel_values(units_run, digits):
     tree = units_run.surrogates["tree"]
     view = ed.TreeView.of(tree)
-    fitted = {(nd.feature, round(nd.threshold, 5)) for nd in view.nodes if not nd.is_leaf}
-    raw = {round(float(digits.inverse_transform(np.full(64, t))[f]), 3) for f, t in fitted}  # the Dataset's own inverse
-    cuts = {float(np.floor(v)) for v in raw}  # integer pixels: a split at 8.5 reads "<= 8" / "> 8", true for every pixel
+    # integer pixels: a split at 8.5 reads "<= 8" / "> 8" (the Dataset's own inverse); where no pixel of
+    # that feature takes 8, or the fitted cut sits a float32 step under 9, the value printed is a whole
+    # number between the largest value the data takes under the cut and the cut: the same rows each side.
+    X = np.concatenate([digits.X_train, digits.X_test]).astype(np.float32)  # compared as the model compares
+    allowed = set()
+    for f, t in {(nd.feature, nd.threshold) for nd in view.nodes if not nd.is_leaf}:
+        below = X[:, f][X[:, f] <= t]
+        low = round(float(digits.inverse_transform(np.full(64, below.max()))[f])) if len(below) else 0
+        cut = float(digits.inverse_transform(np.full(64, t))[f])
+        allowed |= {float(v) for v in range(low, int(np.floor(cut + 1e-6)) + 1)}
+    cuts = allowed
     for text in (" ".join(r for _, r in view.rules()), tree.export_text(), view.to_dot()):
         values = _thresholds(text)
         assert values and all(0.0 <= v <= 16.0 for v in values), text[:300]  # pixel values 0..16, never negative
