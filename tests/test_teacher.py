@@ -183,3 +183,22 @@ def test_device_resolution():
 def test_not_a_module():
     with pytest.raises(TypeError, match="torch.nn.Module; received function"):
         ed.Teacher(lambda x: x, class_names=["a", "b"])
+
+
+def test_the_built_in_cnn_halves_large_images_and_keeps_small_ones():
+    import torch
+
+    from explain_distill.teacher import build_module, default_config
+
+    big = ed.load_dataset("digits28", n_samples=100, seed=0)
+    cfg = default_config(big)
+    assert cfg["halve"] == "each"
+    net = build_module(cfg)
+    assert net.features(torch.zeros(1, 1, 28, 28)).shape[-2:] == (7, 7)  # 28 -> 14 -> 7, not 28 -> 28 -> 14
+    small = default_config(ed.load_dataset("digits"))
+    assert small["halve"] == "before_last"
+    assert build_module(small).features(torch.zeros(1, 1, 8, 8)).shape[-2:] == (4, 4)
+    old = {k: v for k, v in cfg.items() if k != "halve"}  # a run saved before the option: the old network
+    assert build_module(old).features(torch.zeros(1, 1, 28, 28)).shape[-2:] == (14, 14)
+    with pytest.raises(ValueError, match="halve must be"):
+        build_module({**cfg, "halve": "twice"})
