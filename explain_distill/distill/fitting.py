@@ -129,8 +129,10 @@ class Fitter:
         #: Where the fits spent less than their defaults because the data is large (recorded in the result).
         self.budget: dict[str, Any] = {"sample_budget": SAMPLE_BUDGET, "rows": len(transfer), "epochs": {}}
         #: Rows the transfer set would have held with the default queries, when they were sized down (else None).
-        self.default_rows = (None if not queries else
-                             int(transfer.n_real + int(queries["default"])) if len(transfer) < transfer.n_real + int(queries["default"]) else None)
+        self.default_rows: int | None = None
+        if queries:
+            rows = int(transfer.n_real) + int(queries["default"])
+            self.default_rows = rows if len(transfer) < rows else None
 
     def configured(self, name: str, overrides: Mapping[str, Any] | None = None) -> Any:
         """A new, unfitted estimator for ``name`` with the run's and the user's parameters (then ``overrides``)."""

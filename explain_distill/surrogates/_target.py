@@ -8,6 +8,9 @@ training rows the estimator is given (stratified by the teacher's top class), ne
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 __all__ = ["TARGETS", "hard_targets", "split_validation", "agreement"]
@@ -81,3 +84,11 @@ def check_validation(validation: object, n_features: int, n_classes: int) -> tup
             f"training data; received X_val {X_val.shape} and P_val {P_val.shape}."
         )
     return X_val, P_val.astype(np.float64), np.ones(len(X_val))
+
+
+def best_candidate(validation: dict, candidates: list, k: int, key: Callable[[Any], str]) -> Any:
+    """The candidate most faithful on ``validation`` (``{"sizes", "scores": {key(c): [per size]}}``) at
+    ``k`` leaves: the nearest size validated (the smaller on a tie), then the earlier candidate on a tie."""
+    vs = validation["sizes"]
+    i = min(range(len(vs)), key=lambda j: (abs(vs[j] - k), vs[j]))
+    return max(candidates, key=lambda c: (validation["scores"][key(c)][i], -candidates.index(c)))

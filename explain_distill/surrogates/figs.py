@@ -39,7 +39,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from .._validation import check_choice, check_fraction, check_int, check_positive
 from ._base import SoftTargetMixin, TreeDisplayMixin
 from ._hist import Binner, Histograms, Split, best_newton_split
-from ._target import TARGETS, agreement, check_validation, hard_targets, split_validation
+from ._target import TARGETS, agreement, best_candidate, check_validation, hard_targets, split_validation
 from .shallow import _fit_soft_multinomial
 
 logger = logging.getLogger(__name__)
@@ -623,10 +623,7 @@ class SumOfTreesClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, B
 
     def _best(self, k: int) -> tuple[str, str, int | None]:
         """The candidate most faithful on validation at ``k`` leaves (the nearest size validated; ties: the first)."""
-        vs = self.validation_["sizes"]
-        i = min(range(len(vs)), key=lambda j: (abs(vs[j] - k), vs[j]))
-        cfgs = list(self._growths)
-        return max(cfgs, key=lambda c: (self.validation_["scores"][_key(c)][i], -cfgs.index(c)))
+        return best_candidate(self.validation_, list(self._growths), k, _key)
 
     def _set_model(self, model: _Model) -> None:
         self.model_ = model

@@ -33,7 +33,7 @@ from .._validation import check_choice, check_fraction, check_int, check_positiv
 from ._base import SoftTargetMixin, TreeDisplayMixin
 from ._queries import check_oracle
 from ._sktree import NODE_FIELDS, best_first_order, make_regressor, truncate
-from ._target import TARGETS, agreement, check_validation, hard_targets, split_validation
+from ._target import TARGETS, agreement, best_candidate, check_validation, hard_targets, split_validation
 
 logger = logging.getLogger(__name__)
 
@@ -247,11 +247,7 @@ class SoftLabelTreeClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin
 
     def _best(self, k: int) -> tuple[str, str]:
         """The candidate most faithful on validation at ``k`` leaves (the nearest size validated)."""
-        vs = self.validation_["sizes"]
-        i = min(range(len(vs)), key=lambda j: (abs(vs[j] - k), vs[j]))
-        scores = self.validation_["scores"]
-        best = max(self._candidates, key=lambda cfg: (scores[_key(cfg)][i], -list(self._candidates).index(cfg)))
-        return best
+        return best_candidate(self.validation_, list(self._candidates), k, _key)
 
     def _queries_on(self, oracle: Any) -> bool:
         return oracle is not None and self.min_samples > 0 and self.query_budget > 0
