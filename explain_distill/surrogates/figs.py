@@ -398,12 +398,21 @@ def _refit(model: _Model, leaf_of: np.ndarray, P: np.ndarray, w: np.ndarray, *, 
     """All leaf values and the bias refitted jointly: the soft-label multinomial logistic on leaf indicators."""
     if not len(model.roots):
         return model
-    A = _indicators(model, leaf_of)
+    # Rows that fall in the same leaf of every tree share their logits, so the loss is the same summed
+    # over one row per leaf combination, weighted by the rows' total weight, with their weighted mean
+    # target: the same optimum on fewer rows (digits, 21k rows: 16 combinations at 8 leaves, 5k at 32).
+    combos, inverse = np.unique(leaf_of, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    wc = np.bincount(inverse, weights=w, minlength=len(combos))
+    Pc = np.zeros((len(combos), P.shape[1]))
+    np.add.at(Pc, inverse, w[:, None] * P)
+    Pc /= np.maximum(wc, 1e-300)[:, None]
+    A = _indicators(model, combos)
     leaves = model.leaves
     with warnings.catch_warnings():  # a capped polish from the greedy values, not a fit to convergence
         warnings.simplefilter("ignore", ConvergenceWarning)
         W, b, _, _ = _fit_soft_multinomial(
-            A, P, C=1.0 / l2, max_iter=max_iter, tol=1e-5, sample_weight=w, init=(model.value[leaves].T, model.bias)
+            A, Pc, C=1.0 / l2, max_iter=max_iter, tol=1e-5, sample_weight=wc, init=(model.value[leaves].T, model.bias)
         )
     out = copy.copy(model)
     out.value = model.value.copy()

@@ -89,11 +89,12 @@ class _Learner:
             if p0 <= 0 or p0 >= _PURE * t0:
                 return
             if sums is None:
-                S = self.hist.sums(rows, np.stack([pos, wt], axis=1))
+                # one pass over the rows' bins for the positives, the counted weight and the row weights
+                S = self.hist.sums(rows, np.stack([pos, wt, self.w[rows]], axis=1))
                 left, valid = self.hist.cumulative(S)
                 total = S[: self.hist.n_bins[0]].sum(axis=0)
                 lp, lt, tp_, tt = left[:, 0], left[:, 1], total[0], total[1]
-                cnt_left = self.hist.cumulative(self.hist.sums(rows, self.w[rows, None]))[0][:, 0] if self.min_cover > 1 else None
+                cnt_left = left[:, 2] if self.min_cover > 1 else None
             else:
                 lp, lt, valid, cnt_left = sums[0][:, 0], sums[0][:, 1], sums[1], sums[2]
                 tp_, tt = p0, t0
