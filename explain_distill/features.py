@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._validation import check_array_2d, check_fraction, check_int, check_n_features, check_names
-from .teacher import Teacher, eval_mode
+from .teacher import Teacher, eval_mode, own_thread
 
 logger = logging.getLogger(__name__)
 
@@ -261,7 +261,7 @@ def _trace(module: nn.Module, input_shape: Sequence[int]) -> list[tuple[str, Any
     handles = []
     for name, m in module.named_modules():
         if name:
-            handles.append(m.register_forward_hook(lambda _m, _i, o, name=name: calls.append((name, o))))
+            handles.append(m.register_forward_hook(own_thread(lambda _m, _i, o, name=name: calls.append((name, o)))))
     try:
         p = next(iter(module.parameters()), None)
         x = torch.randn(2, *input_shape, generator=torch.Generator().manual_seed(0))
@@ -483,7 +483,7 @@ class PatternFeatures(FeatureMap):
             out.append(o)
             raise _Stop
 
-        h = self._module.register_forward_hook(hook)
+        h = self._module.register_forward_hook(own_thread(hook))
         try:
             with eval_mode(t.module), torch.enable_grad():
                 try:
@@ -522,7 +522,7 @@ class PatternFeatures(FeatureMap):
         # On the CPU, batches whose activations fit in cache run several times faster than the
         # teacher's default 4096 rows (measured on mnist1d: 0.85 s vs 2.0 s for 24k rows).
         bs = t.batch_size if t.device.type == "cuda" else min(t.batch_size, 512)
-        handle = self._module.register_forward_hook(hook)
+        handle = self._module.register_forward_hook(own_thread(hook))
         out = []
         try:
             with eval_mode(t.module), torch.no_grad():

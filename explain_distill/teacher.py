@@ -25,8 +25,9 @@ import math
 import os
 import shutil
 import sys
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -168,6 +169,21 @@ class FlatInput(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.module(x.reshape(x.shape[0], *self.input_shape))
+
+
+def own_thread(hook: Callable[..., Any]) -> Callable[..., Any]:
+    """``hook`` as a forward hook that acts only on the thread that registered it.
+
+    A module's hooks are shared by every thread that runs it: while one thread reads a layer (and
+    stops the pass there), another may be computing the teacher's soft labels with the same module
+    (``distill`` fits families side by side).  Their passes must go through untouched.
+    """
+    owner = threading.get_ident()
+
+    def wrapped(*args: Any) -> Any:
+        return hook(*args) if threading.get_ident() == owner else None
+
+    return wrapped
 
 
 @contextlib.contextmanager
@@ -395,7 +411,7 @@ class Teacher:
             a = out.float().pow(2).mean(dim=1).flatten(1)
             captured.append(torch.nn.functional.normalize(a, p=2, dim=1).cpu())
 
-        handle = layer.register_forward_hook(hook)
+        handle = layer.register_forward_hook(own_thread(hook))
         try:
             for _ in self._forward_batches(X):
                 pass

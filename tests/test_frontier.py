@@ -78,6 +78,7 @@ def test_a_size_set_by_the_user_is_kept(digits, digits_teacher):
                      min_agreement=0.5, ladders={"tree": [4, 16]}, seed=0)
     assert run.frontier["families"]["tree"]["explicit"] is True
     assert run.surrogates["tree"].max_depth == 3 and run.surrogates["tree"] not in run.ladders["tree"]
+    assert run.surrogates["tree"].max_leaf_nodes is None  # its default size (best-first to 64 leaves) gave way
 
 
 def test_no_bar_and_no_passing_size_are_said_plainly(digits, digits_teacher):
@@ -85,7 +86,7 @@ def test_no_bar_and_no_passing_size_are_said_plainly(digits, digits_teacher):
                      ladders={"tree": [4, 8]}, seed=0)
     rep = frontier_report(run)
     assert rep["chosen"]["tree"] is None and rep["verdict"].startswith("No readable model clears 0.999")
-    assert run.surrogates["tree"].max_depth == 6  # the configured model stays
+    assert run.surrogates["tree"].max_leaf_nodes == 64  # the configured model stays (best-first, 64 leaves)
     free = {**rep, "min_agreement": None}
     assert frontier_verdict(free).startswith("No bar set")
 

@@ -75,6 +75,18 @@ def test_tree_ladder_cuts_are_the_best_first_trees_sklearn_grows(rng):
         assert cut.n_params_ == ref.n_params_ == 2 * cut.size_ - 1
 
 
+def test_a_tree_read_off_a_ladder_has_the_same_ladder_below_it(rng):
+    # distill reads the configured tree (64 leaves) off its ladder's fit (256): a cut is renumbered, so
+    # its own ladder must replay the best-first order rather than cut a prefix of the new numbering
+    X = rng.normal(size=(600, 6)).astype(np.float32)
+    P = _soft(np.stack([X[:, 0] + X[:, 1] * X[:, 2], X[:, 3] - X[:, 0], np.sin(2 * X[:, 4])], 1) * 2)
+    full = SoftLabelTreeClassifier(max_depth=None, max_leaf_nodes=64, random_state=0).fit(X, P)
+    mid = full.ladder_([32])[0]
+    for k, below, direct in zip((2, 5, 16), mid.ladder_([2, 5, 16]), full.ladder_([2, 5, 16])):
+        assert below.size_ == direct.size_ == k
+        np.testing.assert_allclose(below.predict_proba(X), direct.predict_proba(X), atol=1e-12)
+
+
 def test_truncate_keeps_the_first_splits(rng):
     X = rng.normal(size=(300, 3))
     reg = DecisionTreeRegressor(max_leaf_nodes=12, random_state=0).fit(X, X[:, 0] + X[:, 1] ** 2)

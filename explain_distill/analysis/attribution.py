@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from .._validation import check_array_2d, check_choice, check_int, check_n_features, check_positive
-from ..teacher import Teacher, eval_mode
+from ..teacher import Teacher, eval_mode, own_thread
 from .fidelity import check_model_features, to_jsonable
 from .robustness import differentiable_module
 
@@ -451,7 +451,7 @@ def attention_map(
         return None
     module, layer, X, shape, batch_size = door
     grabbed: list[torch.Tensor] = []
-    handle = layer.register_forward_hook(lambda _m, _i, o: grabbed.append(o.detach().float().pow(2).mean(dim=1, keepdim=True)))
+    handle = layer.register_forward_hook(own_thread(lambda _m, _i, o: grabbed.append(o.detach().float().pow(2).mean(dim=1, keepdim=True))))
     out = []
     try:
         with eval_mode(module), torch.no_grad():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -25,7 +26,7 @@ from ..surrogates import SURROGATES
 from ..surrogates._base import set_names, set_units
 from ..teacher import Teacher
 from ..transfer import TransferSet, soft_labels
-from .plan import EPOCHS_WITH_QUERIES, FEATURE_PARAMS, VALIDATED_PARAMS, Plan, split_name
+from .plan import EPOCHS_WITH_QUERIES, FEATURE_PARAMS, SIZE_PARAMS, VALIDATED_PARAMS, Plan, split_name
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,11 @@ _KEEP_PASSES = ("soft_tree", "soft_tree_sparse")
 
 #: Families that train with torch: fitted one after the other, never beside the student (global RNG, threads).
 _TORCH_FAMILIES = ("soft_tree", "soft_tree_sparse", "student")
+
+#: Most fits that run side by side once the soft trees are done (one per core up to this): on 2 cores
+#: the student and one scikit-learn or numpy family, then two of those (digits: the fits after the soft
+#: trees took 22.6 s one beside the student, the rest in turn).  More threads mostly wait for the GIL.
+_FIT_WORKERS = 4
 
 
 def _on_gpu(est: Any) -> bool:
@@ -119,6 +125,7 @@ class Fitter:
         #: The real training rows held out for choosing (never fitted on); empty without a frontier.
         self.X_val = np.zeros((0, transfer.X.shape[1]), dtype=transfer.X.dtype) if X_val is None else np.asarray(X_val)
         self._validation: dict[str | None, tuple[np.ndarray, np.ndarray]] = {}
+        self._lock = threading.Lock()
         self.context = {"random_state": plan.seed, "input_shape": tuple(dataset.input_shape),
                         "temperature": plan.temperature}
         self.units = dataset.units()
@@ -143,8 +150,12 @@ class Fitter:
         for key in _CONTEXT_PARAMS:
             if key in accepted and key not in user:
                 user[key] = None if (key == "input_shape" and label is not None) else self.context[key]
-        if label is not None:
-            user = {**FEATURE_PARAMS.get(family, {}), **user}
+        defaults = {**SIZE_PARAMS.get(family, {}), **(FEATURE_PARAMS.get(family, {}) if label is not None else {})}
+        size_keys = {type(est).size_param, *dict(getattr(type(est), "ladder_params", {}) or {})} \
+            if hasattr(type(est), "size_param") else set()
+        if size_keys & set(user):  # the user sized it: none of the default sizes apply (depth 8 keeps no leaf cap)
+            defaults = {k: v for k, v in defaults.items() if k not in size_keys}
+        user = {**defaults, **user}
         if len(self.X_val) and self.plan.families:
             user = {**{k: v for k, v in VALIDATED_PARAMS.get(family, {}).items() if k in accepted}, **user}
         queries = len(self.transfer) > self.transfer.n_real
@@ -196,6 +207,10 @@ class Fitter:
 
     def validation(self, label: str | None) -> tuple[np.ndarray, np.ndarray]:
         """(inputs or feature set ``label``'s columns, the teachers' soft labels at T) of the held-out rows."""
+        with self._lock:  # families fitted side by side ask for the same rows: label them once
+            return self._validation_locked(label)
+
+    def _validation_locked(self, label: str | None) -> tuple[np.ndarray, np.ndarray]:
         if label not in self._validation:
             plan = self.plan
             if None in self._validation:
@@ -252,10 +267,13 @@ class Fitter:
 def fit_families(fitter: Fitter) -> dict[str, Any]:
     """Fit every surrogate of the plan; returns them in the order asked for.
 
-    On a CPU with two cores or more, the neural student (torch on one thread) trains beside the
-    scikit-learn and numpy families (one core each; the tree builders release the GIL).  It starts
-    once the torch-based soft trees are fitted, so nothing else touches torch's global RNG or
-    thread count while it trains; every fit is seeded on its own, so the models are the same.
+    The torch-based soft trees are fitted first, one after the other.  Then, on a CPU with two
+    cores or more, the rest are fitted side by side on ``_FIT_WORKERS`` threads (at most one per
+    core): the neural student (torch on one thread) first, so it trains while the scikit-learn and
+    numpy families take the other cores in turn (their tree builders, histogram products and BLAS
+    calls release the GIL).  Nothing else touches torch's global RNG or thread count while the
+    student trains, and every fit is seeded on its own, so the models are the ones fitted one at a time
+    (up to the order of a solver's floating-point sums when BLAS runs on more threads).
     """
     names = fitter.plan.names
     with progress(len(names), "surrogates", unit="fit") as fitter.bar:
@@ -265,22 +283,32 @@ def fit_families(fitter: Fitter) -> dict[str, Any]:
             fitter.bar = None
 
 
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _fit_in_order(fitter: Fitter, names: list[str]) -> dict[str, Any]:
-    beside = ("student" if "student" in names and (os.cpu_count() or 1) >= 2
+    workers = min(_cores(), _FIT_WORKERS)
+    beside = ("student" if "student" in names and workers >= 2
               and not _on_gpu(fitter.configured("student")) else None)
     first = [n for n in names if split_name(n)[0] in _TORCH_FAMILIES and n != beside]
-    order = first + [n for n in names if n not in first and n != beside]
-    if beside is None:
-        for name in order:
+    rest = [n for n in names if n not in first and n != beside]
+    for name in first:
+        fitter.fit_one(name)
+    if workers < 2 or len(rest) + (beside is not None) < 2:
+        for name in ([beside] if beside else []) + rest:
             fitter.fit_one(name)
-    else:
-        from concurrent.futures import ThreadPoolExecutor
+        return {name: fitter.fitted[name] for name in names}
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
-        with ThreadPoolExecutor(1, thread_name_prefix="explain_distill-student") as pool:
-            pending = None
-            for name in order:
-                if pending is None and name not in first:
-                    pending = pool.submit(fitter.fit_one, beside)
-                fitter.fit_one(name)
-            (pending or pool.submit(fitter.fit_one, beside)).result()
+    with ThreadPoolExecutor(workers, thread_name_prefix="explain_distill-fit") as pool:
+        futures = [pool.submit(fitter.fit_one, name) for name in ([beside] if beside else []) + rest]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = [f for f in futures if f.done() and f.exception() is not None]
+        if failed:  # stop what has not started; the error is the first fit's that failed
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise failed[0].exception()  # type: ignore[misc]
     return {name: fitter.fitted[name] for name in names}
