@@ -372,3 +372,21 @@ def test_report_section_and_audit_verdict(pattern_run, tmp_path, capsys):
     assert main(["audit", str(tmp_path / "run"), "--min-agreement", "0.5", "--json"]) in (0, 1)
     doc = json.loads(capsys.readouterr().out)
     assert doc["verdict"]["bar"] == 0.5 and doc["verdict"]["outcome"] == "inputs"
+
+
+def test_memoized_patterns_map_the_same_rows_once(patterns, digits, monkeypatch):
+    calls: list[int] = []
+    real = type(patterns)._transform
+    monkeypatch.setattr(type(patterns), "_transform", lambda self, X: (calls.append(len(X)), real(self, X))[1])
+    X = digits.X_test[:50]
+    plain = patterns.transform(X)
+    with patterns.memoized():
+        a = patterns.transform(X)
+        b = patterns.transform(X.copy())  # same content, another array: served from the memo
+        a[:] = -1.0  # a caller changing its copy does not change what the memo serves
+        c = patterns.transform(X)
+        other = patterns.transform(digits.X_test[50:80])
+    after = patterns.transform(X)  # the memo is gone with the block
+    np.testing.assert_array_equal(b, plain)
+    np.testing.assert_array_equal(c, plain)
+    assert other.shape == (30, plain.shape[1]) and calls == [50, 50, 30, 50]

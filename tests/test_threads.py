@@ -7,10 +7,8 @@ import threading
 import numpy as np
 import pytest
 import torch
-from threadpoolctl import threadpool_info
 from torch import nn
 
-from explain_distill.surrogates.shallow import _one_blas_thread
 from explain_distill.teacher import own_thread
 
 
@@ -45,34 +43,6 @@ def test_a_hook_acts_only_on_the_thread_that_registered_it():
         handle.remove()
     assert "error" not in out and tuple(out["y"].shape) == (2, 2)  # another thread's pass went through
     assert seen == [threading.get_ident()]
-
-
-def _blas_threads() -> dict[str, int]:
-    return {i["filepath"]: i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"}
-
-
-def test_the_one_thread_blas_limit_is_lifted_by_the_last_fit_out_only():
-    before = _blas_threads()
-    if not before:
-        pytest.skip("no BLAS library reports its threads here")
-    inside_a, released_b = threading.Event(), threading.Event()
-    seen: dict[str, list[int]] = {}
-
-    def a() -> None:
-        with _one_blas_thread():
-            inside_a.set()
-            released_b.wait(10)
-            seen["a after b left"] = _blas_threads()  # b ended first: a's limit must still hold
-
-    t = threading.Thread(target=a)
-    t.start()
-    inside_a.wait(10)
-    with _one_blas_thread():
-        seen["b"] = _blas_threads()
-    released_b.set()
-    t.join()
-    assert 1 in seen["b"].values() and seen["a after b left"] == seen["b"]
-    assert {k: v for k, v in _blas_threads().items() if k in before} == before  # both out: the threads are back
 
 
 def test_families_fitted_side_by_side_are_the_models_fitted_one_at_a_time(digits, digits_teacher, monkeypatch):

@@ -24,6 +24,8 @@ split and returns :class:`Analyses`, whose ``to_json()`` goes into the run's ``m
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -147,6 +149,21 @@ def _pick_examples(y_pred: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(np.asarray(out, dtype=np.int64))
 
 
+def _features_memoized(fn: Any) -> Any:
+    """Run ``fn(distillation, ...)`` with every feature map of the run mapping the same rows once."""
+
+    @functools.wraps(fn)
+    def wrapper(distillation: Any, *args: Any, **kwargs: Any) -> Any:
+        with contextlib.ExitStack() as stack:
+            for fmap in (getattr(distillation, "features", None) or {}).values():
+                if hasattr(fmap, "memoized"):
+                    stack.enter_context(fmap.memoized())
+            return fn(distillation, *args, **kwargs)
+
+    return wrapper
+
+
+@_features_memoized
 def run_analyses(
     distillation: Any,
     *,

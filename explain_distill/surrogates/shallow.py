@@ -18,8 +18,6 @@ import contextlib
 import copy
 import logging
 import os
-import threading
-from collections.abc import Iterator
 from typing import Any, Literal
 
 import numpy as np
@@ -396,34 +394,6 @@ def _cut(reg: DecisionTreeRegressor, k: int, *, prefix: bool) -> DecisionTreeReg
     return truncate(reg, order[: k - 1]) if k - 1 < len(order) else reg
 
 
-_BLAS_LOCK = threading.Lock()
-_BLAS_USERS = 0
-_BLAS_LIMITER: Any = None
-
-
-@contextlib.contextmanager
-def _one_blas_thread() -> Iterator[None]:
-    """BLAS on one thread while any fit in this process asks for it.
-
-    The limit is process-wide (threadpoolctl sets the library's thread count), and ``distill`` fits
-    several families side by side: it is set by the first fit that asks and restored by the last one
-    out, so one fit ending never lifts another's limit, nor leaves the limit behind for later work.
-    """
-    global _BLAS_USERS, _BLAS_LIMITER
-    with _BLAS_LOCK:
-        if _BLAS_USERS == 0:
-            _BLAS_LIMITER = threadpool_limits(limits=1, user_api="blas")
-        _BLAS_USERS += 1
-    try:
-        yield
-    finally:
-        with _BLAS_LOCK:
-            _BLAS_USERS -= 1
-            if _BLAS_USERS == 0:
-                _BLAS_LIMITER.restore_original_limits()
-                _BLAS_LIMITER = None
-
-
 def _fit_soft_multinomial(
     X: Any,
     P: np.ndarray,
@@ -484,7 +454,7 @@ def _fit_soft_multinomial(
     # OpenBLAS threads contending with torch's spinning OpenMP pool made digits' fit 2.3x slower
     # (4.1 s -> 1.8 s on 21k x 64, 10 classes, 2 cores); large ones keep every thread.
     one_thread = n * d * K < 1e8
-    with _one_blas_thread() if one_thread else contextlib.nullcontext():
+    with threadpool_limits(limits=1, user_api="blas") if one_thread else contextlib.nullcontext():
         res = minimize(
             objective, theta0, jac=True, method="L-BFGS-B", options={"maxiter": max_iter, "gtol": tol}
         )
