@@ -238,10 +238,12 @@ def test_grid_patterns_add_figs_over_patterns_to_the_defaults():
     big, small = _teacher(Plain(), (1, 16, 16)), _teacher(Plain(), (1, 8, 8))
     names, maps = _feature_plan(list(DEFAULT_SURROGATES), None, "auto", None, big)
     assert maps["patterns"].grid == 3 and names[-4:] == ["tree@patterns", "rules@patterns", "logistic@patterns", "figs@patterns"]
-    assert "figs" not in names and "tree" in names  # the raw-pixel sum of trees gives way to it
+    assert "figs" not in names and "rules" not in names and "tree" in names  # raw-pixel rules and sums give way
+    names, _ = _feature_plan(list(DEFAULT_SURROGATES), None, "auto", None, big, keep=("rules",))
+    assert "rules" in names and "figs" not in names  # settings given for it (--max-rules): kept
     names, maps = _feature_plan(list(DEFAULT_SURROGATES), None, "auto", None, small)  # 8x8: as before
     assert maps["patterns"].grid == 1 and "figs@patterns" not in names and names[-1] == "logistic@patterns"
-    assert "figs" in names
+    assert "figs" in names and "rules" in names
     names, _ = _feature_plan(["figs", "tree"], ["figs", "tree"], "patterns", None, big)  # figs named: kept
     assert "figs" in names and "figs@patterns" in names
     names, _ = _feature_plan(["tree", "tree@patterns"], ["tree", "tree@patterns"], "auto", None, big)  # named: kept
