@@ -74,7 +74,8 @@ def _ours(view: str, X, Xv, P, Pv, quick: bool) -> dict[str, list[tuple[int, Any
                                       "max_leaf_nodes": max(TREE_BUCKETS), "random_state": 0})
     tree, out["tree_fit_s"] = _timed(lambda: tree.fit(X, P, validation=val))
     out["tree"] = list(zip(TREE_BUCKETS, tree.ladder_(list(TREE_BUCKETS))))
-    figs = SumOfTreesClassifier(**{**VALIDATED_PARAMS.get("figs", {}), "max_leaves": max(TREE_BUCKETS), "random_state": 0})
+    figs = SumOfTreesClassifier(**{**feat.get("figs", {}), **VALIDATED_PARAMS.get("figs", {}), "max_leaves": max(TREE_BUCKETS),
+                                   "random_state": 0})
     figs, out["figs_fit_s"] = _timed(lambda: figs.fit(X, P, validation=val))
     out["figs"] = list(zip(TREE_BUCKETS, figs.ladder_(list(TREE_BUCKETS))))
     rules = RuleListClassifier(**{**VALIDATED_PARAMS.get("rules", {}), "max_rules": max(RULE_BUCKETS), "random_state": 0})

@@ -10,6 +10,8 @@ the best readable size of each readable family on its ladder, the smallest faith
 frontier chose, and the seconds and peak memory of every stage (peak: the process's anonymous
 resident memory above what it held before the stage) with the load average.
 
+``--n=60000`` runs a case at that many images (the weights cached as ``<case>_<n>.pt``).
+
 Target (issue 23): distill + analyses + report of the 5,000 28x28 images <= 90 s on 2 CPU cores;
 a readable surrogate (<= 64 leaves or terms, <= 30 rules) >= 0.90 fidelity on the held-out split.
 """
@@ -61,7 +63,7 @@ def _best_readable(frontier: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-def _one(case: str, tmp: Path, quick: bool, surrogates: list[str] | None = None) -> dict[str, Any]:
+def _one(case: str, tmp: Path, quick: bool, surrogates: list[str] | None = None, n_images: int | None = None) -> dict[str, Any]:
     import torch
 
     import explain_distill as ed
@@ -70,13 +72,13 @@ def _one(case: str, tmp: Path, quick: bool, surrogates: list[str] | None = None)
     from explain_distill.distill.plan import readable_at
 
     dataset, net_name, net_kw, loop_kw = CASES[case]
-    n = 1000 if quick else 5000
+    n = n_images or (1000 if quick else 5000)
     loop_kw = {**loop_kw, "epochs": 2} if quick else loop_kw
     stages: dict[str, dict[str, Any]] = {}
     data, stages["data"] = _stage(lambda: ed.load_dataset(dataset, n_samples=n, seed=0))
     torch.manual_seed(0)
     net = getattr(_user_nets, net_name)(**net_kw)
-    cached = Path(os.environ.get("BENCH_IMAGES_WEIGHTS", "/nonexistent")) / f"{case}.pt"
+    cached = Path(os.environ.get("BENCH_IMAGES_WEIGHTS", "/nonexistent")) / (f"{case}.pt" if n == 5000 else f"{case}_{n}.pt")
     if cached.is_file() and not quick:  # a state dict from an earlier run of the loop (safe load, no pickle)
         net.load_state_dict(torch.load(cached, weights_only=True))
         net.eval()
@@ -151,14 +153,14 @@ def _markdown(results: list[dict[str, Any]]) -> str:
 
 
 def run(*, device: str = "cpu", quick: bool = False, cases: tuple[str, ...] = tuple(CASES),
-        surrogates: list[str] | None = None) -> dict:
+        surrogates: list[str] | None = None, n_images: int | None = None) -> dict:
     """Both cases at 5,000 images (1,000 and 2 epochs when quick); ``surrogates`` None: distill's defaults.
 
     ``BENCH_IMAGES_WEIGHTS=DIR`` loads ``DIR/<case>.pt`` (a state dict saved from an earlier run of
     the training loop) instead of training again, and the section says so; where the file is missing the
     loop trains and saves it there."""
     with tempfile.TemporaryDirectory(prefix="bench_images_") as tmp:
-        results = [_one(c, Path(tmp), quick, surrogates) for c in cases]
+        results = [_one(c, Path(tmp), quick, surrogates, n_images) for c in cases]
     return {"title": TITLE, "markdown": _markdown(results), "data": {"results": results, "quick": quick}}
 
 
@@ -172,6 +174,7 @@ if __name__ == "__main__":
         logging.getLogger(noisy).setLevel(logging.WARNING)
     only = tuple(a for a in sys.argv[1:] if not a.startswith("--")) or tuple(CASES)
     names = next((a.split("=", 1)[1].split(",") for a in sys.argv[1:] if a.startswith("--surrogates=")), None)
-    out = run(quick="--quick" in sys.argv, cases=only, surrogates=names)
+    n_images = next((int(a.split("=", 1)[1]) for a in sys.argv[1:] if a.startswith("--n=")), None)
+    out = run(quick="--quick" in sys.argv, cases=only, surrogates=names, n_images=n_images)
     print(out["markdown"])
     Path(os.environ.get("BENCH_IMAGES_JSON", "/dev/null")).write_text(json.dumps(out["data"], indent=1, default=str))
