@@ -203,3 +203,15 @@ def test_cli_min_agreement_picks_and_metrics_carry_the_frontier(tmp_path, monkey
     # re-rendering a saved run keeps its frontier (ladders are not saved, their figures are)
     assert main(["report", str(out)]) == 0
     assert 'id="frontier"' in (out / "index.html").read_text()
+
+
+def test_frontier_figure_keeps_size_labels_apart():
+    from explain_distill.viz.frontier import frontier_figure
+
+    def rows(sizes, unit):
+        return [{"size": s, unit: s, "fidelity": 0.5 + 0.001 * s, "interval": [0.4, 0.6]} for s in sizes]
+
+    fig = frontier_figure({"tree": rows([4, 8, 16, 32, 64], "leaves"), "rules": rows([5, 10, 20, 30, 50], "rules")})
+    labels = [int(t.get_text()) for t in fig.axes[0].get_xticklabels()]
+    assert 32 in labels and 30 not in labels and 10 in labels and 8 in labels  # 30 would print over 32
+    assert all(b / a >= 1.2 for a, b in zip(labels, labels[1:]))

@@ -69,6 +69,13 @@ def frontier_figure(
     ticks = sorted(sizes_seen)
     if len(ticks) > 12:
         ticks = [t for t in ticks if t & (t - 1) == 0] or ticks[:: max(1, len(ticks) // 10)]
+    # on the log axis, labels of sizes closer than a factor 1.2 run into each other ("3032" for 30 and 32):
+    # keep the powers of two (the tree's and figs' rungs) and drop the other of such a pair
+    kept: list[int] = []
+    for t in sorted(ticks, key=lambda t: (t & (t - 1) != 0, t)):
+        if all(max(t, k) / max(min(t, k), 1) >= 1.2 for k in kept):
+            kept.append(t)
+    ticks = sorted(kept)
     ax.xaxis.set_major_locator(FixedLocator(ticks))
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xticks(ticks, [str(t) for t in ticks])
