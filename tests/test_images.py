@@ -196,7 +196,7 @@ def test_colour_prototypes_are_cut_to_the_field_and_drawn_in_colour():
     assert tuple(thumb.get_size_inches()) == (0.6, 0.6)  # square for an image: the field keeps its shape
 
 
-def test_rules_over_grid_patterns_say_where_through_distill():
+def test_rules_over_grid_patterns_say_where_through_distill(tmp_path):
     from explain_distill.analysis.patterns import pattern_analysis
 
     # class = the third of the image (top, middle, bottom) holding a bright blob; a few steps teach it
@@ -229,6 +229,11 @@ def test_rules_over_grid_patterns_say_where_through_distill():
 
     section = _patterns_section(result, {"patterns": pa}, None)
     assert section["thumbs"] and all(t["square"] for t in section["thumbs"])  # image glyphs drawn square and larger
+    assert section["grid"] == 3
+    analyses = ed.run_analyses(result, robustness=False, attributions=False)
+    page = ed.build_report(result, tmp_path / "report", analyses=analyses)
+    html = (page if page.suffix == ".html" else page / "index.html").read_text(encoding="utf-8")
+    assert "3&times;3 grid over the input" in html and "anywhere in the input" not in html  # says where, as read
 
 
 def test_grid_patterns_add_figs_over_patterns_to_the_defaults():

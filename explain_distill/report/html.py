@@ -716,6 +716,7 @@ def _patterns_section(d: Distillation, analyses: Any, min_agreement: float | Non
             })
     section["layer"] = _get(pa, "layer")
     section["n_channels"] = _get(pa, "n_channels", 0)
+    section["grid"] = max((int(getattr(f, "grid", 1) or 1) for f in fmaps.values()), default=1)
     names = d.dataset.class_names
     for view in _get(pa, "surrogates", []) or []:
         fmap = fmaps.get(view.name)
