@@ -66,3 +66,18 @@ def test_families_fitted_side_by_side_are_the_models_fitted_one_at_a_time(digits
         np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-3)
         assert getattr(a, "size_", None) == getattr(b, "size_", None)
     assert side.frontier["families"].keys() == alone.frontier["families"].keys()
+
+
+def test_a_fit_failing_on_the_pool_stops_the_run_with_its_own_error(digits, digits_teacher, monkeypatch):
+    import explain_distill as ed
+    from explain_distill.distill import fitting
+    from explain_distill.surrogates import RuleListClassifier
+
+    monkeypatch.setattr(fitting, "_cores", lambda: 2)
+
+    def broken(self, X, y, *a, **k):
+        raise ValueError("rule list broke on purpose")
+
+    monkeypatch.setattr(RuleListClassifier, "fit", broken)
+    with pytest.raises(ValueError, match="broke on purpose"):
+        ed.distill(digits_teacher, digits, surrogates=["tree", "logistic", "rules"], seed=0, queries=None)
