@@ -70,7 +70,7 @@ def _ours(view: str, X, Xv, P, Pv, quick: bool) -> dict[str, list[tuple[int, Any
     val = (Xv, Pv)
     out: dict[str, Any] = {}
     feat = FEATURE_PARAMS if view == "patterns" else {}
-    tree = SoftLabelTreeClassifier(**{**feat.get("tree", {}), **VALIDATED_PARAMS.get("tree", {}), "max_depth": None,
+    tree = SoftLabelTreeClassifier(**{**VALIDATED_PARAMS.get("tree", {}), "max_depth": None,
                                       "max_leaf_nodes": max(TREE_BUCKETS), "random_state": 0})
     tree, out["tree_fit_s"] = _timed(lambda: tree.fit(X, P, validation=val))
     out["tree"] = list(zip(TREE_BUCKETS, tree.ladder_(list(TREE_BUCKETS))))

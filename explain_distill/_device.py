@@ -1,10 +1,13 @@
-"""Where torch work runs: one resolver for the teacher, the soft tree and the student (imports nothing of ours)."""
+"""Where work runs: one resolver of torch devices for the teacher, the soft tree and the student, and the
+CPU cores this process may use (imports nothing of ours)."""
 
 from __future__ import annotations
 
+import os
+
 import torch
 
-__all__ = ["resolve_device"]
+__all__ = ["resolve_device", "cpu_cores"]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -24,3 +27,11 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         return torch.device(device)
     except RuntimeError as exc:
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]'; received {device!r}.") from exc
+
+
+def cpu_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the system says, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1

@@ -491,7 +491,7 @@ def _extras(result: Any) -> dict[str, Any]:
 
     from threadpoolctl import threadpool_limits
 
-    from .distill.fitting import _cores
+    from ._device import cpu_cores
 
     t0 = time.perf_counter()
     cheap = [s for s in ("tree", "logistic", "naive_bayes") if s in result.surrogates] or ["tree"]
@@ -499,7 +499,7 @@ def _extras(result: Any) -> dict[str, Any]:
     # the latency is measured first, alone; then the hard-label student trains (torch, one thread) beside
     # the curves' scikit-learn and numpy refits when there is a second core, one BLAS thread each
     compression = compression_report(result.teacher, result.surrogates["student"]) if student else None
-    beside = student and _cores() >= 2
+    beside = student and cpu_cores() >= 2
     with threadpool_limits(limits=1 if beside else None, user_api="blas"), ThreadPoolExecutor(1) as pool:
         kd = pool.submit(kd_vs_hard, result) if beside else None
         extras: dict[str, Any] = {

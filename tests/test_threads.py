@@ -51,13 +51,13 @@ def test_families_fitted_side_by_side_are_the_models_fitted_one_at_a_time(digits
 
     names = ["tree", "logistic", "tree@patterns", "rules@patterns"]
     kw = dict(surrogates=names, seed=0, queries={"jitter": 500, "mixup": 500}, min_agreement=0.8)
-    monkeypatch.setattr(fitting, "_cores", lambda: 2)
+    monkeypatch.setattr(fitting, "cpu_cores", lambda: 2)
     started: list[str] = []
     real = fitting.Fitter.fit_one
     monkeypatch.setattr(fitting.Fitter, "fit_one", lambda self, name: (started.append(threading.current_thread().name), real(self, name))[1])
     side = ed.distill(digits_teacher, digits, **kw)
     assert any(n.startswith("explain_distill-fit") for n in started)  # the fits did run on the pool
-    monkeypatch.setattr(fitting, "_cores", lambda: 1)
+    monkeypatch.setattr(fitting, "cpu_cores", lambda: 1)
     alone = ed.distill(digits_teacher, digits, **kw)
     X = digits.X_test
     for name in names:  # the same models, up to the order of a solver's floating-point sums (BLAS threads)
@@ -73,7 +73,7 @@ def test_a_fit_failing_on_the_pool_stops_the_run_with_its_own_error(digits, digi
     from explain_distill.distill import fitting
     from explain_distill.surrogates import RuleListClassifier
 
-    monkeypatch.setattr(fitting, "_cores", lambda: 2)
+    monkeypatch.setattr(fitting, "cpu_cores", lambda: 2)
 
     def broken(self, X, y, *a, **k):
         raise ValueError("rule list broke on purpose")

@@ -10,7 +10,6 @@ families with the neural student training beside them on a second core.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+from .._device import cpu_cores
 from .._progress import progress
 from ..data import Dataset
 from ..features import FeatureSurrogate
@@ -295,15 +295,8 @@ def _rough_cost(fitter: "Fitter", name: str) -> float:
     return _COST_PER_CELL.get(family, 1.0) * len(fitter.transfer) * cols / 1e6
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def _fit_in_order(fitter: Fitter, names: list[str]) -> dict[str, Any]:
-    workers = min(_cores(), _FIT_WORKERS)
+    workers = min(cpu_cores(), _FIT_WORKERS)
     beside = ("student" if "student" in names and workers >= 2
               and not _on_gpu(fitter.configured("student")) else None)
     first = [n for n in names if split_name(n)[0] in _TORCH_FAMILIES and n != beside]
@@ -325,7 +318,7 @@ def _fit_in_order(fitter: Fitter, names: list[str]) -> dict[str, Any]:
     with threadpool_limits(limits=1, user_api="blas"), \
             ThreadPoolExecutor(workers, thread_name_prefix="explain_distill-fit") as pool:
         futures = [pool.submit(fitter.fit_one, name) for name in ([beside] if beside else []) + rest]
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        wait(futures, return_when=FIRST_EXCEPTION)
         failed = [f for f in futures if f.done() and f.exception() is not None]
         if failed:  # stop what has not started; the error is the first fit's that failed
             pool.shutdown(wait=True, cancel_futures=True)

@@ -63,19 +63,19 @@ DEFAULT_FEATURE_SURROGATES: tuple[str, ...] = ("tree", "rules", "logistic")
 
 #: Defaults of a family over features that differ from its raw-input defaults (user ``params`` win):
 #: a rule list over pattern detectors needs about three rules per class (mnist1d, 10 classes:
-#: 0.85 fidelity with 12 rules, 0.92 with 29 plus the else rule); a tree over them grows best-first
-#: to 64 leaves (mnist1d, 3 seeds: 0.936 mean fidelity, against 0.905 for depth 6 level by level).  A sum of
+#: 0.85 fidelity with 12 rules, 0.92 with 29 plus the else rule).  A sum of
 #: trees over pattern columns (most of them zero: a detector that does not fire) splits on 16 bins per column
 #: instead of 64: at 16 / 32 / 64 / 128 leaves, digits' patterns 0.947 / 0.987 / 0.989 / 0.996 test fidelity
 #: against 0.942 / 0.951 / 0.964 / 0.993, 28x28 digits under a LeNet (576 columns) 0.742 / 0.857 / 0.915 /
 #: 0.936 against 0.701 / 0.864 / 0.904 / 0.943, and the fit 2.2x faster there (13.3 s against 29.9 s).
-FEATURE_PARAMS: dict[str, dict[str, Any]] = {"rules": {"max_rules": 29}, "tree": {"max_leaf_nodes": 64, "max_depth": None},
-                                             "figs": {"max_bins": 16}}
+FEATURE_PARAMS: dict[str, dict[str, Any]] = {"rules": {"max_rules": 29}, "figs": {"max_bins": 16}}
 
 #: Sizes ``distill`` gives a family on every input (raw or features) unless the user sets any of its size
 #: settings (its ``size_param`` or ``ladder_params``; then none of these apply): the tree grows best-first to
 #: 64 leaves -- as many as depth 6 allows, the split that lowers the loss most first -- which is a rung of
-#: its ladder, so one fit gives both (digits: the depth-6 tree and a 256-leaf ladder fit cost 2.0 + 2.2 s).
+#: its ladder, so one fit gives both (digits: the depth-6 tree and a 256-leaf ladder fit cost 2.0 + 2.2 s);
+#: over pattern detectors it is also the more faithful (mnist1d, 3 seeds: 0.936 mean fidelity, against 0.905
+#: for depth 6 level by level).
 SIZE_PARAMS: dict[str, dict[str, Any]] = {"tree": {"max_leaf_nodes": 64, "max_depth": None}}
 
 #: Settings ``distill`` gives a family when it holds out validation rows (the frontier is on; user
