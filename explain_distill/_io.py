@@ -264,6 +264,10 @@ def clean_stale(target: str | os.PathLike) -> list[Path]:
                 os.replace(p, target)
                 logger.warning("restored %s from %s, left by interrupted run %d", target, p.name, pid)
                 continue
+            if marker == ".old-" and p.is_dir() and _foreign(p)[0]:
+                # a moved-aside output was ours whole when it was moved; anything else there is the user's
+                logger.warning("left %s in place: it holds files this tool did not write", p.name)
+                continue
             shutil.rmtree(p, ignore_errors=True)
             removed.append(p)
             logger.info("removed %s, left by interrupted run %d", p.name, pid)

@@ -184,3 +184,9 @@ def test_clean_stale_spares_live_runs_and_restores_a_moved_aside_output(tmp_path
     (tmp_path / f".run.old-{dead}").mkdir()
     clean_stale(out)
     assert not (tmp_path / f".run.old-{dead}").exists() and (out / "index.html").read_text() == "previous"
+    # a directory of that name holding files this tool did not write is the user's: never deleted
+    theirs = tmp_path / f".run.old-{dead}"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("mine")
+    clean_stale(out)
+    assert (theirs / "notes.txt").read_text() == "mine"
