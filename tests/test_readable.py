@@ -270,16 +270,18 @@ def test_figs_beats_one_tree_of_the_same_leaves(blobs):
 
 
 # ---------------------------------------------------------------------------- gam
-def test_gam_auto_target_fits_both_on_every_row_and_keeps_the_one_the_given_validation_prefers(blobs):
+@pytest.mark.parametrize("method", ["boost", "spline"])
+def test_gam_auto_target_fits_both_on_every_row_and_keeps_the_one_the_given_validation_prefers(blobs, method):
     X, P, _ = blobs
     rng = np.random.default_rng(5)
     Xv = rng.normal(size=(300, 5))
     Pv = _soft(np.stack([2 * Xv[:, 0], -2 * Xv[:, 0], 2 * Xv[:, 1], -2 * Xv[:, 1] + Xv[:, 0]], 1) * 2 / 2.0)
-    est = AdditiveClassifier(target="auto", random_state=0).fit(X, P, validation=(Xv, Pv))
+    est = AdditiveClassifier(target="auto", method=method, random_state=0).fit(X, P, validation=(Xv, Pv))
     v = est.validation_
     assert v["source"] == "given" and v["n"] == 300
     assert est.target_ == ("hard" if v["hard"] > v["soft"] else "soft")
-    ref = AdditiveClassifier(target=est.target_, random_state=0).fit(X, P)  # the same target on every row
+    # the same target on every row (boosting stops on the same held-out rows)
+    ref = AdditiveClassifier(target=est.target_, method=method, random_state=0).fit(X, P, validation=(Xv, Pv))
     np.testing.assert_allclose(est.predict_proba(Xv), ref.predict_proba(Xv), atol=1e-8)
     assert np.mean(est.predict(Xv) == Pv.argmax(1)) == pytest.approx(max(v["soft"], v["hard"]))
 
@@ -287,34 +289,105 @@ def test_gam_auto_target_fits_both_on_every_row_and_keeps_the_one_the_given_vali
 def test_gam_is_an_exact_sum_of_centred_shapes(rng):
     X = rng.normal(size=(1200, 3))
     Z = np.stack([np.sin(2 * X[:, 0]) * 2, X[:, 1] ** 2, np.zeros(len(X))], 1)
-    est = AdditiveClassifier(n_knots=12, C=10.0).fit(X, _soft(Z))
+    est = AdditiveClassifier(method="spline", n_knots=12, C=10.0).fit(X, _soft(Z))
     shapes = est.shapes_
     assert [s["features"] for s in shapes] == [(0,), (1,), (2,)] and est.size_ == 3
     contrib = est.term_contributions(X)
     np.testing.assert_allclose(_soft(contrib.sum(1) + est.intercept_), est.predict_proba(X), atol=1e-10)
     np.testing.assert_allclose(contrib.mean(0), 0.0, atol=1e-10)  # centred over the training rows
     s0 = shapes[0]
-    assert s0["kind"] == "main" and s0["grid"].ndim == 1 and s0["contribution"].shape == (len(s0["grid"]), 3)
+    assert s0["kind"] == "main" and s0["form"] == "linear"
+    assert s0["grid"].ndim == 1 and s0["contribution"].shape == (len(s0["grid"]), 3)
     # the shape of x0 for class 0 follows sin(2 x): up at 0.75, down at -0.75
     g, c = s0["grid"], s0["contribution"][:, 0] - s0["contribution"][:, 2]
     assert np.interp(0.75, g, c) - np.interp(-0.75, g, c) > 2.0
     assert est.importance_[2] < 0.2 * est.importance_[0]  # the noise feature barely matters
 
 
-def test_gam_pairs_capture_an_interaction_and_max_terms_keeps_the_strongest(rng):
+def test_boosted_gam_is_an_exact_sum_of_centred_steps_that_find_a_jump(rng):
+    X = rng.normal(size=(3000, 3))
+    Z = np.stack([3.0 * (X[:, 0] > 0.3), np.sin(2 * X[:, 1]), np.zeros(len(X))], 1)
+    est = AdditiveClassifier(target="hard", random_state=0).fit(X, _soft(Z))
+    assert est.method == "boost" and 1 <= est.n_iter_[0] < est.max_rounds  # stopped early, on held-out rows
+    shapes = est.shapes_
+    assert [s["features"] for s in shapes] == [(0,), (1,), (2,)]
+    contrib = est.term_contributions(X)
+    np.testing.assert_allclose(_soft(contrib.sum(1) + est.intercept_), est.predict_proba(X), atol=1e-10)
+    s0 = shapes[0]
+    g, c = s0["grid"], s0["contribution"]
+    assert s0["form"] == "step" and g.ndim == 1 and c.shape == (len(g) - 1, 3) and np.all(np.diff(g) > 0)
+    assert g[0] == pytest.approx(X[:, 0].min(), abs=0.5) and g[-1] <= X[:, 0].max() + 1e-9
+    # the class-0 step: the biggest rise between neighbouring bins sits at the jump, x0 = 0.3
+    d = c[:, 0] - c[:, 2]
+    jump = int(np.argmax(np.diff(d)))
+    assert abs(g[jump + 1] - 0.3) < 0.15 and d[-1] - d[0] > 1.5
+    # a value on a boundary takes the bin below, as printed "x <= edge"
+    edge = g[jump + 1]
+    Xe = np.zeros((2, 3))
+    Xe[:, 0] = [edge, np.nextafter(edge, np.inf)]
+    ce = est.term_contributions(Xe)[:, 0, :]
+    np.testing.assert_allclose(ce[0], c[jump])
+    np.testing.assert_allclose(ce[1], c[jump + 1])
+    assert est.importance_[2] < 0.2 * est.importance_[0]
+
+
+def test_boosting_beats_the_spline_fit_where_neighbouring_features_carry_one_signal(rng):
+    # a bump whose position varies, read by 12 correlated neighbouring features (mnist1d in small)
+    n = 4000
+    pos = rng.uniform(2, 10, size=n)
+    grid = np.arange(12)
+    X = np.exp(-0.5 * (grid[None, :] - pos[:, None]) ** 2) + 0.1 * rng.normal(size=(n, 12))
+    X = np.cumsum(X, axis=1) / 3.0
+    y = np.digitize(pos, [4.0, 6.0, 8.0])
+    P = _soft(6.0 * np.eye(4)[y])
+    tr, te = slice(0, 3000), slice(3000, None)
+    boost = AdditiveClassifier(target="hard", random_state=0).fit(X[tr], P[tr])
+    spline = AdditiveClassifier(target="hard", method="spline", random_state=0).fit(X[tr], P[tr])
+    fid = {m: float(np.mean(e.predict(X[te]) == y[te])) for m, e in (("boost", boost), ("spline", spline))}
+    assert fid["boost"] >= fid["spline"] - 0.01 and fid["boost"] > 0.8, fid
+
+
+@pytest.mark.parametrize("method", ["boost", "spline"])
+def test_gam_pairs_capture_an_interaction_and_max_terms_keeps_the_strongest(rng, method):
     X = rng.uniform(-1, 1, size=(2000, 4))
     Z = np.stack([4 * np.sign(X[:, 0] * X[:, 1]) + 0.5 * X[:, 2], np.zeros(len(X))], 1)
     P = _soft(Z)
     y = P.argmax(1)
-    mains = AdditiveClassifier().fit(X, P)
-    pairs = AdditiveClassifier(interactions=1, pair_knots=6).fit(X, P)
+    mains = AdditiveClassifier(method=method, random_state=0).fit(X, P)
+    pairs = AdditiveClassifier(interactions=1, pair_knots=6, method=method, random_state=0).fit(X, P)
     assert np.mean(mains.predict(X) == y) < 0.75
     assert np.mean(pairs.predict(X) == y) > 0.9
     pair = [s for s in pairs.shapes_ if s["kind"] == "pair"]
     assert len(pair) == 1 and pair[0]["features"] == (0, 1) and pair[0]["contribution"].shape == (6, 6, 2)
-    assert [len(g) for g in pair[0]["grid"]] == [6, 6]
-    kept = AdditiveClassifier(interactions=1, pair_knots=6, max_terms=2).fit(X, P)
+    # knots of a bilinear grid, or the boundaries of 6 bins a side
+    assert [len(g) for g in pair[0]["grid"]] == ([6, 6] if method == "spline" else [7, 7])
+    kept = AdditiveClassifier(interactions=1, pair_knots=6, max_terms=2, method=method, random_state=0).fit(X, P)
     assert kept.size_ == 2 and (0, 1) in [s["features"] for s in kept.shapes_]
+    assert np.mean(kept.predict(X) == y) > 0.9
+
+
+def test_boosted_gam_saves_and_loads_its_steps_and_pairs(rng, tmp_path):
+    from explain_distill.surrogates import load_surrogate, save_surrogate
+
+    X = rng.uniform(-1, 1, size=(1500, 3))
+    P = _soft(np.stack([3 * np.sign(X[:, 0] * X[:, 1]) + X[:, 2], np.zeros(len(X))], 1))
+    est = AdditiveClassifier(interactions=1, pair_knots=5, random_state=0).fit(X, P)
+    save_surrogate(est, tmp_path / "gam", name="gam")
+    back = load_surrogate(tmp_path / "gam")
+    assert back.method == "boost" and [s["form"] for s in back.shapes_] == ["step"] * 4
+    np.testing.assert_allclose(back.predict_proba(X), est.predict_proba(X), atol=1e-12)
+    spline = AdditiveClassifier(method="spline").fit(X, P)
+    save_surrogate(spline, tmp_path / "spline", name="gam")
+    assert load_surrogate(tmp_path / "spline").method == "spline"
+
+
+@pytest.mark.parametrize(("kw", "match"), [({"method": "ebm"}, "method"), ({"learning_rate": 0.0}, "learning_rate"),
+                                            ({"learning_rate": 1.5}, r"learning_rate must be in \(0, 1\]"),
+                                            ({"max_bins": 1}, "max_bins"), ({"early_stopping_rounds": 0}, "early_stopping_rounds")])
+def test_gam_boosting_settings_are_checked_at_the_door(blobs, kw, match):
+    X, P, _ = blobs
+    with pytest.raises(ValueError, match=match):
+        AdditiveClassifier(**kw).fit(X, P)
 
 
 # ---------------------------------------------------------------------------- rules
@@ -436,10 +509,16 @@ def test_additive_shapes_are_in_raw_units_and_drawn(readable_run, iris):
     raw = iris.inverse_transform(iris.X_train)
     lo, hi = raw.min(axis=0), raw.max(axis=0)
     assert all(lo[s["feature_index"]] - 1e-6 <= s["x"].min() and s["x"].max() <= hi[s["feature_index"]] + 1e-6 for s in doc["shapes"])
+    # the default boosted shapes are steps: G + 1 bin boundaries for G values, drawn as stairs
+    assert all(s["form"] == "step" and len(s["x"]) == len(s["contribution"]) + 1 for s in doc["shapes"])
     fig = gam_shapes_figure(doc["shapes"], class_names=doc["class_names"])
     assert isinstance(fig, Figure) and len(fig.axes) == 3
+    assert all(len(ax.patches) == len(doc["class_names"]) for ax in fig.axes)  # one stair line per class
     svg = figure_to_svg(fig)
     assert iris.feature_names[doc["shapes"][0]["feature_index"]] in svg
+    bad = [{**doc["shapes"][0], "x": doc["shapes"][0]["x"][:-1]}]
+    with pytest.raises(ValueError, match="bin boundaries"):
+        gam_shapes_figure(bad, class_names=doc["class_names"])
     with pytest.raises(TypeError, match="additive model"):
         additive_shapes(readable_run.surrogates["rules"])
 

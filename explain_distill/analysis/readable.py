@@ -6,8 +6,8 @@ coverage and fidelity, and an additive model's shape functions in the data's raw
   given (the test split in a report); rules that decide none of those rows are counted and left
   out (they change nothing on them).
 - :func:`additive_shapes`: the most important one-feature shapes of a fitted additive model
-  (``gam``): knots in raw units and each class's centred logit contribution at them (the shape is
-  linear between knots and flat outside), plus the pair terms by name.
+  (``gam``) in raw units: each class's centred logit contribution at the knots of a linear shape
+  (linear between them, flat outside) or on the bins of a step shape, plus the pair terms by name.
 
 Both take fitted surrogates and arrays; nothing here draws (see :func:`explain_distill.viz.plots.gam_shapes_figure`).
 """
@@ -90,8 +90,9 @@ def additive_shapes(
 ) -> dict[str, Any]:
     """The shape functions of a fitted additive model, most important first, in raw units.
 
-    Returns ``{"shapes": [{"feature", "feature_index", "x" (knots, raw units), "contribution"
-    (G, K) centred logits, "importance"}], "pairs": [{"features": (name_a, name_b), "importance"}],
+    Returns ``{"shapes": [{"feature", "feature_index", "form", "x" (raw units: the knots (G,) of a
+    ``"linear"`` shape, the bin boundaries (G + 1,) of a ``"step"`` one), "contribution" (G, K)
+    centred logits, "importance"}], "pairs": [{"features": (name_a, name_b), "importance"}],
     "class_names", "intercept", "n_terms", "shown", "raw": bool}`` (``raw`` False when the model
     carries no units: ``x`` is then in the fitted scale).
     """
@@ -117,7 +118,7 @@ def additive_shapes(
             x = np.asarray(s["grid"], dtype=np.float64)
             if units:
                 x = x * float(units["scale"][j]) + float(units["mean"][j])
-            mains.append({"feature": fn[j], "feature_index": j, "x": x,
+            mains.append({"feature": fn[j], "feature_index": j, "form": s.get("form", "linear"), "x": x,
                           "contribution": np.asarray(s["contribution"], dtype=np.float64), "importance": float(importance[i])})
         else:
             a, b = (int(v) for v in s["features"])

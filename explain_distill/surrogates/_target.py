@@ -48,6 +48,24 @@ def split_validation(P: np.ndarray, fraction: float, random_state: int | None) -
     return np.flatnonzero(mask), val_idx
 
 
+def split_by_content(X: np.ndarray, P: np.ndarray, w: np.ndarray, fraction: float, random_state: int | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """(train rows, validation rows) decided by each row's content: equal rows (inputs and labels) fall
+    on the same side, so a row of integer weight w splits as its w copies would (a fit that stops early
+    on these rows keeps scikit-learn's sample-weight contract).  About ``fraction`` of the rows are held
+    out; None when too few rows (counted by weight ``w``), or when a side would hold less than 2.
+    """
+    if float(np.sum(w)) < MIN_ROWS_FOR_VALIDATION:
+        return None
+    rng = np.random.default_rng(random_state)
+    # a random projection of the row, its fractional part spread far: a pseudo-uniform draw per content
+    r = np.concatenate([np.asarray(X, dtype=np.float64), np.asarray(P, dtype=np.float64)], axis=1) @ rng.normal(size=X.shape[1] + P.shape[1])
+    u = np.modf(np.abs(r) * 7919.0 + 0.5)[0]
+    held = u < fraction
+    if float(np.sum(w[held])) < 2 or float(np.sum(w[~held])) < 2:
+        return None
+    return np.flatnonzero(~held), np.flatnonzero(held)
+
+
 def agreement(proba: np.ndarray, P: np.ndarray, w: np.ndarray | None = None) -> float:
     """Weighted share of rows whose top class agrees with the teacher's."""
     same = (np.argmax(proba, axis=1) == np.argmax(P, axis=1)).astype(np.float64)

@@ -5,12 +5,25 @@ The class logits are a sum of terms, each a function of one feature (a *shape fu
 
     logit_k(x) = intercept_k + sum_j f_jk(x_j) + sum_(a,b) g_abk(x_a, x_b)
 
-A shape function is piecewise linear between knots at quantiles of its feature (scikit-learn's
+Two ways to fit them (``method``):
+
+``"boost"`` (the default), the way InterpretML's EBM fits its terms: each shape is constant on up to
+``max_bins`` quantile bins of its feature, and grows by cyclic gradient boosting -- round after round,
+every term in turn takes one small Newton step (a stump over its bins) on the residual the others left,
+until the loss on held-out rows stops improving (``explain_distill.surrogates._boost``).  Pairs, chosen
+after the mains have converged, are boosted the same way on the cells of ``pair_knots`` bins of each
+feature.  The held-out rows are ``validation=`` when given (``distill`` passes its held-out real rows),
+else ``validation_fraction`` of the training rows.  On mnist1d's raw inputs this agrees with the
+teacher on 0.45 of the test rows, EBM's figure, where the spline fit below reaches 0.40.
+
+``"spline"``: a shape function is piecewise linear between knots at quantiles of its feature (scikit-learn's
 ``SplineTransformer`` with degree 1: its coefficients are the values at the knots, constant beyond
 the outer knots); a pair term is bilinear on a grid of knots of both features (the tensor product
 of their shapes' bases).  All terms are fitted at once
 by the exact soft-label multinomial logistic regression the ``logistic`` surrogate uses (L-BFGS on
-the soft cross-entropy, ridge penalty ``1 / C``) on the sparse basis.  Pairs are chosen the way
+the soft cross-entropy, ridge penalty ``1 / C``) on the sparse basis.  Smooth, and fast to fit.
+
+Either way, pairs are chosen the way
 InterpretML's FAST ranks them: after the one-feature fit, by how much a piecewise-constant function
 of the pair could still lower the loss (the squared residual-gradient sums over its cells).
 
@@ -19,7 +32,8 @@ plain arrays in ``shapes_``, in the input space the model was fitted in: a viz c
 raw units through the data set's inverse scaling.
 
 Size: ``size_`` counts terms (``size_unit = "terms"``); ``max_terms`` keeps the most important ones
-(mean absolute centred contribution over the training rows) and refits them.
+(mean absolute centred contribution over the training rows) and refits them (boosting: goes on
+boosting them from where the full fit left them, so the dropped terms' share is taken up).
 """
 
 from __future__ import annotations
@@ -36,8 +50,9 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from .._validation import check_choice, check_fraction, check_int, check_positive
 from ._base import SoftTargetMixin
+from ._boost import StepMain, StepPair, boost_terms
 from ._hist import midpoint_edges, weighted_quantile
-from ._target import TARGETS, agreement, check_validation, hard_targets, split_validation
+from ._target import TARGETS, agreement, check_validation, hard_targets, split_by_content, split_validation
 from .shallow import _fit_soft_multinomial
 
 logger = logging.getLogger(__name__)
@@ -67,8 +82,13 @@ def _edges(x: np.ndarray, n_bins: int, w: np.ndarray | None = None) -> np.ndarra
     return midpoint_edges(x, w, n_bins)
 
 
+METHODS = ("boost", "spline")
+
+
 class _Main:
     """One feature's piecewise-linear shape: knots and a spline basis over them."""
+
+    form = "linear"
 
     def __init__(self, feature: int, knots: np.ndarray) -> None:
         self.features = (feature,)
@@ -80,9 +100,14 @@ class _Main:
     def basis(self, X: np.ndarray) -> sp.csr_matrix:
         return sp.csr_matrix(self._spline.transform(X[:, self.features[0]][:, None]))
 
+    def contrib(self, block: np.ndarray, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.basis(X) @ block)
+
 
 class _Pair:
     """A pair of features: bilinear between the knots of both (a tensor product of their hats)."""
+
+    form = "linear"
 
     def __init__(self, a: int, b: int, knots_a: np.ndarray, knots_b: np.ndarray) -> None:
         self.features = (a, b)
@@ -97,6 +122,9 @@ class _Pair:
         A = self._splines[0].transform(X[:, self.features[0]][:, None])
         B = self._splines[1].transform(X[:, self.features[1]][:, None])
         return sp.csr_matrix((A[:, :, None] * B[:, None, :]).reshape(len(X), self.size))
+
+    def contrib(self, block: np.ndarray, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.basis(X) @ block)
 
 
 def _design(terms: list[Any], X: np.ndarray) -> sp.csr_matrix:
@@ -113,18 +141,39 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         shape (and the ``interactions`` pairs).  The size on the fidelity frontier.
     interactions : int, default=0
         Pair terms to add, chosen after the one-feature fit (FAST-style ranking).
+    method : {"boost", "spline"}, default="boost"
+        Step shapes grown by cyclic boosting with early stopping (EBM's way), or piecewise-linear
+        shapes fitted at once by penalised maximum likelihood (smooth, faster, less faithful on
+        signals whose features are correlated).
+    max_bins : int, default=256
+        ``boost``: quantile bins per feature (fewer where values repeat).
+    learning_rate : float, default=0.2
+        ``boost``: the shrinkage of every step.
+    max_rounds : int, default=1000
+        ``boost``: rounds over every term at most.
+    early_stopping_rounds : int, default=15
+        ``boost``: rounds without a better held-out loss before it stops (the best round is kept).
+    min_samples_leaf : int, default=4
+        ``boost``: fewest training rows on each side of a cut (and in a pair cell that moves); a row
+        counts its sample weight.
     n_knots : int, default=8
-        Knots per shape function, at quantiles of the feature (fewer where values repeat).
+        ``spline``: knots per shape function, at quantiles of the feature (fewer where values repeat).
     pair_knots : int, default=6
-        Knots per feature of a pair term's grid (the pair is bilinear between them).
+        Knots (``spline``: the pair is bilinear between them) or bins (``boost``) per feature of a
+        pair term's grid.
     C : float, default=1.0
-        Inverse ridge penalty on the term coefficients (the soft cross-entropy is summed over rows).
+        ``spline``: inverse ridge penalty on the term coefficients (the soft cross-entropy is summed
+        over rows).
     max_iter : int, default=300
+        ``spline``: L-BFGS iterations.
     tol : float, default=1e-4
+        ``spline``: L-BFGS tolerance.
     target : {"soft", "hard", "auto"}, default="soft"
         Fit the teacher's distribution, its top class, or whichever is more faithful on validation:
         ``fit(..., validation=(X_val, P_val))`` when given (both then fit on every row; ``distill``
         passes its held-out real rows), else a split of the training rows (the model fits the others).
+        ``boost`` stops early on the same held-out rows, whatever the target; without ``validation`` it
+        holds out about ``validation_fraction`` of the rows by their content (equal rows together).
     validation_fraction : float, default=0.2
     random_state : int or None
         Seeds the validation split.
@@ -132,16 +181,20 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
     Attributes
     ----------
     shapes_ : list of dict
-        One per term.  A shape: ``{"kind": "main", "features": (j,), "grid": knots (G,),
-        "contribution": (G, K)}`` -- the centred logit contribution at each knot, linear in
-        between and constant outside.  A pair: ``{"kind": "pair", "features": (a, b), "grid":
-        (knots_a, knots_b), "contribution": (Ga, Gb, K)}`` -- bilinear between the grid points,
-        constant outside.
+        One per term, with its ``"form"``.  A ``"linear"`` shape (``spline``): ``{"kind": "main",
+        "features": (j,), "grid": knots (G,), "contribution": (G, K)}`` -- the centred logit
+        contribution at each knot, linear in between and constant outside; a pair: ``{"kind": "pair",
+        "features": (a, b), "grid": (knots_a, knots_b), "contribution": (Ga, Gb, K)}`` -- bilinear
+        between the grid points, constant outside.  A ``"step"`` shape (``boost``): ``"grid"`` holds
+        the bin boundaries (G + 1,), the outer two at the fitted rows' range, and ``"contribution"``
+        (G, K) the centred value on each bin (a value on a boundary takes the bin below; beyond the
+        outer ones the outer bins' values hold); a pair's grid is both features' boundaries and its
+        contribution (Ga, Gb, K) a value per cell.
     intercept_ : ndarray (K,)
     importance_ : ndarray (n_terms,)
         Mean absolute centred contribution of each term over the training rows (summed over classes).
     n_iter_ : ndarray (1,)
-        L-BFGS iterations of the last solve.
+        L-BFGS iterations (``spline``) or boosting rounds kept (``boost``) of the last fit.
     size_ : int
         The number of terms.
     """
@@ -157,6 +210,12 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         *,
         max_terms: int | None = None,
         interactions: int = 0,
+        method: Literal["boost", "spline"] = "boost",
+        max_bins: int = 256,
+        learning_rate: float = 0.2,
+        max_rounds: int = 1000,
+        early_stopping_rounds: int = 15,
+        min_samples_leaf: int = 4,
         n_knots: int = 8,
         pair_knots: int = 6,
         C: float = 1.0,
@@ -168,6 +227,12 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
     ) -> None:
         self.max_terms = max_terms
         self.interactions = interactions
+        self.method = method
+        self.max_bins = max_bins
+        self.learning_rate = learning_rate
+        self.max_rounds = max_rounds
+        self.early_stopping_rounds = early_stopping_rounds
+        self.min_samples_leaf = min_samples_leaf
         self.n_knots = n_knots
         self.pair_knots = pair_knots
         self.C = C
@@ -182,6 +247,14 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         if self.max_terms is not None:
             check_int(self.max_terms, "max_terms", low=1)
         check_int(self.interactions, "interactions", low=0)
+        check_choice(self.method, "method", METHODS)
+        check_int(self.max_bins, "max_bins", low=2, high=65536)
+        check_positive(self.learning_rate, "learning_rate")
+        if float(self.learning_rate) > 1.0:
+            raise ValueError(f"learning_rate must be in (0, 1] (a step shrunk, never stretched); received {self.learning_rate!r}.")
+        check_int(self.max_rounds, "max_rounds", low=1)
+        check_int(self.early_stopping_rounds, "early_stopping_rounds", low=1)
+        check_int(self.min_samples_leaf, "min_samples_leaf", low=1)
         check_int(self.n_knots, "n_knots", low=2, high=1000)
         check_int(self.pair_knots, "pair_knots", low=2, high=64)
         check_positive(self.C, "C")
@@ -202,52 +275,79 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         if (P.sum(axis=0) > 0).sum() < 2:
             raise ValueError("the labels put all their mass on a single class; at least 2 classes are needed.")
         self.validation_ = None
-        val = check_validation(validation, X.shape[1], P.shape[1]) if self.target == "auto" else None
+        boost = self.method == "boost"
+        val = check_validation(validation, X.shape[1], P.shape[1]) if (self.target == "auto" or boost) else None
         split = None
-        if self.target == "auto" and val is None:
+        if boost and val is None:  # the rows boosting stops on: equal rows on one side (sample-weight contract)
+            split = split_by_content(X, P, w, self.validation_fraction, self.random_state)
+        elif self.target == "auto" and val is None:
             split = split_validation(P, self.validation_fraction, self.random_state)
-        if val is None and split is None:
-            self.target_ = "hard" if self.target == "hard" else "soft"
-            fit = self._fit_all(X, hard_targets(P) if self.target_ == "hard" else P, w)
-        else:
-            tr = np.arange(len(X)) if val is not None else split[0]
-            X_va, P_va, w_va = val if val is not None else (X[split[1]], P[split[1]], w[split[1]])
-            fits = {t: self._fit_all(X[tr], hard_targets(P[tr]) if t == "hard" else P[tr], w[tr]) for t in ("soft", "hard")}
+        tr = split[0] if split is not None else np.arange(len(X))
+        held = val if val is not None else (X[split[1]], P[split[1]], w[split[1]]) if split is not None else None
+        choose = self.target == "auto" and held is not None
+        targets = ("soft", "hard") if choose else ("hard",) if self.target == "hard" else ("soft",)
+        fits = {}
+        for t in targets:
+            tgt = (lambda Q: hard_targets(Q)) if t == "hard" else (lambda Q: Q)
+            stop = (held[0], tgt(held[1]), held[2]) if (boost and held is not None) else None
+            fits[t] = self._fit_all(X[tr], tgt(P[tr]), w[tr], stop)
+        if choose:
+            X_va, P_va, w_va = held
             scores = {t: agreement(self._decision(f[0], f[1], f[2], X_va), P_va, w_va) for t, f in fits.items()}
             self.validation_ = {"soft": scores["soft"], "hard": scores["hard"], "source": "given" if val is not None else "carved",
                                 "n": int(len(X_va))}
             self.target_ = "hard" if scores["hard"] > scores["soft"] else "soft"
-            fit = fits[self.target_]
-        terms, coef, intercept, importance, self._ladder_data = fit
+        else:
+            self.target_ = targets[0]
+        terms, coef, intercept, importance, self._ladder_data = fits[self.target_]
         self._set(terms, coef, intercept, importance)
         return self
 
-    def _fit_all(self, X: np.ndarray, P: np.ndarray, w: np.ndarray) -> tuple[Any, ...]:
-        """(terms, coef blocks, intercept, importance, data for the ladder)."""
-        mains = []
-        for j in range(X.shape[1]):
-            k = _knots(X[:, j], self.n_knots, w)
-            if len(k) >= 2:
-                mains.append(_Main(j, k))
+    def _fit_all(self, X: np.ndarray, P: np.ndarray, w: np.ndarray, stop: Any = None) -> tuple[Any, ...]:
+        """(terms, coef blocks, intercept, importance, data for the ladder); ``stop``: the held-out rows
+        ``(X, targets, w)`` boosting stops on (None: it stops on the training loss)."""
+        if self.method == "boost":
+            mains: list[Any] = [m for m in (StepMain.binned(j, X[:, j], w, int(self.max_bins)) for j in range(X.shape[1])) if m]
+        else:
+            mains = []
+            for j in range(X.shape[1]):
+                k = _knots(X[:, j], self.n_knots, w)
+                if len(k) >= 2:
+                    mains.append(_Main(j, k))
         if not mains:
             raise ValueError("every feature is constant on the training rows; an additive model needs one that varies.")
         terms: list[Any] = list(mains)
-        coef, intercept = self._solve(terms, X, P, w, None)
+        coef, intercept = self._solve(terms, X, P, w, None, stop)
         if self.interactions:
             importance = self._importance(terms, coef, X, w)
             pairs = self._rank_pairs(terms, importance, X, P, w, coef, intercept)
             if pairs:
-                terms = terms + pairs
                 init = (coef + [np.zeros((t.size, P.shape[1])) for t in pairs], intercept)
-                coef, intercept = self._solve(terms, X, P, w, init)
+                coef, intercept = self._solve(terms + pairs, X, P, w, init, stop, active=range(len(terms), len(terms) + len(pairs)))
+                terms = terms + pairs
         importance = self._importance(terms, coef, X, w)
         full = (terms, coef, intercept, importance)
         if self.max_terms is not None and self.max_terms < len(terms):
-            terms, coef, intercept = self._keep(full, int(self.max_terms), X, P, w)
+            terms, coef, intercept = self._keep(full, int(self.max_terms), X, P, w, stop)
             importance = self._importance(terms, coef, X, w)
-        return terms, coef, intercept, importance, (full, X, P, w)
+        return terms, coef, intercept, importance, (full, X, P, w, stop)
 
-    def _solve(self, terms: list[Any], X: np.ndarray, P: np.ndarray, w: np.ndarray, init: Any) -> tuple[list[np.ndarray], np.ndarray]:
+    def _solve(self, terms: list[Any], X: np.ndarray, P: np.ndarray, w: np.ndarray, init: Any, stop: Any = None,
+               active: Any = None) -> tuple[list[np.ndarray], np.ndarray]:
+        """Coefficient blocks and intercept of ``terms`` on (X, P, w).  ``spline``: the joint optimum
+        (``init`` warm-starts it; every term moves).  ``boost``: the ``active`` terms (default all) boosted
+        from ``init`` (default zero, the intercept at the log class shares), stopping on ``stop``."""
+        if self.method == "boost":
+            if init is None:
+                share = np.maximum(w @ P / max(float(w.sum()), 1e-12), 1e-12)
+                intercept = np.log(share) - np.log(share).mean()
+                init = ([np.zeros((t.size, P.shape[1])) for t in terms], intercept)
+            blocks, rounds = boost_terms(terms, init[0], np.asarray(init[1], dtype=np.float64),
+                                         list(range(len(terms)) if active is None else active), (X, P, w), stop,
+                                         learning_rate=float(self.learning_rate), max_rounds=int(self.max_rounds),
+                                         patience=int(self.early_stopping_rounds), min_samples_leaf=int(self.min_samples_leaf))
+            self.n_iter_ = np.array([rounds])
+            return blocks, np.asarray(init[1], dtype=np.float64).copy()
         Z = _design(terms, X)
         start = None
         if init is not None:
@@ -261,16 +361,16 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
             at += t.size
         return blocks, np.asarray(b, dtype=np.float64)
 
-    def _keep(self, full: tuple[Any, ...], m: int, X: np.ndarray, P: np.ndarray, w: np.ndarray) -> tuple[Any, ...]:
+    def _keep(self, full: tuple[Any, ...], m: int, X: np.ndarray, P: np.ndarray, w: np.ndarray, stop: Any = None) -> tuple[Any, ...]:
         terms, coef, intercept, importance = full
         top = sorted(np.argsort(-importance, kind="stable")[:m])
         kept = [terms[i] for i in top]
-        c, b = self._solve(kept, X, P, w, ([coef[i] for i in top], intercept))
+        c, b = self._solve(kept, X, P, w, ([coef[i] for i in top], intercept), stop)
         return kept, c, b
 
     @staticmethod
     def _contrib(term: Any, block: np.ndarray, X: np.ndarray) -> np.ndarray:
-        return np.asarray(term.basis(X) @ block)
+        return term.contrib(block, X)
 
     def _importance(self, terms: list[Any], coef: list[np.ndarray], X: np.ndarray, w: np.ndarray) -> np.ndarray:
         out = np.empty(len(terms))
@@ -305,7 +405,10 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
                 cnt = np.bincount(cell, weights=w, minlength=size)
                 scores.append((float(np.sum(S * S / (H * cnt[:, None] + 1.0))), min(a, b), max(a, b)))
         scores.sort(key=lambda s: (-s[0], s[1], s[2]))
-        return [_Pair(a, b, _knots(X[:, a], nb, w), _knots(X[:, b], nb, w)) for _, a, b in scores[: int(self.interactions)]]
+        chosen = [(a, b) for _, a, b in scores[: int(self.interactions)]]
+        if self.method == "boost":
+            return [StepPair(StepMain.binned(a, X[:, a], w, nb), StepMain.binned(b, X[:, b], w, nb)) for a, b in chosen]
+        return [_Pair(a, b, _knots(X[:, a], nb, w), _knots(X[:, b], nb, w)) for a, b in chosen]
 
     def _decision(self, terms: list[Any], coef: list[np.ndarray], intercept: np.ndarray, X: np.ndarray) -> np.ndarray:
         if not terms:
@@ -314,7 +417,7 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
 
     def _set(self, terms: list[Any], coef: list[np.ndarray], intercept: np.ndarray, importance: np.ndarray) -> None:
         """Store the centred shapes (each term's training mean moved into the intercept)."""
-        _, X, _, w = self._ladder_data
+        X, w = self._ladder_data[1], self._ladder_data[3]
         ws = w / w.sum()
         intercept = intercept.copy()
         centred = []
@@ -332,12 +435,12 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         """Models of at most each of ``sizes`` terms (default ``size_ladder`` below the full model).
 
         Terms are ranked once by their importance in the full fit; each size keeps the top ones and
-        refits them, warm-started at the full fit.
+        refits them, warm-started at the full fit (``boost``: boosts them on from there).
         """
         check_is_fitted(self)
         if getattr(self, "_ladder_data", None) is None:
             raise ValueError("ladder_ needs the training rows of a fit in this session; a loaded model has none. Refit it.")
-        full, X, P, w = self._ladder_data
+        full, X, P, w, stop = self._ladder_data
         n_full = len(full[0])
         sizes = [s for s in self.size_ladder if s < n_full] + [n_full] if sizes is None else list(sizes)
         out = []
@@ -348,7 +451,7 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
             if s >= n_full:
                 terms, coef, intercept = full[0], full[1], full[2]
             else:
-                terms, coef, intercept = self._keep(full, int(s), X, P, w)
+                terms, coef, intercept = self._keep(full, int(s), X, P, w, stop)
             est._set(terms, coef, intercept, self._importance(terms, coef, X, w))
             out.append(est)
         return out
@@ -371,10 +474,18 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         out = []
         for t, c, imp in zip(self.terms_, self.coef_blocks_, self.importance_):
             if isinstance(t, _Main):
-                out.append({"kind": "main", "features": t.features, "grid": t.knots.copy(), "contribution": c.copy(),
+                grid: Any = t.knots.copy()
+            elif isinstance(t, StepMain):
+                grid = t.grid
+            elif isinstance(t, StepPair):
+                grid = (t.mains[0].grid, t.mains[1].grid)
+            else:
+                grid = (t.knots[0].copy(), t.knots[1].copy())
+            if len(t.features) == 1:
+                out.append({"kind": "main", "form": t.form, "features": t.features, "grid": grid, "contribution": c.copy(),
                             "importance": float(imp)})
             else:
-                out.append({"kind": "pair", "features": t.features, "grid": (t.knots[0].copy(), t.knots[1].copy()),
+                out.append({"kind": "pair", "form": t.form, "features": t.features, "grid": grid,
                             "contribution": c.reshape(*t.shape, -1).copy(), "importance": float(imp)})
         return out
 
@@ -404,10 +515,16 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
             if isinstance(t, _Main):
                 kinds.append(["main", list(t.features)])
                 arrays[f"knots_{i}"] = t.knots
-            else:
+            elif isinstance(t, _Pair):
                 kinds.append(["pair", list(t.features)])
                 arrays[f"knots_a_{i}"] = t.knots[0]
                 arrays[f"knots_b_{i}"] = t.knots[1]
+            else:
+                mains = [t] if isinstance(t, StepMain) else list(t.mains)
+                kinds.append(["step_main" if isinstance(t, StepMain) else "step_pair", list(t.features)])
+                for m, part in zip(mains, "ab"):
+                    arrays[f"edges_{part}_{i}"] = m.edges
+                    arrays[f"bounds_{part}_{i}"] = np.asarray(m.bounds, dtype=np.float64)
         return arrays, {"terms": kinds, "target": self.target_, "validation": self.validation_}
 
     def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
@@ -415,9 +532,14 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         for i, (kind, feats) in enumerate(meta["terms"]):
             if kind == "main":
                 terms.append(_Main(int(feats[0]), arrays[f"knots_{i}"]))
-            else:
+            elif kind == "pair":
                 terms.append(_Pair(int(feats[0]), int(feats[1]), arrays[f"knots_a_{i}"], arrays[f"knots_b_{i}"]))
+            else:
+                mains = [StepMain(int(f), arrays[f"edges_{part}_{i}"], tuple(arrays[f"bounds_{part}_{i}"])) for f, part in zip(feats, "ab")]
+                terms.append(mains[0] if kind == "step_main" else StepPair(*mains))
             coef.append(arrays[f"coef_{i}"])
+        if terms and all(kind in ("main", "pair") for kind, _ in meta["terms"]):
+            self.method = "spline"  # saved before ``method`` existed, or fitted with it
         self.terms_ = terms
         self.coef_blocks_ = coef
         self.intercept_ = arrays["intercept"]

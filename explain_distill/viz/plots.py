@@ -24,6 +24,7 @@ from typing import Any, Literal, TypeVar
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from .._validation import check_choice
 
@@ -893,11 +894,13 @@ def gam_shapes_figure(
     raw: bool = True,
 ) -> Figure:
     """Small multiples of an additive model's shape functions: one panel per feature, one line per
-    class (its centred logit contribution against the feature's value), with the knots marked.
+    class (its centred logit contribution against the feature's value).
 
-    ``shapes``: ``[{"feature", "x" (G,), "contribution" (G, K)}]`` as
-    :func:`explain_distill.analysis.readable.additive_shapes` gives them.  The shape is linear
-    between knots and flat outside, so the lines drawn through the knots are the whole function.
+    ``shapes``: ``[{"feature", "form", "x", "contribution" (G, K)}]`` as
+    :func:`explain_distill.analysis.readable.additive_shapes` gives them.  A ``"linear"`` shape (x:
+    G knots) is linear between knots and flat outside, so the lines drawn through the marked knots
+    are the whole function; a ``"step"`` shape (x: G + 1 bin boundaries) is drawn as the stairs it
+    is, flat on each bin.
     """
     if not shapes:
         raise ValueError("gam_shapes_figure needs at least one shape; received none.")
@@ -909,13 +912,20 @@ def gam_shapes_figure(
     for i, s in enumerate(shapes):
         x = np.asarray(s["x"], dtype=float).reshape(-1)
         c = np.asarray(s["contribution"], dtype=float)
-        if c.shape != (x.size, K):
-            raise ValueError(f"shape {s.get('feature')!r} has contributions {c.shape} for {x.size} knots and {K} classes.")
+        step = s.get("form", "linear") == "step"
+        if c.shape != (x.size - step, K):
+            what = f"{x.size} bin boundaries" if step else f"{x.size} knots"
+            raise ValueError(f"shape {s.get('feature')!r} has contributions {c.shape} for {what} and {K} classes "
+                             f"(a {'step' if step else 'linear'} shape needs ({x.size - step}, {K})).")
         ax = fig.add_subplot(rows, cols, i + 1)
         ax.axhline(0.0, color="#999999", lw=0.6)
         for k in range(K):
-            (line,) = ax.plot(x, c[:, k], lw=1.1, marker="o", ms=1.8, color=_PALETTE[k % len(_PALETTE)],
-                              label=_label(class_names[k], 16))
+            style = {"lw": 1.1, "color": _PALETTE[k % len(_PALETTE)], "label": _label(class_names[k], 16)}
+            if step:
+                ax.stairs(c[:, k], x, baseline=None, **style)
+                line = Line2D([], [], **style)  # the legend shows a line, not a patch
+            else:
+                (line,) = ax.plot(x, c[:, k], marker="o", ms=1.8, **style)
             if i == 0:
                 handles.append(line)
         ax.set_ylim(-1.08 * lim, 1.08 * lim)
