@@ -439,8 +439,13 @@ class SumOfTreesClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, B
     min_samples_leaf : int, default=5
     l2 : float, default=1.0
         Ridge penalty on leaf values (in units of summed rows: a leaf of m rows barely feels 1.0).
-    max_bins : int, default=64
+    max_bins : int, default=128
         Bins per feature the splits are searched over (thresholds are midpoints between values).
+        A feature with fewer distinct values uses all of them.  On mnist1d's raw inputs, as
+        ``distill`` fits it, 128 bins against 64 gave 0.293 / 0.461 / 0.638 test fidelity at 16 / 64 /
+        256 leaves against 0.263 / 0.450 / 0.617 in the same fit time (imodels FIGS, on exact
+        thresholds: 0.298 / 0.470); on digits (whose jittered and mixed queries make the pixels
+        continuous) 0.773 / 0.938 / 0.971 against 0.778 / 0.938 / 0.971, the fit 11.4 s against 8.8 s.
     refit : bool, default=True
         Refit all leaf values jointly (exact soft-label multinomial fit) once the splits are chosen.
     target : {"soft", "hard", "auto"}, default="soft"
@@ -494,7 +499,7 @@ class SumOfTreesClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin, B
         max_trees: int | None = None,
         min_samples_leaf: int = 5,
         l2: float = 1.0,
-        max_bins: int = 64,
+        max_bins: int = 128,
         refit: bool = True,
         target: Literal["soft", "hard", "auto"] = "soft",
         loss: Literal["logistic", "squared_error", "auto"] = "logistic",
