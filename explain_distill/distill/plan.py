@@ -49,8 +49,8 @@ __all__ = [
 VALIDATION_FRACTION = 0.2
 
 #: What ``distill`` fits when ``surrogates`` is not given (those registered).  ``gam`` is registered
-#: but not a default: on digits its fit and term ladder take ~7 s raw and ~40 s over the 192 pattern
-#: columns, where ``explain-distill run`` has 60 s in all on 2 cores (name it to fit it).
+#: but not a default: on digits its boosted fit (both targets) takes ~20 s raw, where ``explain-distill
+#: run`` has 60 s in all on 2 cores (name it to fit it; ``method="spline"``: ~7 s).
 DEFAULT_SURROGATES: tuple[str, ...] = (
     "soft_tree", "soft_tree_sparse", "tree", "logistic", "naive_bayes", "rules", "figs", "student",
 )
