@@ -359,8 +359,9 @@ def test_gam_pairs_capture_an_interaction_and_max_terms_keeps_the_strongest(rng,
     assert np.mean(pairs.predict(X) == y) > 0.9
     pair = [s for s in pairs.shapes_ if s["kind"] == "pair"]
     assert len(pair) == 1 and pair[0]["features"] == (0, 1) and pair[0]["contribution"].shape == (6, 6, 2)
-    # knots of a bilinear grid, or the boundaries of 6 bins a side
-    assert [len(g) for g in pair[0]["grid"]] == ([6, 6] if method == "spline" else [7, 7])
+    # pairs are bilinear on 6 knots a side either way (boosted: fitted with the step mains held)
+    assert pair[0]["form"] == "linear" and [len(g) for g in pair[0]["grid"]] == [6, 6]
+    assert {s["form"] for s in pairs.shapes_ if s["kind"] == "main"} == {"step" if method == "boost" else "linear"}
     kept = AdditiveClassifier(interactions=1, pair_knots=6, max_terms=2, method=method, random_state=0).fit(X, P)
     assert kept.size_ == 2 and (0, 1) in [s["features"] for s in kept.shapes_]
     assert np.mean(kept.predict(X) == y) > 0.9
@@ -374,7 +375,7 @@ def test_boosted_gam_saves_and_loads_its_steps_and_pairs(rng, tmp_path):
     est = AdditiveClassifier(interactions=1, pair_knots=5, random_state=0).fit(X, P)
     save_surrogate(est, tmp_path / "gam", name="gam")
     back = load_surrogate(tmp_path / "gam")
-    assert back.method == "boost" and [s["form"] for s in back.shapes_] == ["step"] * 4
+    assert back.method == "boost" and [s["form"] for s in back.shapes_] == ["step"] * 3 + ["linear"]
     np.testing.assert_allclose(back.predict_proba(X), est.predict_proba(X), atol=1e-12)
     spline = AdditiveClassifier(method="spline").fit(X, P)
     save_surrogate(spline, tmp_path / "spline", name="gam")

@@ -1,14 +1,9 @@
 """Cyclic gradient boosting of piecewise-constant shape functions, the way InterpretML's EBM fits its terms.
 
-Every term is a step function over bins: one feature's quantile bins (a *main* term) or the cells of
-two features' bins (a *pair*).  Round after round, each term in turn takes one small Newton step on the
-softmax cross-entropy against the current residual of every row:
-
-- a main term fits a stump over its ordered bins: the one cut whose two sides, with their own Newton
-  values per class, lower the loss most (the multiclass gain summed over classes);
-- a pair term moves every cell with at least ``min_samples_leaf`` rows by its own Newton value.
-
-Each step is shrunk by ``learning_rate`` and the next term sees the residual the step left (cyclic, not
+Every term is a step function over one feature's quantile bins.  Round after round, each term in turn
+takes one small Newton step on the softmax cross-entropy against the current residual of every row: a
+stump over its ordered bins, the one cut whose two sides, with their own Newton values per class, lower
+the loss most (the multiclass gain summed over classes).  Each step is shrunk by ``learning_rate`` and the next term sees the residual the step left (cyclic, not
 all terms at once: neighbouring features of a signal are correlated, and simultaneous steps on them
 overshoot).  The rounds stop when the loss on held-out rows has not improved for ``patience`` rounds;
 the terms of the best round are kept.  Many small stumps on fine bins with early stopping regularise the
@@ -26,10 +21,14 @@ import scipy.sparse as sp
 
 from ._hist import midpoint_edges
 
-__all__ = ["StepMain", "StepPair", "boost_terms"]
+__all__ = ["StepMain", "boost_terms"]
 
 #: Floor of a leaf's summed hessian in a Newton step (EBM's ``min_hessian``).
 MIN_HESSIAN = 1e-4
+#: Ridge on a leaf's Newton value, in units of summed row weight (XGBoost's ``reg_lambda``): a leaf of
+#: thousands of rows barely feels it; a small leaf where the model gives a class almost no probability,
+#: yet rows of that class sit, would otherwise take a step of (rows / tiny hessian).
+L2 = 1.0
 #: A validation loss counts as better when it drops by more than this.
 TOLERANCE = 1e-6
 #: Histogram slots (rows x classes x terms) up to which every term's slots are computed once per fit
@@ -78,27 +77,6 @@ class StepMain:
         return np.concatenate([[min(lo, self.edges[0])], self.edges, [max(hi, self.edges[-1])]])
 
 
-class StepPair:
-    """Two features' bins crossed: a value per cell."""
-
-    form = "step"
-
-    def __init__(self, a: StepMain, b: StepMain) -> None:
-        self.mains = (a, b)
-        self.features = (a.features[0], b.features[0])
-        self.shape = (a.size, b.size)
-        self.size = a.size * b.size
-
-    def codes(self, X: np.ndarray) -> np.ndarray:
-        return self.mains[0].codes(X) * self.shape[1] + self.mains[1].codes(X)
-
-    def basis(self, X: np.ndarray) -> sp.csr_matrix:
-        return _one_hot(self.codes(X), self.size)
-
-    def contrib(self, block: np.ndarray, X: np.ndarray) -> np.ndarray:
-        return block[self.codes(X)]
-
-
 def _stump(G: np.ndarray, H: np.ndarray, N: np.ndarray, min_samples_leaf: int) -> np.ndarray | None:
     """Newton values per bin of the best single cut of the ordered bins (None when no cut is allowed)."""
     GL, HL, NL = np.cumsum(G, axis=0)[:-1], np.cumsum(H, axis=0)[:-1], np.cumsum(N)[:-1]
@@ -106,7 +84,7 @@ def _stump(G: np.ndarray, H: np.ndarray, N: np.ndarray, min_samples_leaf: int) -
     ok = (NL >= min_samples_leaf) & (NR >= min_samples_leaf)
     if not ok.any():
         return None
-    HL, HR = np.maximum(HL, MIN_HESSIAN), np.maximum(HR, MIN_HESSIAN)
+    HL, HR = np.maximum(HL, MIN_HESSIAN) + L2, np.maximum(HR, MIN_HESSIAN) + L2
     gain = (GL * GL / HL + GR * GR / HR).sum(axis=1)
     gain[~ok] = -np.inf
     b = int(np.argmax(gain))
@@ -114,13 +92,6 @@ def _stump(G: np.ndarray, H: np.ndarray, N: np.ndarray, min_samples_leaf: int) -
     u[: b + 1] = -GL[b] / HL[b]
     u[b + 1 :] = -GR[b] / HR[b]
     return u
-
-
-def _cells(G: np.ndarray, H: np.ndarray, N: np.ndarray, min_samples_leaf: int) -> np.ndarray | None:
-    """Newton values per cell; cells with fewer than ``min_samples_leaf`` rows stay."""
-    u = -G / np.maximum(H, MIN_HESSIAN)
-    u[N < min_samples_leaf] = 0.0
-    return u if np.any(u) else None
 
 
 def _flat_codes(codes: np.ndarray, K: int) -> np.ndarray:
@@ -147,7 +118,8 @@ def boost_terms(
     patience: int,
     min_samples_leaf: int,
 ) -> tuple[list[np.ndarray], int]:
-    """Boost the ``active`` terms' blocks (the others stay as they are) on ``data = (X, Y, w)``.
+    """Boost the ``active`` terms' blocks (each a :class:`StepMain`) on ``data = (X, Y, w)``; the other
+    terms (any with ``contrib(block, X)``) stay as they are.
 
     ``stop = (X_val, Y_val, w_val)``: early stopping on their cross-entropy (the blocks of the best
     round come back); None stops on the training loss instead.  Returns (blocks, rounds kept).
@@ -155,14 +127,19 @@ def boost_terms(
     X, Y, w = data
     n, K = Y.shape
     blocks = [np.array(b, dtype=np.float64, copy=True) for b in blocks]
-    codes = [t.codes(X) for t in terms]
-    Z = np.tile(intercept, (n, 1)) + sum((blocks[i][codes[i]] for i in range(len(terms))), np.zeros((n, K)))
+
+    def logits(A: np.ndarray) -> np.ndarray:
+        return np.tile(intercept, (len(A), 1)) + sum((terms[i].contrib(blocks[i], A) for i in range(len(terms))),
+                                                     np.zeros((len(A), K)))
+
+    codes = {i: terms[i].codes(X) for i in active}
+    Z = logits(X)
     E = np.exp(Z - Z.max(axis=1, keepdims=True))
     counts = {i: np.bincount(codes[i], weights=w, minlength=terms[i].size) for i in active}  # weight counts as rows
     if stop is not None:
         Xv, Yv, wv = stop
-        vcodes = [t.codes(Xv) for t in terms]
-        Zv = np.tile(intercept, (len(Xv), 1)) + sum((blocks[i][vcodes[i]] for i in range(len(terms))), np.zeros((len(Xv), K)))
+        vcodes = {i: terms[i].codes(Xv) for i in active}
+        Zv = logits(Xv)
         best = _cross_entropy(Zv, Yv, wv)
     else:
         best = _cross_entropy(np.log(np.maximum(E, 1e-300)), Y, w)
@@ -181,7 +158,7 @@ def boost_terms(
             size = terms[i].size
             G = np.bincount(at, g.ravel(), size * K).reshape(size, K)
             H = np.bincount(at, h.ravel(), size * K).reshape(size, K)
-            step = (_cells if isinstance(terms[i], StepPair) else _stump)(G, H, counts[i], min_samples_leaf)
+            step = _stump(G, H, counts[i], min_samples_leaf)
             if step is None:
                 continue
             step *= learning_rate

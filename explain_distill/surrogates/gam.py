@@ -11,8 +11,9 @@ Two ways to fit them (``method``):
 ``max_bins`` quantile bins of its feature, and grows by cyclic gradient boosting -- round after round,
 every term in turn takes one small Newton step (a stump over its bins) on the residual the others left,
 until the loss on held-out rows stops improving (``explain_distill.surrogates._boost``).  Pairs, chosen
-after the mains have converged, are boosted the same way on the cells of ``pair_knots`` bins of each
-feature.  The held-out rows are ``validation=`` when given (``distill`` passes its held-out real rows),
+after the mains have converged, are bilinear as below, fitted at their optimum with the boosted mains
+held: boosted as step cells they overfit the transfer rows within a few rounds (mnist1d, 20 pairs:
+0.51 test fidelity against 0.59; 100 pairs on soft labels: 0.80).  The held-out rows are ``validation=`` when given (``distill`` passes its held-out real rows),
 else ``validation_fraction`` of the training rows.  On mnist1d's raw inputs this agrees with the
 teacher on 0.45 of the test rows, EBM's figure, where the spline fit below reaches 0.40.
 
@@ -50,7 +51,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from .._validation import check_choice, check_fraction, check_int, check_positive
 from ._base import SoftTargetMixin
-from ._boost import StepMain, StepPair, boost_terms
+from ._boost import StepMain, boost_terms
 from ._hist import midpoint_edges, weighted_quantile
 from ._target import TARGETS, agreement, check_validation, hard_targets, split_by_content, split_validation
 from .shallow import _fit_soft_multinomial
@@ -159,8 +160,7 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
     n_knots : int, default=8
         ``spline``: knots per shape function, at quantiles of the feature (fewer where values repeat).
     pair_knots : int, default=6
-        Knots (``spline``: the pair is bilinear between them) or bins (``boost``) per feature of a
-        pair term's grid.
+        Knots per feature of a pair term's grid (the pair is bilinear between them).
     C : float, default=1.0
         ``spline``: inverse ridge penalty on the term coefficients (the soft cross-entropy is summed
         over rows).
@@ -185,11 +185,10 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         "features": (j,), "grid": knots (G,), "contribution": (G, K)}`` -- the centred logit
         contribution at each knot, linear in between and constant outside; a pair: ``{"kind": "pair",
         "features": (a, b), "grid": (knots_a, knots_b), "contribution": (Ga, Gb, K)}`` -- bilinear
-        between the grid points, constant outside.  A ``"step"`` shape (``boost``): ``"grid"`` holds
+        between the grid points, constant outside.  A ``"step"`` main (``boost``): ``"grid"`` holds
         the bin boundaries (G + 1,), the outer two at the fitted rows' range, and ``"contribution"``
         (G, K) the centred value on each bin (a value on a boundary takes the bin below; beyond the
-        outer ones the outer bins' values hold); a pair's grid is both features' boundaries and its
-        contribution (Ga, Gb, K) a value per cell.
+        outer ones the outer bins' values hold).  Pairs are linear with either method.
     intercept_ : ndarray (K,)
     importance_ : ndarray (n_terms,)
         Mean absolute centred contribution of each term over the training rows (summed over classes).
@@ -342,12 +341,27 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
                 share = np.maximum(w @ P / max(float(w.sum()), 1e-12), 1e-12)
                 intercept = np.log(share) - np.log(share).mean()
                 init = ([np.zeros((t.size, P.shape[1])) for t in terms], intercept)
-            blocks, rounds = boost_terms(terms, init[0], np.asarray(init[1], dtype=np.float64),
-                                         list(range(len(terms)) if active is None else active), (X, P, w), stop,
-                                         learning_rate=float(self.learning_rate), max_rounds=int(self.max_rounds),
-                                         patience=int(self.early_stopping_rounds), min_samples_leaf=int(self.min_samples_leaf))
-            self.n_iter_ = np.array([rounds])
-            return blocks, np.asarray(init[1], dtype=np.float64).copy()
+            blocks, intercept = list(init[0]), np.asarray(init[1], dtype=np.float64).copy()
+            act = list(range(len(terms))) if active is None else list(active)
+            steps = [i for i in act if terms[i].form == "step"]
+            pairs = [i for i in act if terms[i].form == "linear"]
+            if steps:  # the step mains, boosted with everything else held
+                blocks, rounds = boost_terms(terms, blocks, intercept, steps, (X, P, w), stop,
+                                             learning_rate=float(self.learning_rate), max_rounds=int(self.max_rounds),
+                                             patience=int(self.early_stopping_rounds), min_samples_leaf=int(self.min_samples_leaf))
+                self.n_iter_ = np.array([rounds])
+            if pairs:  # the bilinear pairs at their optimum with the mains held
+                held = np.tile(intercept, (len(X), 1)) + sum((self._contrib(terms[i], blocks[i], X) for i in range(len(terms))
+                                                             if i not in pairs), np.zeros((len(X), P.shape[1])))
+                W, b, _, _ = _fit_soft_multinomial(_design([terms[i] for i in pairs], X), P, C=float(self.C),
+                                                   max_iter=int(self.max_iter), tol=float(self.tol),
+                                                   sample_weight=None if np.all(w == 1.0) else w, offset=held)
+                at = 0
+                for i in pairs:
+                    blocks[i] = W[:, at : at + terms[i].size].T.copy()
+                    at += terms[i].size
+                intercept = intercept + b
+            return blocks, intercept
         Z = _design(terms, X)
         start = None
         if init is not None:
@@ -405,10 +419,7 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
                 cnt = np.bincount(cell, weights=w, minlength=size)
                 scores.append((float(np.sum(S * S / (H * cnt[:, None] + 1.0))), min(a, b), max(a, b)))
         scores.sort(key=lambda s: (-s[0], s[1], s[2]))
-        chosen = [(a, b) for _, a, b in scores[: int(self.interactions)]]
-        if self.method == "boost":
-            return [StepPair(StepMain.binned(a, X[:, a], w, nb), StepMain.binned(b, X[:, b], w, nb)) for a, b in chosen]
-        return [_Pair(a, b, _knots(X[:, a], nb, w), _knots(X[:, b], nb, w)) for a, b in chosen]
+        return [_Pair(a, b, _knots(X[:, a], nb, w), _knots(X[:, b], nb, w)) for _, a, b in scores[: int(self.interactions)]]
 
     def _decision(self, terms: list[Any], coef: list[np.ndarray], intercept: np.ndarray, X: np.ndarray) -> np.ndarray:
         if not terms:
@@ -477,8 +488,6 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
                 grid: Any = t.knots.copy()
             elif isinstance(t, StepMain):
                 grid = t.grid
-            elif isinstance(t, StepPair):
-                grid = (t.mains[0].grid, t.mains[1].grid)
             else:
                 grid = (t.knots[0].copy(), t.knots[1].copy())
             if len(t.features) == 1:
@@ -520,11 +529,9 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
                 arrays[f"knots_a_{i}"] = t.knots[0]
                 arrays[f"knots_b_{i}"] = t.knots[1]
             else:
-                mains = [t] if isinstance(t, StepMain) else list(t.mains)
-                kinds.append(["step_main" if isinstance(t, StepMain) else "step_pair", list(t.features)])
-                for m, part in zip(mains, "ab"):
-                    arrays[f"edges_{part}_{i}"] = m.edges
-                    arrays[f"bounds_{part}_{i}"] = np.asarray(m.bounds, dtype=np.float64)
+                kinds.append(["step_main", list(t.features)])
+                arrays[f"edges_{i}"] = t.edges
+                arrays[f"bounds_{i}"] = np.asarray(t.bounds, dtype=np.float64)
         return arrays, {"terms": kinds, "target": self.target_, "validation": self.validation_}
 
     def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
@@ -535,8 +542,7 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
             elif kind == "pair":
                 terms.append(_Pair(int(feats[0]), int(feats[1]), arrays[f"knots_a_{i}"], arrays[f"knots_b_{i}"]))
             else:
-                mains = [StepMain(int(f), arrays[f"edges_{part}_{i}"], tuple(arrays[f"bounds_{part}_{i}"])) for f, part in zip(feats, "ab")]
-                terms.append(mains[0] if kind == "step_main" else StepPair(*mains))
+                terms.append(StepMain(int(feats[0]), arrays[f"edges_{i}"], tuple(arrays[f"bounds_{i}"])))
             coef.append(arrays[f"coef_{i}"])
         if terms and all(kind in ("main", "pair") for kind, _ in meta["terms"]):
             self.method = "spline"  # saved before ``method`` existed, or fitted with it

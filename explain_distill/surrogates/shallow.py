@@ -404,12 +404,14 @@ def _fit_soft_multinomial(
     sample_weight: np.ndarray | None = None,
     init: tuple[np.ndarray, np.ndarray] | None = None,
     warn: bool = True,
+    offset: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int, bool]:
-    """argmin_W,b  C * sum_i w_i sum_k P_ik (-log softmax(X W^T + b)_ik) + ||W||^2 / 2, by L-BFGS.
+    """argmin_W,b  C * sum_i w_i sum_k P_ik (-log softmax(X W^T + b + offset)_ik) + ||W||^2 / 2, by L-BFGS.
 
     ``X`` may be a scipy sparse matrix (the additive surrogates pass one-hot and spline bases);
     ``sample_weight`` (w, ones by default) weighs the rows; ``init`` = (W (K, d), b (K,)) warm-starts
-    the solver (K > 2 only).  Returns (W, b, iterations, converged); ``warn`` False: no
+    the solver (K > 2 only); ``offset`` (n, K): fixed logits added to every row's (terms fitted
+    before, held as they are).  Returns (W, b, iterations, converged); ``warn`` False: no
     ConvergenceWarning when the iterations run out (the caller reports it).
     """
     from scipy.optimize import minimize
@@ -434,6 +436,8 @@ def _fit_soft_multinomial(
         Z = np.asarray(X @ W.T) + b
         if free < K:
             Z = np.concatenate([np.zeros((n, 1)), Z], axis=1)
+        if offset is not None:
+            Z = Z + offset
         zmax = Z.max(axis=1, keepdims=True)
         log_q = Z - (zmax + np.log(np.exp(Z - zmax).sum(axis=1, keepdims=True)))
         G = np.exp(log_q) - P  # d loss / d Z (rows of P sum to 1)
