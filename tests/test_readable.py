@@ -348,6 +348,20 @@ def test_boosting_beats_the_spline_fit_where_neighbouring_features_carry_one_sig
 
 
 @pytest.mark.parametrize("method", ["boost", "spline"])
+def test_gam_ladder_rungs_are_the_direct_fits_at_their_sizes(blobs, method):
+    X, P, _ = blobs
+    full = AdditiveClassifier(method=method, random_state=0).fit(X, P)
+    rungs = full.ladder_([1, 2, 3])
+    assert [r.size_ for r in rungs] == [1, 2, 3]
+    for r in rungs:
+        direct = AdditiveClassifier(method=method, max_terms=r.size_, random_state=0).fit(X, P)
+        assert [s["features"] for s in direct.shapes_] == [s["features"] for s in r.shapes_]
+        np.testing.assert_allclose(direct.predict_proba(X), r.predict_proba(X), atol=1e-10)
+    # the two features the labels depend on are the two terms kept
+    assert sorted(s["features"][0] for s in rungs[1].shapes_) == [0, 1]
+
+
+@pytest.mark.parametrize("method", ["boost", "spline"])
 def test_gam_pairs_capture_an_interaction_and_max_terms_keeps_the_strongest(rng, method):
     X = rng.uniform(-1, 1, size=(2000, 4))
     Z = np.stack([4 * np.sign(X[:, 0] * X[:, 1]) + 0.5 * X[:, 2], np.zeros(len(X))], 1)
