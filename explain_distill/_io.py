@@ -247,7 +247,7 @@ def _owner_pid(path: Path, marker: str) -> int | None:
 def clean_stale(target: str | os.PathLike) -> list[Path]:
     """Remove what runs killed mid-write (SIGKILL, power loss) left next to ``target``.
 
-    A ``.NAME.tmp-PID-*`` directory whose process is gone is deleted.  A ``.NAME.old-PID``
+    A ``.NAME.tmp-PID-*`` directory whose process is gone is deleted.  A ``.NAME.old-PID[-*]``
     directory is the previous output a dead run had moved aside: it is put back when ``target``
     is missing (the run died between the two renames), deleted otherwise.  Returns what was removed.
     """
@@ -323,9 +323,10 @@ def atomic_directory(
         check_output_dir(target, what=what, inputs=inputs)  # still ours (or gone) after the work?
         with _signals_deferred():
             if target.exists():
-                old = target.parent / f".{target.name}.old-{os.getpid()}"
-                if old.exists():
-                    shutil.rmtree(old)
+                # a fresh name (an empty directory the output is renamed over): a ``.NAME.old-PID`` left by
+                # a dead run whose PID this process now has -- clean_stale skips our own PID -- is never
+                # deleted unseen, whatever it holds
+                old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-{os.getpid()}-", dir=target.parent))
                 os.replace(target, old)
             try:
                 os.replace(tmp, target)

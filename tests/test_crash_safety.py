@@ -190,3 +190,19 @@ def test_clean_stale_spares_live_runs_and_restores_a_moved_aside_output(tmp_path
     (theirs / "notes.txt").write_text("mine")
     clean_stale(out)
     assert (theirs / "notes.txt").read_text() == "mine"
+
+
+def test_a_dead_runs_old_directory_under_this_process_pid_is_never_deleted_unseen(tmp_path):
+    # PIDs repeat (containers start every run near the same number): a ``.run.old-PID`` that a dead run
+    # with this process's PID left, which clean_stale skips as ours, is not deleted by the next swap
+    out = tmp_path / "run"
+    with atomic_directory(out) as tmp:
+        (tmp / "index.html").write_text("first")
+    theirs = tmp_path / f".run.old-{os.getpid()}"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("mine")
+    with atomic_directory(out) as tmp:
+        (tmp / "index.html").write_text("second")
+    assert (out / "index.html").read_text() == "second"
+    assert (theirs / "notes.txt").read_text() == "mine"
+    assert _leftovers(out) == [theirs.name]  # the moved-aside first output went; nothing else was left
