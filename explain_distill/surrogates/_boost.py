@@ -3,9 +3,9 @@
 Every term is a step function over one feature's quantile bins.  Round after round, each term in turn
 takes one small Newton step on the softmax cross-entropy against the current residual of every row: a
 stump over its ordered bins, the one cut whose two sides, with their own Newton values per class, lower
-the loss most (the multiclass gain summed over classes).  Each step is shrunk by ``learning_rate`` and the next term sees the residual the step left (cyclic, not
-all terms at once: neighbouring features of a signal are correlated, and simultaneous steps on them
-overshoot).  The rounds stop when the loss on held-out rows has not improved for ``patience`` rounds;
+the loss most (the multiclass gain summed over classes).  Each step is shrunk by ``learning_rate``
+and the next term sees the residual the step left (cyclic, not all terms at once: neighbouring
+features of a signal are correlated, and simultaneous steps on them overshoot).  The rounds stop when the loss on held-out rows has not improved for ``patience`` rounds;
 the terms of the best round are kept.  Many small stumps on fine bins with early stopping regularise the
 shapes the way EBM's do, which a maximum-likelihood fit of the same step functions does not: on
 mnist1d's raw inputs a spline GAM fitted to the optimum agrees with the teacher on 0.40 of the test
@@ -19,12 +19,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ._hist import midpoint_edges
+from ._hist import midpoint_edges, newton_gain, one_hot
 
 __all__ = ["StepMain", "boost_terms"]
 
-#: Floor of a leaf's summed hessian in a Newton step (EBM's ``min_hessian``).
-MIN_HESSIAN = 1e-4
 #: Ridge on a leaf's Newton value, in units of summed row weight (XGBoost's ``reg_lambda``): a leaf of
 #: thousands of rows barely feels it; a small leaf where the model gives a class almost no probability,
 #: yet rows of that class sit, would otherwise take a step of (rows / tiny hessian).
@@ -34,11 +32,6 @@ TOLERANCE = 1e-6
 #: Histogram slots (rows x classes x terms) up to which every term's slots are computed once per fit
 #: (int32: 128 MiB) rather than at every step.
 _FLAT_CODES_CACHED = 1 << 25
-
-
-def _one_hot(codes: np.ndarray, size: int) -> sp.csr_matrix:
-    n = len(codes)
-    return sp.csr_matrix((np.ones(n), codes, np.arange(n + 1)), shape=(n, size))
 
 
 class StepMain:
@@ -65,7 +58,7 @@ class StepMain:
         return np.searchsorted(self.edges, X[:, self.features[0]], side="left")
 
     def basis(self, X: np.ndarray) -> sp.csr_matrix:
-        return _one_hot(self.codes(X), self.size)
+        return one_hot(self.codes(X), self.size)
 
     def contrib(self, block: np.ndarray, X: np.ndarray) -> np.ndarray:
         return block[self.codes(X)]
@@ -84,13 +77,12 @@ def _stump(G: np.ndarray, H: np.ndarray, N: np.ndarray, min_samples_leaf: int) -
     ok = (NL >= min_samples_leaf) & (NR >= min_samples_leaf)
     if not ok.any():
         return None
-    HL, HR = np.maximum(HL, MIN_HESSIAN) + L2, np.maximum(HR, MIN_HESSIAN) + L2
-    gain = (GL * GL / HL + GR * GR / HR).sum(axis=1)
+    gain = newton_gain(GL, HL, L2) + newton_gain(GR, HR, L2)
     gain[~ok] = -np.inf
     b = int(np.argmax(gain))
     u = np.empty_like(G)
-    u[: b + 1] = -GL[b] / HL[b]
-    u[b + 1 :] = -GR[b] / HR[b]
+    u[: b + 1] = -GL[b] / (HL[b] + L2)
+    u[b + 1 :] = -GR[b] / (HR[b] + L2)
     return u
 
 
@@ -140,9 +132,11 @@ def boost_terms(
         Xv, Yv, wv = stop
         vcodes = {i: terms[i].codes(Xv) for i in active}
         Zv = logits(Xv)
-        best = _cross_entropy(Zv, Yv, wv)
-    else:
-        best = _cross_entropy(np.log(np.maximum(E, 1e-300)), Y, w)
+
+    def loss() -> float:  # held out, else on the training rows (E: their softmax numerators, rescaled)
+        return _cross_entropy(Zv, Yv, wv) if stop is not None else _cross_entropy(np.log(np.maximum(E, 1e-300)), Y, w)
+
+    best = loss()
     kept, best_round = [b.copy() for b in blocks], 0
     unit = bool(np.all(w == 1.0))
     flat = {i: _flat_codes(codes[i], K) for i in active} if n * K * len(active) <= _FLAT_CODES_CACHED else {}
@@ -167,9 +161,9 @@ def boost_terms(
             if stop is not None:
                 Zv += step[vcodes[i]]
         E /= E.max(axis=1, keepdims=True)
-        loss = _cross_entropy(Zv, Yv, wv) if stop is not None else _cross_entropy(np.log(np.maximum(E, 1e-300)), Y, w)
-        if loss < best - TOLERANCE:
-            best, best_round, kept = loss, r, [b.copy() for b in blocks]
+        now = loss()
+        if now < best - TOLERANCE:
+            best, best_round, kept = now, r, [b.copy() for b in blocks]
         elif r - best_round >= patience:
             break
     return kept, best_round

@@ -43,6 +43,12 @@ def float32_cut(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return np.where(bad, np.asarray(lo, dtype=np.float32).astype(np.float64), t)
 
 
+def one_hot(codes: np.ndarray, size: int) -> sp.csr_matrix:
+    """(n, size) indicators of one code per row."""
+    n = len(codes)
+    return sp.csr_matrix((np.ones(n), codes, np.arange(n + 1)), shape=(n, size))
+
+
 def midpoint_edges(col: np.ndarray, w: np.ndarray | None, n_bins: int) -> np.ndarray:
     """Inner edges cutting ``col`` into at most ``n_bins`` bins: between every two distinct values when
     there are few, else between the values at (weighted) equal-mass quantiles.  Rows of weight 0 place

@@ -13,12 +13,13 @@ every term in turn takes one small Newton step (a stump over its bins) on the re
 until the loss on held-out rows stops improving (``explain_distill.surrogates._boost``).  Pairs, chosen
 after the mains have converged, are bilinear as below, fitted at their optimum with the boosted mains
 held: boosted as step cells they overfit the transfer rows within a few rounds (mnist1d, 20 pairs:
-0.51 test fidelity against 0.59; 100 pairs on soft labels: 0.80).  The held-out rows are ``validation=`` when given (``distill`` passes its held-out real rows),
-else ``validation_fraction`` of the training rows.  On mnist1d's raw inputs this agrees with the
+0.51 test fidelity against 0.59; 100 pairs on soft labels: 0.80).  The held-out rows are
+``validation=`` when given (``distill`` passes its held-out real rows), else ``validation_fraction``
+of the training rows.  On mnist1d's raw inputs this agrees with the
 teacher on 0.45 of the test rows, EBM's figure, where the spline fit below reaches 0.40.
 
-``"spline"``: a shape function is piecewise linear between knots at quantiles of its feature (scikit-learn's
-``SplineTransformer`` with degree 1: its coefficients are the values at the knots, constant beyond
+``"spline"``: a shape function is piecewise linear between knots at quantiles of its feature
+(scikit-learn's ``SplineTransformer`` with degree 1: its coefficients are the values at the knots, constant beyond
 the outer knots); a pair term is bilinear on a grid of knots of both features (the tensor product
 of their shapes' bases).  All terms are fitted at once
 by the exact soft-label multinomial logistic regression the ``logistic`` surrogate uses (L-BFGS on
@@ -52,7 +53,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from .._validation import check_choice, check_fraction, check_int, check_positive
 from ._base import SoftTargetMixin
 from ._boost import StepMain, boost_terms
-from ._hist import midpoint_edges, weighted_quantile
+from ._hist import midpoint_edges, one_hot, weighted_quantile
 from ._target import TARGETS, agreement, check_validation, hard_targets, split_by_content, split_validation
 from .shallow import _fit_soft_multinomial
 
@@ -155,8 +156,7 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
     early_stopping_rounds : int, default=15
         ``boost``: rounds without a better held-out loss before it stops (the best round is kept).
     min_samples_leaf : int, default=4
-        ``boost``: fewest training rows on each side of a cut (and in a pair cell that moves); a row
-        counts its sample weight.
+        ``boost``: fewest training rows on each side of a cut; a row counts its sample weight.
     n_knots : int, default=8
         ``spline``: knots per shape function, at quantiles of the feature (fewer where values repeat).
     pair_knots : int, default=6
@@ -287,7 +287,7 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
         targets = ("soft", "hard") if choose else ("hard",) if self.target == "hard" else ("soft",)
         fits = {}
         for t in targets:
-            tgt = (lambda Q: hard_targets(Q)) if t == "hard" else (lambda Q: Q)
+            tgt = hard_targets if t == "hard" else (lambda Q: Q)
             stop = (held[0], tgt(held[1]), held[2]) if (boost and held is not None) else None
             fits[t] = self._fit_all(X[tr], tgt(P[tr]), w[tr], stop)
         if choose:
@@ -414,7 +414,7 @@ class AdditiveClassifier(SoftTargetMixin, ClassifierMixin, BaseEstimator):
             for b in feats[ia + 1 :]:
                 cell = bins[a] * n_bins[b] + bins[b]
                 size = n_bins[a] * n_bins[b]
-                M = sp.csr_matrix((np.ones(len(X)), cell, np.arange(len(X) + 1)), shape=(len(X), size))
+                M = one_hot(cell, size)
                 S = np.asarray(M.T @ G)
                 cnt = np.bincount(cell, weights=w, minlength=size)
                 scores.append((float(np.sum(S * S / (H * cnt[:, None] + 1.0))), min(a, b), max(a, b)))
