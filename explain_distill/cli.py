@@ -32,7 +32,15 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
     sub = parser.add_subparsers(dest="command", metavar="{run,audit,report,label}")
     sub.required = True
+    _run_parser(sub, DATASETS)
+    _audit_parser(sub)
+    _report_parser(sub)
+    _label_parser(sub, DATASETS)
+    return parser
 
+
+def _run_parser(sub: Any, datasets: Sequence[str]) -> None:
+    """``run``: the data, the teacher, the surrogates and the report."""
     run = sub.add_parser(
         "run",
         help="train a teacher, distill surrogates, analyse them and write an HTML report",
@@ -40,33 +48,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "DIR/metrics.json and the saved run (DIR/model).",
     )
     src = run.add_mutually_exclusive_group()
-    src.add_argument("--dataset", choices=DATASETS, help="a built-in data set (default: digits)")
+    src.add_argument("--dataset", choices=datasets, help="a built-in data set (default: digits)")
     src.add_argument("--csv", type=Path, help="a CSV file with a header row")
-    run.add_argument("--target", help="label column of --csv")
-    run.add_argument(
-        "--missing", default="error", choices=("error", "drop", "impute"),
-        help="missing values in --csv (empty cells, NA, N/A, ?, null, -, None, #N/A, ...): error names them "
-        "(default), drop drops their rows, impute fills them with the training split's median",
-    )
-    run.add_argument(
-        "--max-categories", type=int, default=50,
-        help="refuse a text column of --csv with more distinct values than this (an id or free text; default 50)",
-    )
-    run.add_argument("--delimiter", help="the field delimiter of --csv (default: sniffed among , ; tab |)")
-    run.add_argument("--encoding", help="the encoding of --csv (default: UTF-8, with or without BOM, then cp1252)")
-    run.add_argument("--decimal", choices=(".", ","),
-                     help="the decimal mark of --csv (default: ',' when the delimiter is not a comma and a column holds "
-                     "numbers such as 3,14; else '.')")
-    run.add_argument(
-        "--max-classes", type=int,
-        help="the most classes --target may have (default: refuse a numeric target that looks continuous: many "
-        "distinct values for the rows, or not whole numbers)",
-    )
-    run.add_argument(
-        "--keep-column", action="append", default=[], metavar="NAME",
-        help="keep this numeric column of --csv although it looks like a row id (different on every row and "
-        "ordered like the file); repeatable",
-    )
+    _csv_args(run)
     run.add_argument(
         "--out", type=Path,
         help="output directory (default: reports/<dataset>); must be new, empty, or an earlier run's output",
@@ -105,6 +89,38 @@ def _build_parser() -> argparse.ArgumentParser:
         help="a surrogate hyper-parameter, e.g. --param tree.max_leaf_nodes=32 --param soft_tree.depth=6 (repeatable)",
     )
 
+
+def _csv_args(run: argparse.ArgumentParser) -> None:
+    """How ``run`` reads a ``--csv`` file: its target, missing cells, columns, delimiter, encoding and decimal mark."""
+    run.add_argument("--target", help="label column of --csv")
+    run.add_argument(
+        "--missing", default="error", choices=("error", "drop", "impute"),
+        help="missing values in --csv (empty cells, NA, N/A, ?, null, -, None, #N/A, ...): error names them "
+        "(default), drop drops their rows, impute fills them with the training split's median",
+    )
+    run.add_argument(
+        "--max-categories", type=int, default=50,
+        help="refuse a text column of --csv with more distinct values than this (an id or free text; default 50)",
+    )
+    run.add_argument("--delimiter", help="the field delimiter of --csv (default: sniffed among , ; tab |)")
+    run.add_argument("--encoding", help="the encoding of --csv (default: UTF-8, with or without BOM, then cp1252)")
+    run.add_argument("--decimal", choices=(".", ","),
+                     help="the decimal mark of --csv (default: ',' when the delimiter is not a comma and a column holds "
+                     "numbers such as 3,14; else '.')")
+    run.add_argument(
+        "--max-classes", type=int,
+        help="the most classes --target may have (default: refuse a numeric target that looks continuous: many "
+        "distinct values for the rows, or not whole numbers)",
+    )
+    run.add_argument(
+        "--keep-column", action="append", default=[], metavar="NAME",
+        help="keep this numeric column of --csv although it looks like a row id (different on every row and "
+        "ordered like the file); repeatable",
+    )
+
+
+def _audit_parser(sub: Any) -> None:
+    """``audit``: the CI gate on a saved run."""
     aud = sub.add_parser(
         "audit",
         help="check a saved run's surrogates against a fidelity bar (exit 1 when not met)",
@@ -126,6 +142,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "a logistic regression's (fidelity to a broken teacher says nothing)",
     )
 
+
+def _report_parser(sub: Any) -> None:
+    """``report``: re-render a saved run's page."""
     rep = sub.add_parser(
         "report",
         help="re-render the HTML report of a saved run, without retraining",
@@ -138,6 +157,9 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument("--min-agreement", type=float, help="audit bar shown as pass/fail (default: the run's own)")
 
+
+def _label_parser(sub: Any, datasets: Sequence[str]) -> None:
+    """``label``: DDP training and sharded soft labels under torchrun."""
     from .parallel import DEFAULT_CHUNK_ROWS
 
     lab = sub.add_parser(
@@ -148,7 +170,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "(nccl on CUDA, gloo on the CPU). Writes OUT/teacher and OUT/transfer (memory-mappable .npy + "
         "transfer.json), which explain_distill.parallel.open_transfer_shards reads back. Prints the index path.",
     )
-    lab.add_argument("--dataset", choices=DATASETS, required=True, help="the built-in data set")
+    lab.add_argument("--dataset", choices=datasets, required=True, help="the built-in data set")
     lab.add_argument(
         "--out", type=Path, required=True,
         help="output directory; must be new, empty, or an earlier output of `label`",
@@ -164,7 +186,6 @@ def _build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: cuda when present")
     lab.add_argument("--backend", default="auto", choices=("auto", "gloo", "nccl"), help="default: nccl on CUDA, gloo on the CPU")
     lab.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, help="rows labelled at once (bounds memory)")
-    return parser
 
 
 def _gate_args(parser: argparse.ArgumentParser) -> None:
