@@ -163,6 +163,139 @@ def _damped(F: np.ndarray, P: np.ndarray, w: np.ndarray, step: np.ndarray, G: np
     return np.zeros_like(step)
 
 
+class _Grower:
+    """The state of one greedy growth: every row's logits and channels, the trees so far, and the queue
+    of candidate splits (each open leaf of each tree, and the root of a new tree) by gain."""
+
+    def __init__(self, hist: Histograms, P: np.ndarray, w: np.ndarray, *, max_depth: int | None, min_leaf: int,
+                 l2: float, loss: str) -> None:
+        self.hist, self.P, self.w = hist, P, w
+        self.max_depth, self.min_leaf, self.l2, self.loss = max_depth, min_leaf, l2, loss
+        self.n, self.K = P.shape
+        mass = (w[:, None] * P).sum(axis=0) / max(float(w.sum()), 1e-12)
+        if loss == "squared_error":  # FIGS: scores start at the class shares, each leaf adds its mean residual
+            self.bias = mass.copy()
+        else:
+            self.bias = np.log(np.clip(mass, 1e-6, None))
+            self.bias -= self.bias.mean()
+        self.F = np.tile(self.bias, (self.n, 1))
+        # The channels of every row at the current logits, and their sums over the bins of all rows
+        # (the root of a new tree): kept current by adding the change of the rows each step moves.
+        self.V = _channels(self.F, P, w, loss)
+        self.root_sums = hist.sums(None, self.V)
+        self.trees: list[_Tree] = []
+        self.steps: list[tuple[int, int]] = []
+        self.cands: dict[tuple[int, int], _Candidate] = {}
+        self.heap: list[tuple[float, int, tuple[int, int]]] = []
+        self.counter = 0
+        self.step = 0
+        self.all_rows = np.arange(self.n)
+        self.moved_at = np.full(self.n, -1, dtype=np.int64)  # the last step that changed each row's logits
+        self.fresh_sums: dict[tuple[int, int], np.ndarray] = {}  # exact sums of candidates scored at this step
+        self.push((-1, 0), _Candidate(self.all_rows, -1, 0, 0, self.score((-1, 0), self.all_rows, True)[0], self.step))
+
+    def split_of(self, S: np.ndarray) -> Split:
+        return best_newton_split(self.hist, S, self.K, l2=self.l2, min_leaf=self.min_leaf)
+
+    def score(self, key: tuple[int, int], rows: np.ndarray, exact: bool) -> tuple[Split, bool]:
+        """The best split of ``rows`` at the current gradients, and whether it used every row."""
+        if len(rows) == self.n:
+            return self.split_of(self.root_sums), True
+        if exact or len(rows) <= _SCORE_ROWS:
+            S = self.hist.sums(rows, self.V[rows])
+            self.fresh_sums[key] = S
+            return self.split_of(S), True
+        # An estimate from an evenly spread subset: enough to rank it in the queue; a candidate is
+        # scored on all its rows before it is taken.
+        sub = rows[:: int(np.ceil(len(rows) / _SCORE_ROWS))]
+        return self.split_of(self.hist.sums(sub, self.V[sub]) * (len(rows) / len(sub))), False
+
+    def push(self, key: tuple[int, int], cand: _Candidate) -> None:
+        self.cands[key] = cand
+        heapq.heappush(self.heap, (-cand.split.gain, self.counter, key))
+        self.counter += 1
+
+    def pop_fresh(self) -> tuple[tuple[int, int], _Candidate | None]:
+        """The top of the queue scored at the current gradients; None when it was gone or went back."""
+        _, _, key = heapq.heappop(self.heap)
+        cand = self.cands.pop(key, None)
+        if cand is None:
+            return key, None
+        stale = cand.step < self.step and self.moved_at[cand.rows].max() >= cand.step
+        if stale or not cand.exact:
+            # its rows moved since it was scored (re-score at the current gradients), or it was
+            # ranked on a subset and is now on top (score it on every row)
+            cand.split, cand.exact = self.score(key, cand.rows, exact=not stale)
+            cand.step = self.step
+            # Take it at once when it is still within _SLACK of the best queued (stale, mostly
+            # optimistic) gain; else queue it again.
+            if not (cand.exact and self.heap and cand.split.gain >= (1.0 - _SLACK) * -self.heap[0][0]):
+                self.push(key, cand)
+                return key, None
+        return key, cand
+
+    def take(self, key: tuple[int, int], cand: _Candidate, max_trees: int | None) -> None:
+        """Make the split ``cand`` holds: each side takes its own Newton step, the sums follow, the
+        children (and, after a new tree, the next tree's root) join the queue."""
+        f, b, rows = cand.split.feature, cand.split.bin, cand.rows
+        go_left = self.hist.codes[rows, f] <= b
+        new_tree = cand.tree < 0
+        if new_tree:
+            tree = _Tree()
+            node = tree.add(0, np.zeros(self.K))
+            self.trees.append(tree)
+            t = len(self.trees) - 1
+        else:
+            t, node = cand.tree, cand.node
+            tree = self.trees[t]
+        before = self._sums_before(key, cand)
+        old_V = self.V[rows]
+        kids = [(tree.add(tree.depth[node] + 1, tree.value[node] + self._newton_step(part)), part)
+                for part in (rows[go_left], rows[~go_left])]
+        sums = self._children_sums(rows, before, old_V, kids)
+        (left, _), (right, _) = kids
+        tree.feature[node], tree.bin[node], tree.left[node], tree.right[node] = f, b, left, right
+        self.steps.append((t, node))
+        self.moved_at[rows] = self.step
+        self.step += 1
+        self.fresh_sums.clear()
+        for (child, part), S in zip(kids, sums):
+            if (self.max_depth is None or tree.depth[child] < self.max_depth) and float(self.w[part].sum()) >= 2 * self.min_leaf:
+                self.fresh_sums[(t, child)] = S
+                self.push((t, child), _Candidate(part, t, child, tree.depth[child], self.split_of(S), self.step))
+        if new_tree and (max_trees is None or len(self.trees) < max_trees):
+            self.push((-1, len(self.trees)), _Candidate(self.all_rows, -1, 0, 0, cand.split, -1))
+
+    def _sums_before(self, key: tuple[int, int], cand: _Candidate) -> np.ndarray:
+        """The bin sums of the candidate's rows at the current gradients (reused where already taken)."""
+        if len(cand.rows) == self.n:
+            return self.root_sums
+        before = self.fresh_sums.get(key) if cand.step == self.step else None
+        return self.hist.sums(cand.rows, self.V[cand.rows]) if before is None else before
+
+    def _newton_step(self, part: np.ndarray) -> np.ndarray:
+        """Move the rows of one side by its Newton step (exact for the squared error); returns the step."""
+        P, w, K = self.P, self.w, self.K
+        G, H = self.V[part, :K].sum(axis=0), self.V[part, K : 2 * K].sum(axis=0)
+        delta = -G / (H + self.l2)
+        if self.loss != "squared_error":
+            delta = _damped(self.F[part], P[part], w[part], delta, G)
+        self.F[part] += delta
+        self.V[part] = _channels(self.F[part], P[part], w[part], self.loss)
+        return delta
+
+    def _children_sums(self, rows: np.ndarray, before: np.ndarray, old_V: np.ndarray,
+                       kids: list[tuple[int, np.ndarray]]) -> list[np.ndarray]:
+        """The bin sums of the moved rows, before and after: the parent's and the root's change by
+        the same amount; the smaller child is summed, the larger one is the difference."""
+        change = self.hist.sums(rows, self.V[rows] - old_V)
+        after = before + change
+        self.root_sums = after if len(rows) == self.n else self.root_sums + change
+        small = 0 if len(kids[0][1]) <= len(kids[1][1]) else 1
+        S_small = self.hist.sums(kids[small][1], self.V[kids[small][1]])
+        return [S_small, after - S_small] if small == 0 else [after - S_small, S_small]
+
+
 def _grow(
     hist: Histograms,
     P: np.ndarray,
@@ -175,127 +308,22 @@ def _grow(
     l2: float,
     loss: str = "logistic",
 ) -> _Growth:
-    n, K = P.shape
-    mass = (w[:, None] * P).sum(axis=0) / max(float(w.sum()), 1e-12)
-    if loss == "squared_error":  # FIGS: scores start at the class shares, each leaf adds its mean residual
-        bias = mass.copy()
-    else:
-        bias = np.log(np.clip(mass, 1e-6, None))
-        bias -= bias.mean()
-    F = np.tile(bias, (n, 1))
-    # The channels of every row at the current logits, and their sums over the bins of all rows
-    # (the root of a new tree): kept current by adding the change of the rows each step moves.
-    V = _channels(F, P, w, loss)
-    root_sums = hist.sums(None, V)
-    trees: list[_Tree] = []
-    steps: list[tuple[int, int]] = []
-    cands: dict[tuple[int, int], _Candidate] = {}
-    heap: list[tuple[float, int, tuple[int, int]]] = []
-    counter = 0
-    step = 0
-    all_rows = np.arange(n)
-    moved_at = np.full(n, -1, dtype=np.int64)  # the last step that changed each row's logits
-
-    def split_of(S: np.ndarray) -> Split:
-        return best_newton_split(hist, S, K, l2=l2, min_leaf=min_leaf)
-
-    fresh_sums: dict[tuple[int, int], np.ndarray] = {}  # exact sums of candidates scored at this step
-
-    def score(key: tuple[int, int], rows: np.ndarray, exact: bool) -> tuple[Split, bool]:
-        """The best split of ``rows`` at the current gradients, and whether it used every row."""
-        if len(rows) == n:
-            return split_of(root_sums), True
-        if exact or len(rows) <= _SCORE_ROWS:
-            S = hist.sums(rows, V[rows])
-            fresh_sums[key] = S
-            return split_of(S), True
-        # An estimate from an evenly spread subset: enough to rank it in the queue; a candidate is
-        # scored on all its rows before it is taken.
-        sub = rows[:: int(np.ceil(len(rows) / _SCORE_ROWS))]
-        return split_of(hist.sums(sub, V[sub]) * (len(rows) / len(sub))), False
-
-    def push(key: tuple[int, int], cand: _Candidate) -> None:
-        nonlocal counter
-        cands[key] = cand
-        heapq.heappush(heap, (-cand.split.gain, counter, key))
-        counter += 1
-
-    def can_deepen(depth: int) -> bool:
-        return max_depth is None or depth < max_depth
-
-    push((-1, 0), _Candidate(all_rows, -1, 0, 0, score((-1, 0), all_rows, True)[0], step))
+    """Greedy growth to ``max_leaves``: take the queue's best fresh candidate until none gains or the
+    budget is spent (a new tree needs room for its two leaves and, with ``max_trees``, a free slot)."""
+    g = _Grower(hist, P, w, max_depth=max_depth, min_leaf=min_leaf, l2=l2, loss=loss)
     leaves = 0
-    while heap and leaves < max_leaves:
-        _, _, key = heapq.heappop(heap)
-        cand = cands.pop(key, None)
+    while g.heap and leaves < max_leaves:
+        key, cand = g.pop_fresh()
         if cand is None:
             continue
-        stale = cand.step < step and moved_at[cand.rows].max() >= cand.step
-        if stale or not cand.exact:
-            # its rows moved since it was scored (re-score at the current gradients), or it was
-            # ranked on a subset and is now on top (score it on every row)
-            cand.split, cand.exact = score(key, cand.rows, exact=not stale)
-            cand.step = step
-            # Take it at once when it is still within _SLACK of the best queued (stale, mostly
-            # optimistic) gain; else queue it again.
-            if not (cand.exact and heap and cand.split.gain >= (1.0 - _SLACK) * -heap[0][0]):
-                push(key, cand)
-                continue
         if cand.split.gain <= 0:
             break  # the best fresh candidate gains nothing: done
         new_tree = cand.tree < 0
-        if new_tree and (leaves + 2 > max_leaves or (max_trees is not None and len(trees) >= max_trees)):
+        if new_tree and (leaves + 2 > max_leaves or (max_trees is not None and len(g.trees) >= max_trees)):
             continue  # no room for another tree; the leaf candidates stay queued
-        f, b = cand.split.feature, cand.split.bin
-        rows = cand.rows
-        go_left = hist.codes[rows, f] <= b
-        rows_l, rows_r = rows[go_left], rows[~go_left]
-        if new_tree:
-            tree = _Tree()
-            node = tree.add(0, np.zeros(K))
-            trees.append(tree)
-            t = len(trees) - 1
-        else:
-            t, node = cand.tree, cand.node
-            tree = trees[t]
-        if len(rows) == n:
-            before = root_sums
-        else:
-            before = fresh_sums.get(key) if cand.step == step else None
-            if before is None:
-                before = hist.sums(rows, V[rows])
-        old_V = V[rows]
-        kids = []
-        for part in (rows_l, rows_r):
-            G, H = V[part, :K].sum(axis=0), V[part, K : 2 * K].sum(axis=0)
-            delta = -G / (H + l2)  # the Newton step of this side (exact for the squared error)
-            if loss != "squared_error":
-                delta = _damped(F[part], P[part], w[part], delta, G)
-            F[part] += delta
-            V[part] = _channels(F[part], P[part], w[part], loss)
-            kids.append((tree.add(tree.depth[node] + 1, tree.value[node] + delta), part))
-        # The bin sums of the moved rows, before and after: the parent's and the root's change by
-        # the same amount; the smaller child is summed, the larger one is the difference.
-        change = hist.sums(rows, V[rows] - old_V)
-        after = before + change
-        root_sums = after if len(rows) == n else root_sums + change
-        small = 0 if len(rows_l) <= len(rows_r) else 1
-        S_small = hist.sums(kids[small][1], V[kids[small][1]])
-        sums = [S_small, after - S_small] if small == 0 else [after - S_small, S_small]
-        (left, _), (right, _) = kids
-        tree.feature[node], tree.bin[node], tree.left[node], tree.right[node] = f, b, left, right
-        steps.append((t, node))
-        moved_at[rows] = step
+        g.take(key, cand, max_trees)
         leaves += 2 if new_tree else 1
-        step += 1
-        fresh_sums.clear()
-        for (child, part), S in zip(kids, sums):
-            if can_deepen(tree.depth[child]) and float(w[part].sum()) >= 2 * min_leaf:
-                fresh_sums[(t, child)] = S
-                push((t, child), _Candidate(part, t, child, tree.depth[child], split_of(S), step))
-        if new_tree and (max_trees is None or len(trees) < max_trees):
-            push((-1, len(trees)), _Candidate(all_rows, -1, 0, 0, cand.split, -1))
-    return _Growth(trees=trees, steps=steps, bias=bias)
+    return _Growth(trees=g.trees, steps=g.steps, bias=g.bias)
 
 
 @dataclass
