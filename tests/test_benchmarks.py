@@ -192,6 +192,19 @@ def test_side_by_side_table_says_who_leads_and_by_how_much():
     assert "EBM 9.0" in md and "tree 1.0" in md
 
 
+def test_tree_seeds_table_averages_over_seeds_and_counts_the_seeds_at_or_above_the_peer():
+    from benchmarks._side_by_side import tree_seeds_markdown
+
+    rows = [{"dataset": "digits", "view": "raw", "bucket": 16, "seed": s, "peer": 0.70, "plain": p, "refined": r, "kept": k}
+            for s, p, r, k in ((0, 0.69, 0.72, True), (1, 0.70, 0.69, False))]
+    rows.append({"dataset": "digits", "view": "patterns", "bucket": 64, "seed": 0, "peer": 0.9, "plain": 0.9, "refined": 0.95, "kept": True})
+    lines = tree_seeds_markdown(rows).splitlines()
+    raw = next(line for line in lines if line.startswith("| digits | raw | 16 |"))
+    assert "| 2 | 0.700 | 0.695 | 0.705 | +0.0050 | 1 / 1 of 2 | 1 |" in raw
+    assert lines.index(raw) < lines.index(next(line for line in lines if "| patterns |" in line))
+    assert lines[-1].startswith("| all |  |  | 3 |") and "2 / 2 of 3" in lines[-1] and lines[-1].endswith("| 2 |")
+
+
 def test_gpu_fit_benchmark_runs_on_the_cpu_and_the_new_fit_equals_the_old():
     """bench_gpu_fit --quick on the CPU: in memory the new fit visits the rows in the order of 8d8999f
     with the same arithmetic, so both versions train the same tree (the benchmark checks predict too)."""

@@ -110,6 +110,16 @@ class SoftLabelTreeClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin
         rows than this first has the oracle label new inputs drawn inside its region.  0: off.
     query_budget : int, default=5000
         Most inputs the oracle labels in one fit (shared evenly by the candidates of "auto").
+    refine : bool, default=False
+        After growth, re-choose every split of the kept tree for its agreement with the teacher's top
+        class on the fitting rows, the tree's shape fixed (tree alternating optimisation, Carreira-Perpinan
+        & Tavallali 2018: deepest nodes first, each split the best for the rows its two subtrees label
+        differently, over 256 bins per feature; the leaves then hold the mean target of their rows).  The
+        refined tree is kept unless the validation rows say it is worse beyond chance (paired 95%).  Each
+        rung of :meth:`ladder_` is refined at its own size, as a direct fit at that size would be (a
+        rung's own ladder, and the ladder of a tree loaded from disk, cut the refined tree unrefined).
+        Beyond 4 million cells (rows x features) a random subset of the rows is used, and the node
+        counts of a refined tree are those rows'.  ``distill`` turns it on with its validation rows.
     random_state : int or None
 
     Attributes
@@ -125,6 +135,9 @@ class SoftLabelTreeClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin
         ``"target/criterion"`` to the validation fidelity at each of ``sizes``.
     queries_ : dict
         Node-local queries made: ``{"queries": n, "nodes_queried": m}`` (zeros without an oracle).
+    refinement_ : dict or None
+        With ``refine``: splits changed, passes, agreement on the fitting rows before and after, on the
+        validation rows before and after, and whether the refined tree was kept.
     """
 
     #: The frontier protocol (analysis/frontier.py): the size is counted in leaves, set by
@@ -151,6 +164,7 @@ class SoftLabelTreeClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin
         validation_fraction: float = 0.2,
         min_samples: int = 0,
         query_budget: int = 5000,
+        refine: bool = False,
         random_state: int | None = None,
     ) -> None:
         self.max_depth = max_depth
@@ -162,6 +176,7 @@ class SoftLabelTreeClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin
         self.validation_fraction = validation_fraction
         self.min_samples = min_samples
         self.query_budget = query_budget
+        self.refine = refine
         self.random_state = random_state
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None, oracle: Any = None,
@@ -186,19 +201,23 @@ class SoftLabelTreeClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin
         check_fraction(self.validation_fraction, "validation_fraction", inclusive=False)
         check_int(self.min_samples, "min_samples", low=0)
         check_int(self.query_budget, "query_budget", low=0)
+        if not isinstance(self.refine, (bool, np.bool_)):
+            raise TypeError(f"refine must be True or False; received {self.refine!r} ({type(self.refine).__name__}).")
         oracle = check_oracle(oracle)
         X, P = self._validate_fit(X, y, dtype=np.float32)
         w = np.ones(len(X)) if sample_weight is None else _check_sample_weight(sample_weight, X, dtype=np.float64)
         self.queries_ = {"queries": 0, "nodes_queried": 0}
         self.validation_ = None
         self._candidates = {}
+        self.refinement_ = None
+        self._refiner = None
         # scikit-learn's best-first builder numbers nodes in split order (ladder_ cuts a prefix)
         self._sk_order = self.max_leaf_nodes is not None and not self._queries_on(oracle)
         configs = self._configs()
         if len(configs) == 1:
             self.target_, self.criterion_ = configs[0]
             self.estimator_ = self._fit_one(X, P, w, self.target_, oracle, self.criterion_)
-            return self
+            return self._refine_fit(X, P, w, check_validation(validation, X.shape[1], P.shape[1]))
         val = check_validation(validation, X.shape[1], P.shape[1])
         if val is not None:
             tr, (X_va, P_va, w_va) = np.arange(len(X)), val
@@ -207,7 +226,7 @@ class SoftLabelTreeClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin
             if split is None:  # too few rows to choose on: the first candidate (soft, entropy)
                 self.target_, self.criterion_ = configs[0]
                 self.estimator_ = self._fit_one(X, P, w, self.target_, oracle, self.criterion_)
-                return self
+                return self._refine_fit(X, P, w, None)
             tr, va = split
             X_va, P_va, w_va = X[va], P[va], w[va]
         Xt, Pt, wt = X[tr], P[tr], w[tr]
@@ -227,6 +246,19 @@ class SoftLabelTreeClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin
                 agreement(self._at(reg, s).predict(X_va).reshape(len(X_va), -1), P_va, w_va) for s in sizes]
         self.target_, self.criterion_ = self._best(max(self._n_leaves(c) for c in self._candidates.values()))
         self.estimator_ = self._candidates[(self.target_, self.criterion_)]
+        return self._refine_fit(Xt, Pt, wt, (X_va, P_va, w_va))
+
+    def _refine_fit(self, X: np.ndarray, P: np.ndarray, w: np.ndarray, val: Any) -> "SoftLabelTreeClassifier":
+        """With ``refine``: the fitted tree's splits re-chosen by TAO on the fitting rows (kept when
+        validation agrees as well or better); the unrefined trees stay the candidates ladder_ cuts."""
+        if not self.refine:
+            return self
+        from ._refine import TreeRefiner
+
+        cfg = (self.target_, self.criterion_)
+        self._candidates = self._candidates or {cfg: self.estimator_}
+        self._refiner = TreeRefiner(X, P, w, val, min_samples_leaf=self.min_samples_leaf, random_state=self.random_state)
+        self.estimator_, self.refinement_ = self._refiner.refine(self.estimator_, self.target_, (cfg, None))
         return self
 
     def _configs(self) -> list[tuple[str, str]]:
@@ -318,6 +350,11 @@ class SoftLabelTreeClassifier(TreeDisplayMixin, SoftTargetMixin, ClassifierMixin
             # a cut is renumbered depth first: its own ladder_ replays the best-first order instead
             est._sk_order = getattr(self, "_sk_order", True) and est.estimator_ is reg
             est._candidates = {}
+            if getattr(self, "_refiner", None) is not None:  # a rung is refined as a direct fit at its size would be
+                key = (cfg, self._n_leaves(est.estimator_)) if est.estimator_ is not reg else (cfg, None)
+                est.estimator_, est.refinement_ = self._refiner.refine(est.estimator_, cfg[0], key)
+                est._sk_order = est._sk_order and est.refinement_["kept"] is False
+                est._refiner = None
             out.append(est)
         return out
 
