@@ -50,15 +50,12 @@ __all__ = ["SumOfTreesClassifier"]
 #: digits (256 leaves) the refit adds 0.5 point of fidelity at 30 iterations and nothing more at 300.
 _REFIT_ITER = 50
 
-#: Rows a stale candidate is re-scored on to rank it in the queue (it is scored on all its rows
-#: before it is taken).
-_SCORE_ROWS = 2048
-
-#: A re-scored candidate is taken at once when its fresh gain is within this fraction of the best
-#: queued (older, mostly optimistic) gain, instead of re-scoring the queue down to a fresh top.
-#: On digits (3 seeds) it cuts the fit by a quarter at the same fidelity (0.791 / 0.936 / 0.981 at
-#: 16 / 64 / 256 leaves vs 0.786 / 0.944 / 0.978 with exact lazy greedy).
-_SLACK = 0.2
+#: The queue is an exact lazy greedy: a candidate whose rows moved since it was scored is re-scored on all
+#: its rows when it reaches the top, and taken only if it still beats every other queued gain, as FIGS,
+#: which re-scores every candidate after every split, would take it.  (Until 2026-12-02 a re-scored
+#: candidate within 20% of the top was taken at once and stale candidates were ranked on 2048 of their rows:
+#: on mnist1d's patterns that grew 4 trees where FIGS grows 2 at 16 leaves, 0.870 test fidelity against
+#: FIGS's 0.904; exact, 0.895, and the same fit time: benchmarks/RESULTS.md.)
 
 #: Floor on the diagonal Hessian q(1 - q) of each row and class.  Where a class the teacher gives
 #: mass has q near 0 the plain Newton step and gain blow up (a split of 7k digits rows asked for
@@ -110,7 +107,6 @@ class _Candidate:
     depth: int
     split: Split
     step: int  # the step whose gradients scored it
-    exact: bool = True  # scored on all its rows (not on a subset)
 
 
 @dataclass
@@ -192,23 +188,18 @@ class _Grower:
         self.all_rows = np.arange(self.n)
         self.moved_at = np.full(self.n, -1, dtype=np.int64)  # the last step that changed each row's logits
         self.fresh_sums: dict[tuple[int, int], np.ndarray] = {}  # exact sums of candidates scored at this step
-        self.push((-1, 0), _Candidate(self.all_rows, -1, 0, 0, self.score((-1, 0), self.all_rows, True)[0], self.step))
+        self.push((-1, 0), _Candidate(self.all_rows, -1, 0, 0, self.score((-1, 0), self.all_rows), self.step))
 
     def split_of(self, S: np.ndarray) -> Split:
         return best_newton_split(self.hist, S, self.K, l2=self.l2, min_leaf=self.min_leaf)
 
-    def score(self, key: tuple[int, int], rows: np.ndarray, exact: bool) -> tuple[Split, bool]:
-        """The best split of ``rows`` at the current gradients, and whether it used every row."""
+    def score(self, key: tuple[int, int], rows: np.ndarray) -> Split:
+        """The best split of ``rows`` at the current gradients (its bin sums kept for the step that takes it)."""
         if len(rows) == self.n:
-            return self.split_of(self.root_sums), True
-        if exact or len(rows) <= _SCORE_ROWS:
-            S = self.hist.sums(rows, self.V[rows])
-            self.fresh_sums[key] = S
-            return self.split_of(S), True
-        # An estimate from an evenly spread subset: enough to rank it in the queue; a candidate is
-        # scored on all its rows before it is taken.
-        sub = rows[:: int(np.ceil(len(rows) / _SCORE_ROWS))]
-        return self.split_of(self.hist.sums(sub, self.V[sub]) * (len(rows) / len(sub))), False
+            return self.split_of(self.root_sums)
+        S = self.hist.sums(rows, self.V[rows])
+        self.fresh_sums[key] = S
+        return self.split_of(S)
 
     def push(self, key: tuple[int, int], cand: _Candidate) -> None:
         self.cands[key] = cand
@@ -222,14 +213,10 @@ class _Grower:
         if cand is None:
             return key, None
         stale = cand.step < self.step and self.moved_at[cand.rows].max() >= cand.step
-        if stale or not cand.exact:
-            # its rows moved since it was scored (re-score at the current gradients), or it was
-            # ranked on a subset and is now on top (score it on every row)
-            cand.split, cand.exact = self.score(key, cand.rows, exact=not stale)
+        if stale:  # its rows moved since it was scored: re-score it, and take it only if it still leads
+            cand.split = self.score(key, cand.rows)
             cand.step = self.step
-            # Take it at once when it is still within _SLACK of the best queued (stale, mostly
-            # optimistic) gain; else queue it again.
-            if not (cand.exact and self.heap and cand.split.gain >= (1.0 - _SLACK) * -self.heap[0][0]):
+            if self.heap and cand.split.gain < -self.heap[0][0]:
                 self.push(key, cand)
                 return key, None
         return key, cand
