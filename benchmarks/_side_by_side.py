@@ -49,11 +49,9 @@ def _stage(name: str, seed: int, quick: bool) -> dict[str, Any]:
 
 def _paired(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
     """(mean(a) - mean(b), low, high): a paired 95% interval for the difference of two agreement rates."""
-    n = len(a)
-    d = a.astype(float) - b.astype(float)
-    diff = float(d.mean())
-    se = float(np.sqrt(max(np.mean(d * d) - diff**2, 0.0) / max(n, 1)))
-    return diff, diff - 1.96 * se, diff + 1.96 * se
+    from explain_distill._stats import paired_difference
+
+    return paired_difference(a, b)
 
 
 def _timed(fn):

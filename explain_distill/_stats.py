@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-__all__ = ["wilson_interval", "agreement"]
+__all__ = ["wilson_interval", "agreement", "paired_difference"]
 
 # Two-sided 95% normal quantile.
 Z95 = 1.959963984540054
@@ -34,3 +34,17 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
     if len(a) == 0:
         return math.nan
     return float(np.mean(a == b))
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray, w: np.ndarray | None = None, z: float = Z95) -> tuple[float, float, float]:
+    """(mean(a) - mean(b), low, high): the normal interval of the difference of two rates measured on the
+    same rows (``a``, ``b``: per-row 0/1 outcomes; ``w``: row weights, equal when None).  Its variance is
+    that of the per-row differences, so only the rows where the two disagree widen it (McNemar)."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    n = len(d)
+    if n == 0:
+        return (math.nan, math.nan, math.nan)
+    p = np.full(n, 1.0 / n) if w is None else np.asarray(w, dtype=np.float64) / max(float(np.sum(w)), 1e-12)
+    diff = float(p @ d)
+    se = math.sqrt(max(float(p @ d**2) - diff**2, 0.0) / n)
+    return diff, diff - z * se, diff + z * se

@@ -194,3 +194,20 @@ def test_least_faithful_leaves_rank_by_confidence():
     leaves = _leaf_fidelity(_View(), np.zeros((71, 1)), same)
     assert [d["leaf"] for d in leaves] == [3, 7, 5]
     assert leaves[1]["agreement"] == 0.0 and leaves[1]["coverage"] == 1
+
+
+def test_paired_difference_weights_count_as_repeated_rows_and_only_disagreements_widen_it():
+    from explain_distill._stats import paired_difference
+
+    a = np.array([1, 1, 0, 1, 0, 1], dtype=float)
+    b = np.array([1, 0, 0, 1, 1, 1], dtype=float)
+    w = np.array([1, 3, 1, 2, 1, 1], dtype=float)
+    rep_a, rep_b = np.repeat(a, w.astype(int)), np.repeat(b, w.astype(int))
+    diff, lo, hi = paired_difference(a, b, w)
+    assert diff == pytest.approx(rep_a.mean() - rep_b.mean())
+    # the spread is the weighted one; the count under the root is the rows given (6), not the weight
+    d = rep_a - rep_b
+    assert hi - diff == pytest.approx(1.959963984540054 * np.sqrt((np.mean(d**2) - d.mean() ** 2) / 6))
+    assert lo < diff < hi
+    assert paired_difference(a, a) == (0.0, 0.0, 0.0)  # no row disagrees: no width
+    assert all(np.isnan(paired_difference(np.array([]), np.array([]))))

@@ -22,8 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.tree import DecisionTreeRegressor
 
+from .._stats import paired_difference
 from ._hist import Binner, Histograms
 from ._sktree import NODE_FIELDS, make_regressor, node_depths
+from ._target import hard_targets
 
 __all__ = ["refine_splits", "Refinement", "bin_rows", "TreeRefiner"]
 
@@ -50,6 +52,10 @@ class _Shape:
         self.depth = node_depths(self.left, self.right)
         self.inner = self.left >= 0
 
+    def child(self, X: np.ndarray, rows: np.ndarray, node: np.ndarray) -> np.ndarray:
+        """The child of inner ``node`` (one per row) that each of ``rows`` goes to."""
+        return np.where(X[rows, self.feature[node]] <= self.threshold[node], self.left[node], self.right[node])
+
     def route(self, X: np.ndarray, rows: np.ndarray, start: int, *, visits: np.ndarray | None = None) -> np.ndarray:
         """The leaf each of ``rows`` reaches from node ``start``; ``visits`` (n_nodes,) counts rows per node passed."""
         node = np.full(len(rows), start, dtype=np.int64)
@@ -60,8 +66,7 @@ class _Shape:
                 visits += np.bincount(n, minlength=len(self.left))
             inner = self.inner[n]
             active, n = active[inner], n[inner]
-            go_left = X[rows[active], self.feature[n]] <= self.threshold[n]
-            node[active] = np.where(go_left, self.left[n], self.right[n])
+            node[active] = self.child(X, rows[active], n)
         return node
 
 
@@ -83,7 +88,7 @@ def refine_splits(reg: DecisionTreeRegressor, X: np.ndarray, T: np.ndarray, w: n
     K = T.shape[1]
     shape = _Shape(reg)
     rows = np.arange(len(X))
-    before = _agreement(shape, X, T, y, w)
+    before = _agreement(_node_sums(shape, X, T, w), y, w)
     if len(shape.left) == 0 or not shape.inner[0]:
         return reg, Refinement(0, 0, before, before)
     hist, edges = bins if bins is not None else bin_rows(X, w, max_bins=max_bins, random_state=random_state)
@@ -101,8 +106,8 @@ def refine_splits(reg: DecisionTreeRegressor, X: np.ndarray, T: np.ndarray, w: n
         changed += step
         if step == 0:
             break
-    out = _rebuild(reg, shape, X, T, w)
-    return out, Refinement(done, changed, before, _agreement(shape, X, T, y, w))
+    sums = _node_sums(shape, X, T, w)
+    return _rebuild(reg, shape, sums), Refinement(done, changed, before, _agreement(sums, y, w))
 
 
 def bin_rows(X: np.ndarray, w: np.ndarray, *, max_bins: int = 256, random_state: int | None = 0) -> tuple[Histograms, list[np.ndarray]]:
@@ -161,7 +166,7 @@ def _reach_at_depth(shape: _Shape, X: np.ndarray, d: int) -> np.ndarray:
     for _ in range(d):
         idx = np.flatnonzero(shape.inner[node])
         n = node[idx]
-        node[idx] = np.where(X[idx, shape.feature[n]] <= shape.threshold[n], shape.left[n], shape.right[n])
+        node[idx] = shape.child(X, idx, n)
     return node
 
 
@@ -172,15 +177,25 @@ def _leaf_labels(shape: _Shape, leaf: np.ndarray, y: np.ndarray, w: np.ndarray, 
     return np.argmax(M, axis=1)
 
 
-def _agreement(shape: _Shape, X: np.ndarray, T: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+@dataclass
+class _NodeSums:
+    """Per node: weighted mean target, weighted sum of squared targets, weight and row count; per row: its leaf."""
+
+    mean: np.ndarray
+    sq: np.ndarray
+    weight: np.ndarray
+    count: np.ndarray
+    leaf: np.ndarray
+
+
+def _agreement(sums: _NodeSums, y: np.ndarray, w: np.ndarray) -> float:
     """Weighted share of rows whose leaf's mean target has ``y``'s class on top."""
-    leaf = shape.route(X, np.arange(len(X)), 0)
-    V = _node_sums(shape, X, T, w)[0]
-    return float(np.sum(w * (np.argmax(V[leaf], axis=1) == y)) / max(float(w.sum()), 1e-12))
+    hit = np.argmax(sums.mean[sums.leaf], axis=1) == y
+    return float(np.sum(w * hit) / max(float(w.sum()), 1e-12))
 
 
-def _node_sums(shape: _Shape, X: np.ndarray, T: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per node: weighted mean target, weighted sum of squared targets, weight and row count."""
+def _node_sums(shape: _Shape, X: np.ndarray, T: np.ndarray, w: np.ndarray) -> _NodeSums:
+    """Every node's statistics over the rows passing it, and the leaf each row ends in (one descent)."""
     n_nodes, K = len(shape.left), T.shape[1]
     S1, S2 = np.zeros((n_nodes, K)), np.zeros((n_nodes, K))
     W, N = np.zeros(n_nodes), np.zeros(n_nodes, dtype=np.int64)
@@ -194,14 +209,13 @@ def _node_sums(shape: _Shape, X: np.ndarray, T: np.ndarray, w: np.ndarray) -> tu
         N += np.bincount(n, minlength=n_nodes)
         inner = shape.inner[n]
         active, n = active[inner], n[inner]
-        node[active] = np.where(X[active, shape.feature[n]] <= shape.threshold[n], shape.left[n], shape.right[n])
-    mean = S1 / np.maximum(W, 1e-12)[:, None]
-    return mean, S2, W, N
+        node[active] = shape.child(X, active, n)
+    return _NodeSums(S1 / np.maximum(W, 1e-12)[:, None], S2, W, N, node)
 
 
-def _rebuild(reg: DecisionTreeRegressor, shape: _Shape, X: np.ndarray, T: np.ndarray, w: np.ndarray) -> DecisionTreeRegressor:
-    """The regressor with the new splits and every node's statistics recomputed on the rows."""
-    mean, S2, W, N = _node_sums(shape, X, T, w)
+def _rebuild(reg: DecisionTreeRegressor, shape: _Shape, sums: _NodeSums) -> DecisionTreeRegressor:
+    """The regressor with the new splits and every node's statistics (``sums``, recomputed on the rows)."""
+    mean, S2, W, N = sums.mean, sums.sq, sums.weight, sums.count
     old = reg.tree_.__getstate__()
     values = np.asarray(old["values"], dtype=np.float64)[:, :, 0].copy()
     seen = W > 0
@@ -241,7 +255,7 @@ class TreeRefiner:
         self.X = np.asarray(X[rows], dtype=np.float32)
         self.P = np.asarray(P[rows], dtype=np.float64)
         self.w = np.asarray(w[rows], dtype=np.float64)
-        self.n_rows, self.subsampled = len(rows), bool(n > cap)
+        self.n_rows = len(rows)
         self.validation = validation
         self.min_samples_leaf = int(min_samples_leaf)
         self.random_state = random_state
@@ -254,7 +268,7 @@ class TreeRefiner:
             return self._cache[key]
         if self._bins is None:
             self._bins = bin_rows(self.X, self.w, random_state=self.random_state)
-        T = self.P if target == "soft" else np.eye(self.P.shape[1])[np.argmax(self.P, axis=1)]
+        T = self.P if target == "soft" else hard_targets(self.P)
         new, info = refine_splits(reg, self.X, T, self.w, min_samples_leaf=self.min_samples_leaf, bins=self._bins)
         record = {"changed": info.changed, "passes": info.passes, "fit_rows": self.n_rows,
                   "fit_before": info.agreement_before, "fit_after": info.agreement_after}
@@ -263,13 +277,11 @@ class TreeRefiner:
             Xv, Pv, wv = self.validation
             Xv = np.asarray(Xv, dtype=np.float32)
             ok_before, ok_after = (_agrees(m, Xv, Pv) for m in (reg, new))
-            wv = np.asarray(wv, dtype=np.float64) / max(float(np.sum(wv)), 1e-12)
-            before, after = float(wv @ ok_before), float(wv @ ok_after)
             # worse beyond chance: the paired 95% interval of the difference lies below 0
-            d = ok_after.astype(np.float64) - ok_before
-            se = float(np.sqrt(max(float(wv @ d**2) - (after - before) ** 2, 0.0) / max(len(d), 1)))
-            record.update(validation_before=before, validation_after=after, validation_upper=after - before + 1.96 * se)
-            kept = after - before + 1.96 * se >= 0.0
+            diff, _, upper = paired_difference(ok_after, ok_before, wv)
+            before = float(np.average(ok_before, weights=wv))
+            record.update(validation_before=before, validation_after=before + diff, validation_upper=upper)
+            kept = upper >= 0.0
         record["kept"] = bool(kept)
         out = (new if kept else reg, record)
         self._cache[key] = out
