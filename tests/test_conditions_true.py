@@ -121,6 +121,20 @@ def test_every_leaf_rule_selects_exactly_the_rows_the_tree_routes_there(case):
         np.testing.assert_array_equal(pred(R), leaf_of == leaf, err_msg=f"{name}: leaf {leaf}: {text}")
 
 
+def test_a_refined_trees_leaf_rules_are_true_as_printed(case):
+    """The refined tree (distill's default, its thresholds re-chosen on binned midpoints) reads as true."""
+    name, data, result, R = case
+    refined = ed.distill(result.teacher, data, surrogates=["tree"], queries={"jitter": 600, "mixup": 600}, frontier=False,
+                         params={"tree": {"max_leaf_nodes": 24, "max_depth": None, "refine": True}}, seed=0)
+    tree = refined.surrogates["tree"]
+    assert tree.refinement_["changed"] > 0 and tree.refinement_["kept"], name
+    view = ed.TreeView.of(tree)
+    leaf_of = view.leaf_of(data.X_test)
+    for leaf, text in view.rules():
+        pred = _Predicate(text, data.feature_names, _onehot(data))
+        np.testing.assert_array_equal(pred(R), leaf_of == leaf, err_msg=f"{name}: leaf {leaf}: {text}")
+
+
 def test_every_rule_of_the_list_fires_on_exactly_the_rows_the_model_sends_there(case):
     name, data, result, R = case
     view = result.surrogates["rules"].view()
