@@ -96,7 +96,7 @@ def _gate_words(bar: float, gate: str) -> str:
     if gate == "agreement":
         return f"bar {bar:g} on the lower end of the 95% interval of agreement (agreement-only gate)"
     return (f"bar {bar:g} on the lower end of the 95% interval of agreement, and every class the teacher predicts on "
-            f"at least 5% of the rows reproduced")
+            f"at least 10 rows reproduced")
 
 
 def _header(dataset: Mapping[str, Any], teacher: Mapping[str, Any], temperature: float, transfer: Mapping[str, int] | None) -> str:

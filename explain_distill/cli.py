@@ -192,7 +192,7 @@ def _gate_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--gate", choices=("per_class", "agreement"), default=None,
         help="how the bar is held: 'per_class' (default) passes when the lower end of the 95%% interval of agreement "
-        "reaches it AND every class the teacher predicts on at least 5%% of the rows is reproduced (the lower end of "
+        "reaches it AND every class the teacher predicts on at least 10 rows is reproduced (the lower end of "
         "its agreement interval reaches --min-class-agreement), so a surrogate that ignores a class fails; "
         "'agreement' checks agreement alone",
     )

@@ -210,3 +210,19 @@ def test_a_numeric_row_id_is_refused_unless_kept(tmp_path):
     assert "rownames" in data.feature_names
     with pytest.raises(ValueError, match="not columns of penguins.csv"):
         ed.Dataset.from_csv(path, target="species", keep_columns=["row_id"])
+
+
+def test_a_constant_fails_when_the_small_class_is_under_5_percent_but_has_rows_enough():
+    """91/9 table, a teacher that gives the small class 27 of 750 rows (3.6%): the constant answer agrees on
+    96.4% and has kappa 0; the small class, missed on all 27 rows, fails it (it passed while classes under 5%
+    of the rows went unchecked)."""
+    t = np.r_[np.zeros(723, int), np.ones(27, int)]
+    stats = agreement_stats(t, np.zeros(750, int), 2)
+    assert stats.agreement == pytest.approx(0.964) and stats.kappa == 0.0
+    verdict = decide(stats, Gate(0.9), ["stays", "leaves"])
+    assert not verdict.passed and verdict.failed_classes == ["leaves"]
+    assert "27 of the 750 rows" in verdict.reason
+    # a surrogate that reproduces the small class passes on the same rows
+    good = t.copy()
+    good[:5] = 1  # five false alarms on the large class
+    assert decide(agreement_stats(t, good, 2), Gate(0.9)).passed

@@ -387,7 +387,7 @@ class AuditResult:
     ``passed`` follows :func:`explain_distill._gate.decide`: the *lower* end of the 95% Wilson
     interval of top-1 agreement must reach ``min_agreement`` (so a small sample cannot pass by
     luck) and, with ``gate="per_class"`` (the default), every class the teacher predicts on at
-    least 5% of the rows must be reproduced (so a surrogate that ignores a class cannot pass on an
+    least 10 rows must be reproduced (so a surrogate that ignores a class cannot pass on an
     imbalanced table).  ``metrics`` holds ``agreement``, ``constant_baseline``, ``kappa``,
     ``balanced`` and, when the surrogate has ``predict_proba``, ``kl``, ``js``, ``tv`` and
     ``brier`` (means, nats); ``intervals`` the 95% intervals of agreement, kappa and balanced
@@ -499,7 +499,7 @@ def audit(
 
     Passed per :func:`explain_distill._gate.decide`: the lower end of the 95% Wilson interval of
     top-1 agreement is >= ``min_agreement`` (default: the run's bar, else 0.95) and, with
-    ``gate="per_class"``, every teacher class holding at least 5% of the rows (and 10 rows) is
+    ``gate="per_class"``, every teacher class holding at least 10 rows is
     reproduced: the lower end of its agreement interval reaches ``min_class_agreement``.
     ``gate="agreement"`` checks agreement alone (the rule before kappa and classes were measured).
     ``X`` is processed ``batch_size`` rows at a time (it may be a memory-mapped array).

@@ -179,7 +179,7 @@ def _verdict_text(raw: list[dict], feats: list[dict], others: list[dict], bar: f
     raw_ok = [r for r in raw if r["cleared"]]
     feat_ok = [r for r in feats if r["cleared"]]
     bar_words = (f"the bar of {_pct(bar)} agreement with the teacher (the lower end of the 95% interval must reach it, "
-                 f"and every class the teacher predicts on at least 5% of the rows must be reproduced)")
+                 f"and every class the teacher predicts on at least 10 rows must be reproduced)")
     verb = lambda rows: "es" if len(rows) == 1 else ""  # noqa: E731
     if raw_ok:
         outcome = "inputs"

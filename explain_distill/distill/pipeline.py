@@ -139,7 +139,7 @@ def distill(
     gate : {"per_class", "agreement"}, default="per_class"
         How the bar is held (:func:`explain_distill._gate.decide`): ``"per_class"`` passes when the
         lower end of the 95% interval of agreement reaches the bar *and* every teacher class holding
-        at least 5% of the rows is reproduced (the lower end of its interval reaches 0.5), so a
+        at least 10 rows is reproduced (the lower end of its interval reaches 0.5), so a
         surrogate that ignores a class never passes; ``"agreement"`` checks agreement alone.
     min_class_agreement : float in [0, 1], default=0.5
         The per-class gate's floor on the lower end of each sizeable class's agreement interval.
