@@ -52,6 +52,20 @@ def test_real_column_is_not_mistaken_for_integer():
     assert s.low.tolist() == [0.5, 0.0, 0.0] and s.high.tolist() == [39.5, 1.0, 117.0]
 
 
+def test_amounts_in_cents_are_real_however_large():
+    """Incomes of tens of thousands with cents: no cent amount within a relative 1e-4 of a whole number
+    may make the column integer (its printed thresholds would be rounded, and false)."""
+    rng = np.random.default_rng(0)
+    cents = np.round(rng.uniform(5_000, 90_000, 500), 2)
+    cents[np.abs(cents - np.round(cents)) < 0.005] += 0.37  # no whole amounts at all
+    s = infer_schema(np.column_stack([cents, np.round(cents)]), ["income", "income_rounded"])
+    assert s.kinds == ["real", "integer"]
+    # whole numbers stored as float32 and scaled to unit variance and back still read as integers
+    big = rng.integers(0, 2_000_000, 500).astype(np.float64)
+    back = ((big - big.mean()) / big.std()).astype(np.float32).astype(np.float64) * big.std() + big.mean()
+    assert infer_schema(back[:, None], ["count"]).kinds == ["integer"]
+
+
 def test_schema_survives_save_and_load(tmp_path):
     data = ed.Dataset.from_csv(_mixed_csv(tmp_path), target="label")
     save_dataset(data, tmp_path / "d")

@@ -27,9 +27,12 @@ __all__ = ["Column", "ColumnKind", "Domain", "ObservedValues", "Schema", "infer_
 ColumnKind = Literal["real", "integer", "binary", "onehot"]
 COLUMN_KINDS: tuple[str, ...] = ("real", "integer", "binary", "onehot")
 
-#: A value counts as a whole number when it is within this of one, relative to its size
-#: (float32 storage of scaled inputs loses ~1e-7 relative; a real measurement is far from it).
-_INTEGER_TOL = 1e-4
+#: A column is whole numbers when every value is within this of one, relative to the column's largest
+#: magnitude: float32 storage of a scaled column loses ~6e-8 of |x - mean| <= 2 max|x|, and a real
+#: measurement is far from it.  Until 2026-12-03 it was 1e-4 relative to each value: amounts in cents above
+#: 5,000 (51079,80) all sat within it, the column read as integer and a printed threshold 11955.73 became
+#: "<= 11955", false for a row of 11955.50.
+_INTEGER_TOL = 1e-6
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,7 @@ class Schema:
 
 
 def _is_integral(col: np.ndarray) -> bool:
-    return bool(np.all(np.abs(col - np.round(col)) <= _INTEGER_TOL * np.maximum(1.0, np.abs(col))))
+    return bool(np.all(np.abs(col - np.round(col)) <= _INTEGER_TOL * max(1.0, float(np.max(np.abs(col))))))
 
 
 def infer_schema(
